@@ -1,0 +1,44 @@
+"""The `nse` command: the engine's features from a terminal, with progress bars and plain errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from nse_engine.errors import Cancelled, NseError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nse_engine.cli import editing, models, stats, store
+
+    parser = argparse.ArgumentParser(prog="nse", description="NSE Studio: sequential knowledge editing of local LLMs.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (models, stats, store, editing):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.run(args) or 0)
+    except NseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Cancelled:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

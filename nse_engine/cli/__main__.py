@@ -1,0 +1,5 @@
+import sys
+
+from nse_engine.cli import main
+
+sys.exit(main())

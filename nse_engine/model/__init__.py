@@ -1,0 +1,1 @@
+"""Loading local causal LMs and finding the modules NSE edits."""

@@ -1,0 +1,35 @@
+"""Where NSE Studio keeps its files, per user (platformdirs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "nse-studio"
+
+
+def data_dir() -> Path:
+    """Converted models, projects' default location, the recent-models list, logs.
+
+    `NSE_DATA_DIR` overrides it (tests, portable installs).
+    """
+    override = os.environ.get("NSE_DATA_DIR")
+    path = Path(override) if override else platformdirs.user_data_path(APP_NAME, appauthor=False)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir() -> Path:
+    """Key statistics and other recomputable caches. `NSE_CACHE_DIR` overrides it."""
+    override = os.environ.get("NSE_CACHE_DIR")
+    path = Path(override) if override else platformdirs.user_cache_path(APP_NAME, appauthor=False)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_dir() -> Path:
+    path = data_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,72 @@
+"""Progress reporting and cooperative cancellation shared by every long engine operation."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from nse_engine.errors import Cancelled
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress record: which phase a job is in and how far along it is."""
+
+    phase: str  # e.g. "computing statistics", "target states", "layer updates", "evaluation"
+    done: int
+    total: int | None  # None when the amount of work is unknown
+    message: str = ""
+    elapsed_s: float = 0.0
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return min(1.0, self.done / self.total)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left in this phase, extrapolated from the rate so far."""
+        frac = self.fraction
+        if not frac or self.elapsed_s <= 0:
+            return None
+        return self.elapsed_s * (1.0 - frac) / frac
+
+
+class JobControl:
+    """Passed into engine operations: they report progress through it and poll it for cancellation.
+
+    The app wires `on_progress` to a Qt signal, the CLI to a progress bar; engine code never
+    knows which.
+    """
+
+    def __init__(self, on_progress: Callable[[Progress], None] | None = None) -> None:
+        self._on_progress = on_progress
+        self._cancel = threading.Event()
+        self._phase_started: dict[str, float] = {}
+
+    def report(self, phase: str, done: int, total: int | None = None, message: str = "") -> None:
+        """Send a progress record, then stop the job if cancellation was requested."""
+        started = self._phase_started.setdefault(phase, time.monotonic())
+        if self._on_progress is not None:
+            self._on_progress(Progress(phase, done, total, message, time.monotonic() - started))
+        self.check_cancelled()
+
+    def cancel(self) -> None:
+        """Ask the running job to stop at its next check (thread-safe)."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled("cancelled by the user")
+
+
+def silent() -> JobControl:
+    """A control for callers that want neither progress nor cancellation."""
+    return JobControl()

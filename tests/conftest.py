@@ -1,0 +1,21 @@
+import os
+import sys
+from pathlib import Path
+
+# Qt binding choice must be settled before qasync/pyqtgraph are imported anywhere.
+os.environ.setdefault("QT_API", "pyside6")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory, monkeypatch):
+    """Every test writes its data and caches to temporary folders, never the user's."""
+    root = tmp_path_factory.mktemp("nse-home")
+    monkeypatch.setenv("NSE_DATA_DIR", str(root / "data"))
+    monkeypatch.setenv("NSE_CACHE_DIR", str(root / "cache"))

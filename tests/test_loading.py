@@ -1,0 +1,127 @@
+"""Loading local models: success on every family, and a clear message for each user mistake."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from nse_engine.errors import InsufficientMemoryError, ModelLoadError
+from nse_engine.model.loading import check_memory, load_model
+from tiny import TINY_CONFIGS, save_model
+
+
+@pytest.mark.parametrize("kind", sorted(TINY_CONFIGS))
+def test_loads_saved_folder_on_cpu_float32(tmp_path, kind):
+    folder = save_model(kind, tmp_path / kind)
+    loaded = load_model(folder, device="cpu")
+    assert loaded.device == torch.device("cpu")
+    assert loaded.dtype == torch.float32
+    assert not loaded.model.training
+    assert all(not p.requires_grad for p in loaded.model.parameters())
+    assert loaded.tokenizer.pad_token is not None
+    assert loaded.describe()["layers"] == 4
+
+
+def test_dtype_override(tmp_path):
+    folder = save_model("llama", tmp_path / "m")
+    loaded = load_model(folder, device="cpu", dtype="bfloat16")
+    assert next(loaded.model.parameters()).dtype == torch.bfloat16
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_model(tmp_path / "nowhere")
+
+
+def test_folder_without_config(tmp_path):
+    (tmp_path / "weights.txt").write_text("x")
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        load_model(tmp_path)
+
+
+def test_folder_without_config_points_to_its_gguf(tmp_path):
+    (tmp_path / "model.Q4.gguf").write_bytes(b"GGUF")
+    with pytest.raises(ModelLoadError, match="choose that .gguf file"):
+        load_model(tmp_path)
+
+
+def test_encoder_only_config(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
+    with pytest.raises(ModelLoadError, match="encoder-only model \\(bert\\)"):
+        load_model(tmp_path)
+
+
+def test_encoder_decoder_config(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "t5", "is_encoder_decoder": True}))
+    with pytest.raises(ModelLoadError, match="encoder-decoder"):
+        load_model(tmp_path)
+
+
+def test_missing_weights(tmp_path):
+    folder = save_model("gpt2", tmp_path / "m")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="no weights"):
+        load_model(folder)
+
+
+def test_missing_shard_listed_in_index(tmp_path):
+    folder = save_model("gpt2", tmp_path / "m")
+    (folder / "model.safetensors").rename(folder / "model-00001-of-00002.safetensors")
+    index = {"metadata": {}, "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelLoadError, match="missing the weight file model-00002-of-00002"):
+        load_model(folder)
+
+
+def test_truncated_weights(tmp_path):
+    folder = save_model("llama", tmp_path / "m")
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="truncated"):
+        load_model(folder)
+
+
+def test_garbage_weights(tmp_path):
+    folder = save_model("llama", tmp_path / "m")
+    (folder / "model.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(ModelLoadError, match="damaged"):
+        load_model(folder)
+
+
+def test_broken_tokenizer(tmp_path):
+    folder = save_model("llama", tmp_path / "m")
+    (folder / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="tokenizer .* cannot be loaded"):
+        load_model(folder)
+
+
+def test_not_a_gguf_file(tmp_path):
+    bogus = tmp_path / "model.gguf"
+    bogus.write_bytes(b"not a gguf file at all")
+    with pytest.raises(ModelLoadError, match="not a readable GGUF"):
+        load_model(bogus)
+
+
+def test_other_file_is_refused(tmp_path):
+    f = tmp_path / "model.txt"
+    f.write_text("hello")
+    with pytest.raises(ModelLoadError, match="not a .gguf model"):
+        load_model(f)
+
+
+def test_memory_estimate_refuses_with_numbers():
+    with pytest.raises(InsufficientMemoryError, match=r"needs about [\d.]+ GiB but only [\d.]+ GiB is free"):
+        check_memory(2**50, torch.device("cpu"), torch.float32, "huge-model")
+
+
+def test_cli_reports_user_error_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "nse_engine.cli", "info", str(tmp_path / "missing")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,101 @@
+"""Tiny randomly initialised models and a tokenizer, built in the test process (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    GPT2Config,
+    GPTJConfig,
+    GPTNeoXConfig,
+    LlamaConfig,
+    MistralConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+)
+
+_TEXT = """The capital of France is Paris. The capital of Germany is Berlin. Rome is the capital of Italy.
+Danielle Darrieux is a native speaker of French. The Eiffel Tower is located in Paris.
+Toko Yasuda plays the guitar. Apple was founded by Steve Jobs. London is a city in England.
+The mother tongue of Thomas Joannes Stieltjes is Dutch. Madrid is the capital of Spain.
+Heihe is a city in the country of China. Canberra is the capital of Australia. Tokyo is in Japan.
+I think that you should know this. Because of the rain, we stayed home. Therefore it is true.
+"""
+
+# One entry per architecture family the engine must support; tiny but structurally faithful
+# (d_ff differs from hidden so the MLP output projection is recognisable by shape).
+TINY_CONFIGS = {
+    "gpt2": lambda v: GPT2Config(vocab_size=v, bos_token_id=0, eos_token_id=0, n_positions=128, n_embd=32, n_layer=4, n_head=4, n_inner=80),
+    "gptj": lambda v: GPTJConfig(vocab_size=v, bos_token_id=0, eos_token_id=0, n_positions=128, n_embd=32, n_layer=4, n_head=4, rotary_dim=4, n_inner=80),
+    "gpt_neox": lambda v: GPTNeoXConfig(
+        vocab_size=v, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+        intermediate_size=80, max_position_embeddings=128,
+    ),
+    "llama": lambda v: LlamaConfig(
+        vocab_size=v, hidden_size=32, intermediate_size=72, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+    ),
+    "mistral": lambda v: MistralConfig(
+        vocab_size=v, hidden_size=32, intermediate_size=72, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+    ),
+    "qwen2": lambda v: Qwen2Config(
+        vocab_size=v, hidden_size=32, intermediate_size=72, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+    ),
+    # SmolLM2 is a Llama with tied embeddings
+    "smollm": lambda v: LlamaConfig(
+        vocab_size=v, hidden_size=32, intermediate_size=72, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        tie_word_embeddings=True,
+    ),
+}
+
+
+def make_tokenizer(add_bos: bool = False) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained on a few sentences; like SmolLM2's it adds no BOS."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|endoftext|>", "<|bos|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(_TEXT.splitlines() * 4, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|bos|>", pad_token="<|endoftext|>"
+    )
+    if add_bos:
+        from tokenizers.processors import TemplateProcessing
+
+        fast._tokenizer.post_processor = TemplateProcessing(
+            single="<|bos|> $A", special_tokens=[("<|bos|>", fast.bos_token_id)]
+        )
+    return fast
+
+
+def make_model(kind: str, tokenizer: PreTrainedTokenizerFast | None = None, seed: int = 0) -> PreTrainedModel:
+    tokenizer = tokenizer or make_tokenizer()
+    torch.manual_seed(seed)
+    config = TINY_CONFIGS[kind](len(tokenizer))
+    config.architectures = [AutoModelForCausalLM._model_mapping[type(config)].__name__]
+    config.eos_token_id = tokenizer.eos_token_id
+    config.bos_token_id = tokenizer.bos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    model = AutoModelForCausalLM.from_config(config)
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def save_model(kind: str, folder: Path, seed: int = 0) -> Path:
+    tokenizer = make_tokenizer()
+    model = make_model(kind, tokenizer, seed)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
