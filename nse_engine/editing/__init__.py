@@ -1,0 +1,1 @@
+"""NSE: neuron-level sequential editing of the MLP output projections of a few layers."""

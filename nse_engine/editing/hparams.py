@@ -1,0 +1,106 @@
+"""NSE hyper-parameters: the paper's presets for its three models, and derived settings for others."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from transformers import PreTrainedModel
+
+
+@dataclass
+class NseHyperParams:
+    """Every knob of one NSE edit round. All can be overridden by the user."""
+
+    layers: tuple[int, ...]  # consecutive blocks whose MLP output projections are edited
+    v_loss_layer: int  # block whose output feeds the target-state loss (the last block)
+    v_lr: float  # Adam learning rate of the target-state delta
+    v_num_grad_steps: int  # Adam steps per target state
+    alpha: float  # a fact within this distance of its target state needs no further pass
+    upper_bound: float  # a fact farther than this from its target state is not edited (outlier)
+    mom2_update_weight: float  # weight of the general-text key covariance C in the solve
+    neuron_threshold: float  # share of summed |key| covered by the updated neurons (1.0 = all)
+    clamp_norm_factor: float = 0.75  # ‖delta‖ ≤ factor · ‖h‖
+    v_weight_decay: float = 0.5
+    kl_factor: float = 0.0625  # keeps "{subject} is a" predictions close to the original
+    max_iterations: int = 3  # editing passes per round (the paper's meaning, not the code's)
+    context_prefixes: int = 5  # generated text prefixes in front of each prompt (plus the bare prompt)
+    context_prefix_tokens: int = 8  # length of each generated prefix
+    stats_tokens: int = 0  # token positions for C; 0 = the statistics module's default
+    source: str = "derived"  # "preset:<name>", "derived" or "derived+user"
+    notes: dict[str, str] = field(default_factory=dict)  # how each derived value was chosen
+
+    def to_dict(self) -> dict[str, object]:
+        data = dataclasses.asdict(self)
+        data["layers"] = list(self.layers)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NseHyperParams:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["layers"] = tuple(int(x) for x in values["layers"])
+        return cls(**values)
+
+    def with_overrides(self, **overrides: object) -> NseHyperParams:
+        """A copy with user-set values; unknown names are an error, not silently ignored."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"unknown NSE setting(s): {', '.join(sorted(unknown))}")
+        if "layers" in overrides:
+            overrides["layers"] = tuple(int(x) for x in overrides["layers"])  # type: ignore[union-attr]
+        source = self.source if self.source.endswith("+user") else f"{self.source}+user"
+        return dataclasses.replace(self, **overrides, source=source)  # type: ignore[arg-type]
+
+    def validate(self, n_layers: int) -> None:
+        if not self.layers:
+            raise ValueError("at least one layer must be edited")
+        if list(self.layers) != list(range(self.layers[0], self.layers[-1] + 1)):
+            raise ValueError(f"edited layers must be consecutive, got {list(self.layers)}")
+        if self.layers[0] < 0 or self.layers[-1] >= n_layers:
+            raise ValueError(f"edited layers {list(self.layers)} are outside the model's 0..{n_layers - 1}")
+        if not 0 < self.neuron_threshold <= 1:
+            raise ValueError("neuron_threshold must be in (0, 1]")
+        if not 0 <= self.alpha < self.upper_bound:
+            raise ValueError("alpha must be ≥ 0 and below upper_bound")
+        if self.max_iterations < 1 or self.v_num_grad_steps < 1:
+            raise ValueError("max_iterations and v_num_grad_steps must be at least 1")
+
+
+def _paper(layers: range, v_loss_layer: int, v_lr: float, steps: int, alpha: float, upper: float,
+           mom2: float, threshold: float, name: str) -> NseHyperParams:
+    return NseHyperParams(
+        layers=tuple(layers), v_loss_layer=v_loss_layer, v_lr=v_lr, v_num_grad_steps=steps,
+        alpha=alpha, upper_bound=upper, mom2_update_weight=mom2, neuron_threshold=threshold,
+        source=f"preset:{name}",
+    )
+
+
+# The authors' released configurations (layers inclusive).
+PRESETS: dict[str, NseHyperParams] = {
+    "gpt2-xl": _paper(range(13, 18), 47, 0.5, 20, 35.0, 150.0, 10000.0, 1.0, "gpt2-xl"),
+    "gpt-j-6b": _paper(range(3, 9), 27, 0.5, 25, 15.0, 100.0, 15000.0, 0.8, "gpt-j-6b"),
+    "llama-3-8b": _paper(range(4, 9), 31, 0.1, 25, 2.5, 50.0, 15000.0, 1.0, "llama-3-8b"),
+}
+
+
+def preset_name(model: PreTrainedModel) -> str | None:
+    """Recognise the paper's three models by their shape, whatever folder they were loaded from."""
+    c = model.config
+    layers = getattr(c, "num_hidden_layers", None)
+    hidden = getattr(c, "hidden_size", None)
+    if c.model_type == "gpt2" and layers == 48 and hidden == 1600:
+        return "gpt2-xl"
+    if c.model_type == "gptj" and layers == 28 and hidden == 4096:
+        return "gpt-j-6b"
+    if c.model_type == "llama" and layers == 32 and hidden == 4096 and getattr(c, "vocab_size", 0) == 128256:
+        return "llama-3-8b"
+    return None
+
+
+def relative_depth_layers(n_layers: int) -> tuple[int, ...]:
+    """Blocks at the relative depth of Llama-3-8B's 4..8 of 32 (12.5 %–25 % of the stack)."""
+    first = round(4 / 32 * n_layers)
+    last = max(first, min(n_layers - 1, round(8 / 32 * n_layers)))
+    return tuple(range(first, last + 1))

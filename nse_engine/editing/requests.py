@@ -1,0 +1,85 @@
+"""What a user asks to edit, and what became of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class NeighborhoodCheck:
+    """A prompt about another subject whose answer must not change (specificity)."""
+
+    prompt: str
+    target: str
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """One fact to write: `prompt.format(subject)` should be completed by `target_new`."""
+
+    subject: str
+    prompt: str  # template with "{}" where the subject goes
+    target_new: str
+    target_true: str | None = None
+    paraphrases: tuple[str, ...] = ()  # full prompts (subject filled in) that should also give target_new
+    neighborhood: tuple[NeighborhoodCheck, ...] = ()
+    relation: str | None = None
+    fact_id: int | None = None  # row id in the project's edit log, when it came from one
+
+    @property
+    def text(self) -> str:
+        return self.prompt.format(self.subject)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "subject": self.subject,
+            "prompt": self.prompt,
+            "target_new": self.target_new,
+            "target_true": self.target_true,
+            "paraphrases": list(self.paraphrases),
+            "neighborhood": [{"prompt": n.prompt, "target": n.target} for n in self.neighborhood],
+            "relation": self.relation,
+            "fact_id": self.fact_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EditRequest:
+        return cls(
+            subject=data["subject"],
+            prompt=data["prompt"],
+            target_new=data["target_new"],
+            target_true=data.get("target_true"),
+            paraphrases=tuple(data.get("paraphrases") or ()),
+            neighborhood=tuple(NeighborhoodCheck(n["prompt"], n["target"]) for n in data.get("neighborhood") or ()),
+            relation=data.get("relation"),
+            fact_id=data.get("fact_id"),
+        )
+
+
+@dataclass
+class FactOutcome:
+    """Whether one request of a round was written into the weights, and how close it got."""
+
+    request: EditRequest
+    applied: bool
+    reason: str | None = None  # why not, when not applied
+    distance_before: float = 0.0  # ‖z − h‖ at the last edited layer before the round
+    distance_after: float = 0.0
+
+
+@dataclass
+class RoundResult:
+    """The record of one edit round, as returned to the caller after it was committed."""
+
+    round_index: int
+    outcomes: list[FactOutcome]
+    editing_passes: int
+    seconds_by_phase: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def applied(self) -> list[FactOutcome]:
+        return [o for o in self.outcomes if o.applied]
+
+    @property
+    def not_applied(self) -> list[FactOutcome]:
+        return [o for o in self.outcomes if not o.applied]

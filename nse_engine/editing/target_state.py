@@ -1,0 +1,196 @@
+"""Target states z: the hidden state at the last edited layer that makes the model say target_new.
+
+Computed with the ORIGINAL weights of the edited layers (weights rewinding; the caller swaps
+them in) by a few Adam steps on one delta per fact, added at the subject's last token of the
+prompt and of each context-prefixed copy. The blocks up to the delta run once per chunk of
+facts; each step runs only the blocks above, and the LM head only where targets are scored.
+All facts of a chunk are optimised together, each with its own delta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.prompts import tokenize_at_subject
+from nse_engine.editing.requests import EditRequest
+from nse_engine.editing.tracing import SuffixReplay
+from nse_engine.model.architecture import EditPoints
+from nse_engine.model.tokens import encode_target
+from nse_engine.progress import JobControl
+
+_EARLY_STOP_LOSS = 5e-2
+_KL_TEMPLATE = "{} is a"
+
+
+@dataclass
+class TargetStates:
+    z: torch.Tensor  # (n, hidden) target states at the last edited layer, float32
+    h_init: torch.Tensor  # (n, hidden) original hidden states there
+    loss: torch.Tensor  # (n,) final loss of each fact's optimisation
+    steps: torch.Tensor  # (n,) Adam steps each fact took
+
+
+@dataclass
+class _Batch:
+    """One chunk of facts laid out for SuffixReplay: rewriting rows then one KL row per fact,
+    left-padded so every row's subject token sits at position `split`. Target coordinates are
+    relative to `split`."""
+
+    input_ids: torch.Tensor  # (rows, seq)
+    attention_mask: torch.Tensor  # (rows, seq)
+    position_ids: torch.Tensor  # (rows, seq)
+    split: int
+    row_fact: torch.Tensor  # (rows,) which fact each row belongs to
+    target_rows: torch.Tensor  # (t,) row of each scored target token
+    target_cols: torch.Tensor  # (t,) position (from split) whose logits predict it
+    target_ids: torch.Tensor  # (t,)
+    target_fact: torch.Tensor  # (t,) fact of each scored token
+    target_weight: torch.Tensor  # (t,) 1 / (len(target) * rewriting rows of the fact)
+    kl_rows: torch.Tensor  # (n,) the "{subject} is a" row of each fact
+    bare_rows: torch.Tensor  # (n,) the prompt without prefix of each fact
+
+
+def _rows(tokenizer, req: EditRequest, prefixes: list[str]) -> list[tuple[list[int], int, list[int]]]:
+    """(ids, subject index, target ids scored after the prompt) for each row of one fact."""
+    target = encode_target(tokenizer, req.target_new)
+    rows = []
+    for prefix in ["", *prefixes]:
+        ids, last = tokenize_at_subject(tokenizer, prefix, req.prompt, req.subject)
+        rows.append((ids + target[:-1], last, target, len(ids)))
+    ids, last = tokenize_at_subject(tokenizer, "", _KL_TEMPLATE, req.subject)
+    rows.append((ids, last, [], len(ids)))
+    return rows
+
+
+def suffix_length(tokenizer, req: EditRequest, prefixes: list[str]) -> int:
+    """Tokens from the subject's last token to the end, the per-step cost of a fact."""
+    return max(len(ids) - last for ids, last, _, _ in _rows(tokenizer, req, prefixes))
+
+
+def _layout(tokenizer, requests: list[EditRequest], prefixes: list[str], device: torch.device) -> _Batch:
+    per_fact = [_rows(tokenizer, req, prefixes) for req in requests]
+    split = max(last for rows in per_fact for _, last, _, _ in rows)
+    n_rewrite = len(prefixes) + 1
+    seqs: list[list[int]] = []
+    row_fact, kl_rows, bare_rows = [], [], []
+    t_rows, t_cols, t_ids, t_fact, t_weight = [], [], [], [], []
+    ordered = [(f, r) for f in range(len(requests)) for r in range(n_rewrite)]
+    ordered += [(f, n_rewrite) for f in range(len(requests))]
+    for f, r in ordered:
+        ids, last, target, prompt_len = per_fact[f][r]
+        if r == 0:
+            bare_rows.append(len(seqs))
+        if r == n_rewrite:
+            kl_rows.append(len(seqs))
+        for j, tok in enumerate(target):
+            t_rows.append(len(seqs))
+            t_cols.append(prompt_len - 1 + j - last)
+            t_ids.append(tok)
+            t_fact.append(f)
+            t_weight.append(1.0 / (len(target) * n_rewrite))
+        seqs.append([-1] * (split - last) + ids)  # -1 marks left padding
+        row_fact.append(f)
+    width = max(len(s) for s in seqs)
+    padded = torch.tensor([s + [-1] * (width - len(s)) for s in seqs])  # (rows, seq)
+    mask = (padded >= 0).long()
+    input_ids = torch.where(mask.bool(), padded, torch.full_like(padded, tokenizer.pad_token_id))
+    position_ids = (mask.cumsum(1) - 1).clamp_min(0)
+
+    def t(values: list, dtype=torch.long) -> torch.Tensor:
+        return torch.tensor(values, dtype=dtype, device=device)
+
+    return _Batch(
+        input_ids.to(device), mask.to(device), position_ids.to(device), split, t(row_fact), t(t_rows),
+        t(t_cols), t(t_ids), t(t_fact), t(t_weight, torch.float32), t(kl_rows), t(bare_rows),
+    )
+
+
+def compute_target_states(
+    model: nn.Module,
+    tokenizer,
+    points: EditPoints,
+    requests: list[EditRequest],
+    hp: NseHyperParams,
+    prefixes: list[str],
+    control: JobControl,
+    chunk_size: int = 32,
+) -> TargetStates:
+    """z for every request, optimised in memory-bounded chunks of facts of similar length."""
+    order = sorted(range(len(requests)), key=lambda i: suffix_length(tokenizer, requests[i], prefixes))
+    parts: list[TargetStates] = []
+    for start in range(0, len(order), chunk_size):
+        chunk = [requests[i] for i in order[start : start + chunk_size]]
+        parts.append(_optimise_chunk(model, tokenizer, points, chunk, hp, prefixes, control, start, len(requests)))
+    merged = [torch.cat([getattr(p, name) for p in parts]) for name in ("z", "h_init", "loss", "steps")]
+    inverse = torch.argsort(torch.tensor(order))
+    return TargetStates(*(m[inverse] for m in merged))
+
+
+def _optimise_chunk(
+    model: nn.Module,
+    tokenizer,
+    points: EditPoints,
+    requests: list[EditRequest],
+    hp: NseHyperParams,
+    prefixes: list[str],
+    control: JobControl,
+    done_before: int,
+    total: int,
+) -> TargetStates:
+    device = points.lm_head.weight.device
+    batch = _layout(tokenizer, requests, prefixes, device)
+    n = len(requests)
+    replay = SuffixReplay(
+        model, points, hp.layers[-1], batch.input_ids, batch.attention_mask, batch.position_ids, batch.split
+    )
+    h_base = replay.hidden  # (rows, suffix, hidden); position 0 is every row's subject token
+    h_init = h_base[batch.bare_rows, 0].float()  # (n, hidden)
+    max_norm = hp.clamp_norm_factor * h_init.norm(dim=1)  # (n,)
+
+    delta = torch.zeros((n, h_base.shape[-1]), device=device, dtype=torch.float32, requires_grad=True)
+    opt = torch.optim.Adam([delta], lr=hp.v_lr)
+    active = torch.ones(n, dtype=torch.bool, device=device)
+    steps = torch.zeros(n, dtype=torch.long, device=device)
+    loss_each = torch.zeros(n, device=device)
+    kl_init: torch.Tensor | None = None
+    kl_cols = torch.zeros_like(batch.kl_rows)
+
+    def head(rows: torch.Tensor, cols: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        picked = points.final_norm(hidden[rows, cols])  # (k, hidden)
+        return torch.log_softmax(points.lm_head(picked).float(), dim=-1)  # (k, vocab)
+
+    for it in range(hp.v_num_grad_steps):
+        subject = h_base[:, :1] + delta[batch.row_fact][:, None].to(h_base.dtype)  # (rows, 1, hidden)
+        out = replay.run(torch.cat([subject, h_base[:, 1:]], dim=1))  # (rows, suffix, hidden)
+        target_logp = head(batch.target_rows, batch.target_cols, out)  # (t, vocab)
+        picked = target_logp.gather(1, batch.target_ids[:, None]).squeeze(1)  # (t,)
+        nll = torch.zeros(n, device=device).index_add(0, batch.target_fact, -picked * batch.target_weight)
+        kl_logp = head(batch.kl_rows, kl_cols, out)  # (n, vocab)
+        if kl_init is None:
+            kl_init = kl_logp.detach()
+        kl = hp.kl_factor * (kl_logp.exp() * (kl_logp - kl_init)).sum(1)  # (n,) KL(current ‖ original)
+        decay = hp.v_weight_decay * delta.norm(dim=1) / h_init.norm(dim=1) ** 2  # (n,)
+        loss = nll + kl + decay  # (n,)
+        loss_each = torch.where(active, loss.detach(), loss_each)
+        active &= loss.detach() >= _EARLY_STOP_LOSS
+        control.report("target states", done_before + it * n // hp.v_num_grad_steps, total)
+        if not bool(active.any()) or it == hp.v_num_grad_steps - 1:
+            break
+        opt.zero_grad()
+        (loss * active).sum().backward()
+        frozen = delta.detach().clone()
+        opt.step()
+        steps += active.long()
+        with torch.no_grad():
+            delta[~active] = frozen[~active]
+            norms = delta.norm(dim=1)  # (n,)
+            scale = torch.where(norms > max_norm, max_norm / norms.clamp_min(1e-12), torch.ones_like(norms))
+            delta.mul_(scale[:, None])
+    control.report("target states", done_before + n, total)
+    z = (h_init + delta.detach()).float()
+    return TargetStates(z.cpu(), h_init.cpu(), loss_each.cpu(), steps.cpu())

@@ -1,0 +1,138 @@
+"""Reading hidden states and keys out of a forward pass, and re-running only the upper blocks.
+
+Everything here is compute-only: the model's weights are the same before and after each call.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from nse_engine.model.architecture import EditPoints
+
+
+class _StopForward(Exception):
+    """Raised from a hook once everything needed was captured; the blocks above never run."""
+
+
+def _block_hidden(output: object) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output  # type: ignore[index]
+
+
+@contextmanager
+def _hooks(handles: list) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@torch.no_grad()
+def trace_states(
+    model: nn.Module,
+    points: EditPoints,
+    input_ids: torch.Tensor,  # (batch, seq)
+    attention_mask: torch.Tensor,  # (batch, seq)
+    rows: torch.Tensor,  # (n,) which sequence each read comes from
+    cols: torch.Tensor,  # (n,) at which position
+    key_layers: list[int],
+    state_layer: int | None = None,
+) -> tuple[dict[int, torch.Tensor], torch.Tensor | None]:
+    """Keys (inputs of the MLP output projection) of `key_layers` and the block output of
+    `state_layer`, at positions (rows[i], cols[i]); the forward stops after the last layer needed.
+
+    Returns ({layer: (n, d_ff)}, (n, hidden) or None), in float32.
+    """
+    keys: dict[int, torch.Tensor] = {}
+    state: list[torch.Tensor] = []
+    last = max(key_layers + ([state_layer] if state_layer is not None else []))
+    handles = []
+
+    def key_hook(layer: int):
+        def hook(_module: nn.Module, args: tuple) -> None:
+            k = args[0]  # (batch, seq, d_ff)
+            keys[layer] = k[rows, cols].float()
+            if layer == last and state_layer != last:
+                raise _StopForward
+
+        return hook
+
+    for layer in key_layers:
+        handles.append(points.mlp_out(layer).register_forward_pre_hook(key_hook(layer)))
+    if state_layer is not None:
+
+        def state_hook(_module: nn.Module, _args: tuple, output: object) -> None:
+            state.append(_block_hidden(output)[rows, cols].float())
+            if state_layer == last:
+                raise _StopForward
+
+        handles.append(points.blocks[state_layer].register_forward_hook(state_hook))
+    with _hooks(handles):
+        try:
+            model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        except _StopForward:
+            pass
+    return keys, (state[0] if state else None)
+
+
+class SuffixReplay:
+    """The blocks above one layer, replayable on a modified hidden state at positions ≥ `split`.
+
+    Rows are laid out so that position `split` is each row's subject token (left padding with
+    explicit position ids). Nothing before the subject depends on the delta added there, so
+    positions < `split` run once through every block and are kept as a key/value cache; the
+    positions from `split` on run once through the blocks up to `layer` (giving h_L), and then
+    `run(h)` feeds a new hidden state through the higher blocks only, attending to that cache.
+    The exact arguments each higher block received are recorded and replayed, so nothing here
+    is architecture-specific.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        points: EditPoints,
+        layer: int,
+        input_ids: torch.Tensor,  # (batch, seq)
+        attention_mask: torch.Tensor,  # (batch, seq)
+        position_ids: torch.Tensor,  # (batch, seq)
+        split: int,
+    ) -> None:
+        base = model.base_model
+        self.calls: list[tuple[nn.Module, tuple, dict]] = []
+        captured: list[torch.Tensor] = []
+        with torch.no_grad():
+            prefix = base(
+                input_ids=input_ids[:, :split], attention_mask=attention_mask[:, :split],
+                position_ids=position_ids[:, :split], use_cache=True,
+            )
+            self.cache = prefix.cache
+            self.upper = range(layer + 1, points.n_layers)
+            self.prefix_kv = {i: (self.cache.layers[i].keys, self.cache.layers[i].values) for i in self.upper}
+
+            def record_output(_module: nn.Module, _args: tuple, output: object) -> None:
+                captured.append(_block_hidden(output).detach())
+
+            def record_call(module: nn.Module, args: tuple, kwargs: dict) -> None:
+                self.calls.append((module, tuple(args[1:]), dict(kwargs)))
+
+            handles = [points.blocks[layer].register_forward_hook(record_output)]
+            for i in self.upper:
+                handles.append(points.blocks[i].register_forward_pre_hook(record_call, with_kwargs=True))
+            with _hooks(handles):
+                base(
+                    input_ids=input_ids[:, split:], attention_mask=attention_mask,
+                    position_ids=position_ids[:, split:], cache=self.cache, use_cache=True,
+                )
+        self.hidden = captured[0]  # (batch, seq - split, hidden): h_L from the subject token on
+
+    def run(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden state after the last block (before the final norm) at positions ≥ split."""
+        for i, (keys, values) in self.prefix_kv.items():
+            self.cache.layers[i].keys, self.cache.layers[i].values = keys, values
+        for block, args, kwargs in self.calls:
+            hidden = _block_hidden(block(hidden, *args, **kwargs))
+        return hidden

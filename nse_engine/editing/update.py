@@ -1,0 +1,74 @@
+"""The neuron-level least-squares update of one layer's MLP output projection.
+
+With keys K (n, d_ff) of the facts being edited and residuals R (n, hidden) that the layer's
+output must move by, NSE updates only the neurons S whose summed |key| covers
+`neuron_threshold` of the total, solving in float64
+
+    ΔW_S (λ C_SS + Kp_SS + K_Sᵀ K_S) = Rᵀ K_S
+
+where C is the second moment of keys on general text and Kp = Σ k kᵀ over all earlier edits.
+ΔW_S = Rᵀ (K_S A⁻¹) is stored as its two factors, so rounds can be replayed and undone exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class LayerUpdate:
+    """One layer's update in one editing pass: ΔW[:, neurons] = left @ right."""
+
+    layer: int
+    neurons: torch.Tensor  # (s,) int64, sorted
+    left: torch.Tensor  # (hidden, n) float32: Rᵀ
+    right: torch.Tensor  # (n, s) float32: K_S A⁻¹
+
+    def delta(self) -> torch.Tensor:
+        """ΔW restricted to the selected neurons, (hidden, s) in float64."""
+        return self.left.double() @ self.right.double()
+
+
+def select_neurons(keys: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Smallest set of neurons whose summed |key| over the batch reaches `threshold` of the total.
+
+    keys: (n, d_ff). Returns sorted int64 indices; all neurons when threshold is 1.0.
+    """
+    activation = keys.abs().double().sum(0)  # (d_ff,)
+    if threshold >= 1.0:
+        return torch.arange(keys.shape[1], device=keys.device)
+    order = torch.argsort(activation, descending=True)
+    cumulative = torch.cumsum(activation[order], 0)  # (d_ff,)
+    needed = threshold * cumulative[-1]
+    count = int(torch.searchsorted(cumulative, needed).item()) + 1
+    return torch.sort(order[: min(count, keys.shape[1])]).values
+
+
+def solve_layer_update(
+    layer: int,
+    keys: torch.Tensor,  # (n, d_ff)
+    residuals: torch.Tensor,  # (n, hidden)
+    second_moment: torch.Tensor,  # (d_ff, d_ff) float64, C
+    previous_keys_gram: torch.Tensor,  # (d_ff, d_ff) float64, Kp = Σ k kᵀ of earlier edits
+    mom2_update_weight: float,
+    neuron_threshold: float,
+) -> LayerUpdate:
+    """Solve NSE's regularised least squares for one layer, in float64 (Cholesky)."""
+    neurons = select_neurons(keys, neuron_threshold)  # (s,)
+    k_s = keys.double()[:, neurons]  # (n, s)
+    a = (
+        mom2_update_weight * second_moment[neurons][:, neurons]
+        + previous_keys_gram[neurons][:, neurons]
+        + k_s.T @ k_s
+    )  # (s, s), symmetric positive definite
+    chol, info = torch.linalg.cholesky_ex(a)
+    if int(info) == 0:
+        right = torch.cholesky_solve(k_s.T, chol).T  # (n, s) = K_S A⁻¹
+    else:
+        right = torch.linalg.solve(a, k_s.T).T
+    left = residuals.double().T  # (hidden, n)
+    if not (torch.isfinite(right).all() and torch.isfinite(left).all()):
+        raise FloatingPointError(f"layer {layer}: the update is not finite (NaN or inf)")
+    return LayerUpdate(layer, neurons.cpu(), left.float().cpu(), right.float().cpu())

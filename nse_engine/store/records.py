@@ -1,0 +1,105 @@
+"""What the edit log hands out: plain records, detached from the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from nse_engine.editing.requests import EditRequest
+
+WriteState = Callable[[Path], None]
+"""Writes the engine's editing state to the given path (the store chooses it and makes it durable)."""
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A row of the facts table: the request plus where it came from and what became of it."""
+
+    request: EditRequest  # request.fact_id is this row's id
+    status: str  # queued / applied / failed / undone
+    position: int  # order in the queue
+    source_file: str | None
+    source_line: int | None
+    created_at: str
+    batch_id: int | None  # the last batch that ran this fact
+    reason: str | None  # why it failed, when it did
+
+    @property
+    def id(self) -> int:
+        assert self.request.fact_id is not None
+        return self.request.fact_id
+
+
+@dataclass(frozen=True)
+class StateFile:
+    """An editing-state file the log names; the newest one is the project's current state."""
+
+    id: int
+    path: Path
+    sha256: str
+    kind: str  # "batch": written by a batch; "undo": written when a batch was undone
+    batch_id: int
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    method: str
+    hparams: dict
+    started_at: str
+    finished_at: str
+    duration_s: float
+    outcome: str  # applied (all facts) / partial / failed (none)
+    fact_ids: tuple[int, ...]
+    applied_count: int
+    state_file: str | None  # None when the batch left the model unchanged
+    state_sha256: str | None
+    undone_at: str | None
+
+    @property
+    def undone(self) -> bool:
+        return self.undone_at is not None
+
+
+@dataclass(frozen=True)
+class FactEvaluation:
+    """After a batch: does the model still give an earlier fact's new target?"""
+
+    fact_id: int
+    retained: bool
+    prob_new: float | None = None  # probability of target_new
+    prob_true: float | None = None  # probability of target_true
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    batch_id: int
+    fact_id: int
+    retained: bool
+    prob_new: float | None
+    prob_true: float | None
+
+
+@dataclass(frozen=True)
+class RetentionPoint:
+    """One point of a retention curve: after `batch_id`, how many earlier edits still hold."""
+
+    batch_id: int
+    edits_applied: int  # edits in effect after this batch, this batch's included
+    evaluated: int  # earlier edits (from batches before this one) evaluated after it
+    retained: int
+
+    @property
+    def share(self) -> float | None:
+        return self.retained / self.evaluated if self.evaluated else None
+
+
+@dataclass(frozen=True)
+class Chat:
+    id: int
+    prompt: str
+    answer: str
+    batch_id: int | None  # the last batch in effect when it was asked; None: the base model
+    created_at: str

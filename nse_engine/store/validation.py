@@ -1,0 +1,216 @@
+"""Checks on one fact, shared by the importer, the queue and the GUI's edit form.
+
+Every check names the field it is about, so a message can point at a cell of a file or a box
+of a form. Nothing here changes a value except turning a prompt that contains the subject
+verbatim into a template, and removing spaces around values (counted by the importer).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping
+
+from nse_engine.editing.requests import EditRequest, NeighborhoodCheck
+from nse_engine.errors import NseError
+
+FIELDS = ("subject", "prompt", "target_new", "target_true", "paraphrases", "neighborhood", "relation")
+REQUIRED_FIELDS = ("subject", "prompt", "target_new")
+LIST_SEPARATOR = "|"
+NEIGHBOR_ARROW = "=>"
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class FactProblem:
+    """Why a fact cannot be queued; `code` groups problems for summaries."""
+
+    field: str
+    code: str  # e.g. "empty", "no_subject", "ambiguous_subject", "same_targets", "duplicate"
+    message: str
+    line: int | None = None  # line of the source file, when it came from one
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}{self.field}: {self.message}"
+
+
+class InvalidFactError(NseError):
+    """A fact given to the queue did not pass validation."""
+
+    def __init__(self, problems: list[FactProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class TokenLimit:
+    """The model's context: a fact whose texts need more than `max_tokens` is refused."""
+
+    count_tokens: Callable[[str], int]
+    max_tokens: int
+
+
+def build_fact(
+    subject: str,
+    prompt: str,
+    target_new: str,
+    target_true: str | None = None,
+    paraphrases: Iterable[str] = (),
+    neighborhood: Iterable[tuple[str, str]] = (),
+    relation: str | None = None,
+    token_limit: TokenLimit | None = None,
+) -> tuple[EditRequest | None, list[FactProblem]]:
+    """Validate a fact's values and build its request; the request is None when any check fails.
+
+    `prompt` may hold `{}` where the subject goes, or contain the subject verbatim once.
+    """
+    problems: list[FactProblem] = []
+    subject, prompt, target_new = subject.strip(), prompt.strip(), target_new.strip()
+    target_true = (target_true or "").strip() or None
+    relation = (relation or "").strip() or None
+    paraphrases = tuple(p.strip() for p in paraphrases if p.strip())
+    neighbors = tuple((p.strip(), t.strip()) for p, t in neighborhood)
+
+    for name, value in (("subject", subject), ("prompt", prompt), ("target_new", target_new)):
+        if not value:
+            problems.append(FactProblem(name, "empty", "is empty"))
+    named_values = (
+        ("subject", subject), ("prompt", prompt), ("target_new", target_new),
+        ("target_true", target_true or ""), ("relation", relation or ""),
+        *(("paraphrases", p) for p in paraphrases),
+        *(("neighborhood", f"{p} {t}") for p, t in neighbors),
+    )
+    if _CONTROL.search(" ".join(value for _, value in named_values)):  # one scan for the common, clean case
+        for name, value in named_values:
+            if control := _CONTROL.search(value):
+                problems.append(FactProblem(name, "control_character", f"contains the control character {control.group()!r}"))
+
+    template = None
+    if subject and prompt:
+        template, problem = make_template(subject, prompt)
+        if problem:
+            problems.append(problem)
+    if target_true and target_new and target_true.casefold() == target_new.casefold():
+        problems.append(FactProblem("target_new", "same_targets", f"equals target_true ({target_true!r}); nothing would change"))
+    for paraphrase in paraphrases:
+        if "{" in paraphrase or "}" in paraphrase:
+            problems.append(FactProblem("paraphrases", "braces", f"{paraphrase!r} has braces; write the subject itself"))
+    for i, (p, t) in enumerate(neighbors, start=1):
+        if not p or not t:
+            problems.append(FactProblem("neighborhood", "empty", f"item {i} needs a prompt and an answer"))
+
+    if problems:
+        return None, problems
+    request = EditRequest(
+        subject=subject,
+        prompt=template,  # type: ignore[arg-type]  # set whenever no problem was found
+        target_new=target_new,
+        target_true=target_true,
+        paraphrases=paraphrases,
+        neighborhood=tuple(NeighborhoodCheck(p, t) for p, t in neighbors),
+        relation=relation,
+    )
+    if token_limit is not None:
+        problems.extend(_length_problems(request, token_limit))
+    return (None if problems else request), problems
+
+
+def make_template(subject: str, prompt: str) -> tuple[str | None, FactProblem | None]:
+    """The prompt as a template with one `{}`, or the problem that prevents it."""
+    placeholders = prompt.count("{}")
+    if placeholders > 1:
+        return None, FactProblem("prompt", "ambiguous_subject", f"has {placeholders} '{{}}'; exactly one is allowed")
+    if placeholders == 1:
+        template = prompt
+    else:
+        occurrences = prompt.count(subject)
+        if occurrences == 0:
+            return None, FactProblem("prompt", "no_subject", f"contains neither '{{}}' nor the subject {subject!r}")
+        if occurrences > 1:
+            return None, FactProblem(
+                "prompt", "ambiguous_subject",
+                f"contains the subject {subject!r} {occurrences} times; write '{{}}' where it belongs",
+            )
+        template = prompt.replace(subject, "{}")
+    rest = template.replace("{}", "", 1)
+    if "{" in rest or "}" in rest:
+        return None, FactProblem("prompt", "braces", "has braces other than the one '{}' for the subject")
+    return template, None
+
+
+def validate_fact(request: EditRequest, token_limit: TokenLimit | None = None) -> list[FactProblem]:
+    """The problems of an already built request (as the GUI's edit form holds it)."""
+    _, problems = build_fact(
+        request.subject,
+        request.prompt,
+        request.target_new,
+        request.target_true,
+        request.paraphrases,
+        ((n.prompt, n.target) for n in request.neighborhood),
+        request.relation,
+        token_limit,
+    )
+    return problems
+
+
+def fact_from_fields(
+    fields: Mapping[str, str], token_limit: TokenLimit | None = None
+) -> tuple[EditRequest | None, list[FactProblem]]:
+    """Build a fact from text cells as a CSV row or a form holds them.
+
+    `paraphrases` are separated by `|`; `neighborhood` items read `prompt => expected answer`
+    and are separated by `|`.
+    """
+    problems: list[FactProblem] = []
+    neighbors: list[tuple[str, str]] = []
+    for i, item in enumerate(_split_list(fields.get("neighborhood", "")), start=1):
+        prompt, arrow, target = item.partition(NEIGHBOR_ARROW)
+        if not arrow:
+            problems.append(FactProblem("neighborhood", "format", f"item {i} ({item!r}) lacks '{NEIGHBOR_ARROW}' between prompt and answer"))
+        else:
+            neighbors.append((prompt, target))
+    request, more = build_fact(
+        fields.get("subject", ""),
+        fields.get("prompt", ""),
+        fields.get("target_new", ""),
+        fields.get("target_true"),
+        _split_list(fields.get("paraphrases", "")),
+        neighbors,
+        fields.get("relation"),
+        token_limit,
+    )
+    problems.extend(more)
+    return (None if problems else request), problems
+
+
+def fields_of(request: EditRequest) -> dict[str, str]:
+    """The request as text cells, the inverse of `fact_from_fields` (for CSV export)."""
+    return {
+        "subject": request.subject,
+        "prompt": request.prompt,
+        "target_new": request.target_new,
+        "target_true": request.target_true or "",
+        "paraphrases": f" {LIST_SEPARATOR} ".join(request.paraphrases),
+        "neighborhood": f" {LIST_SEPARATOR} ".join(f"{n.prompt} {NEIGHBOR_ARROW} {n.target}" for n in request.neighborhood),
+        "relation": request.relation or "",
+    }
+
+
+def _split_list(cell: str) -> list[str]:
+    return [item for item in cell.split(LIST_SEPARATOR) if item.strip()]
+
+
+def _length_problems(request: EditRequest, limit: TokenLimit) -> list[FactProblem]:
+    texts = [("prompt", f"{request.text} {request.target_new}")]
+    if request.target_true:
+        texts.append(("target_true", f"{request.text} {request.target_true}"))
+    texts += [("paraphrases", f"{p} {request.target_new}") for p in request.paraphrases]
+    texts += [("neighborhood", f"{n.prompt} {n.target}") for n in request.neighborhood]
+    problems = []
+    for field, text in texts:
+        count = limit.count_tokens(text)
+        if count > limit.max_tokens:
+            problems.append(FactProblem(field, "too_long", f"needs {count} tokens; the model takes {limit.max_tokens}"))
+    return problems

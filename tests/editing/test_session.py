@@ -1,0 +1,173 @@
+"""Editing sessions on tiny models: rewinding, exact undo, resume, all-or-nothing rounds."""
+
+import threading
+
+import pytest
+import torch
+
+from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.prompts import tokenize_at_subject
+from nse_engine.editing.requests import EditRequest
+from nse_engine.editing.session import EditingSession
+from nse_engine.editing.target_state import compute_target_states
+from nse_engine.errors import Cancelled, ProjectError
+from nse_engine.model.loading import LoadedModel
+from nse_engine.progress import JobControl
+from tiny import make_model, make_tokenizer
+
+ROUND_1 = [
+    EditRequest("Danielle Darrieux", "{} is a native speaker of", "English", "French"),
+    EditRequest("Toko Yasuda", "{} plays the", "piano", "guitar"),
+]
+ROUND_2 = [
+    EditRequest("Thomas Joannes Stieltjes", "The mother tongue of {} is", "English", "Dutch"),
+    EditRequest("Apple", "{} was founded by", "Rome", "Steve Jobs"),
+]
+
+
+def tiny_hparams(**changes) -> NseHyperParams:
+    hp = NseHyperParams(
+        layers=(1, 2), v_loss_layer=3, v_lr=0.5, v_num_grad_steps=6, alpha=0.0, upper_bound=1e9,
+        mom2_update_weight=10.0, neuron_threshold=0.8, context_prefixes=2, context_prefix_tokens=4,
+        stats_tokens=1024,
+    )
+    return hp.with_overrides(**changes) if changes else hp
+
+
+def loaded_tiny(kind: str = "llama", seed: int = 0) -> LoadedModel:
+    tok = make_tokenizer()
+    model = make_model(kind, tok, seed=seed)
+    return LoadedModel(model, tok, "tiny", "tiny", torch.device("cpu"), torch.float32)
+
+
+def edited_weights(session: EditingSession) -> dict[int, torch.Tensor]:
+    return {l: session.points.weight(l).detach().clone() for l in session.layers}
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_round_changes_only_edited_layers_and_is_recorded(kind):
+    loaded = loaded_tiny(kind)
+    before = {k: v.clone() for k, v in loaded.model.state_dict().items()}
+    session = EditingSession(loaded, tiny_hparams())
+    result = session.apply_round(ROUND_1)
+    assert result.round_index == 0 and result.editing_passes >= 1
+    assert all(o.applied for o in result.outcomes)
+    after = loaded.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {session.points.weight_name(l) for l in session.layers}
+    assert session.n_edits == 2
+    assert set(result.seconds_by_phase) >= {"target_states", "layer_updates"}
+
+
+def test_weights_rewinding_target_states_ignore_earlier_edits():
+    loaded = loaded_tiny()
+    session = EditingSession(loaded, tiny_hparams())
+    session.apply_round(ROUND_1)
+    with session.original_weights():
+        z_original = compute_target_states(loaded.model, loaded.tokenizer, session.points, ROUND_2,
+                                           session.hparams, session.prefixes, JobControl()).z
+    # what a round computes on the edited model goes through original_weights() as well
+    fresh = EditingSession(loaded_tiny(), tiny_hparams())
+    fresh.prefixes = session.prefixes
+    z_unedited = compute_target_states(fresh.loaded.model, fresh.loaded.tokenizer, fresh.points, ROUND_2,
+                                       fresh.hparams, fresh.prefixes, JobControl()).z
+    assert torch.allclose(z_original, z_unedited, atol=1e-5)
+    # and the edited weights are back after the rewinding context
+    assert not torch.equal(session.points.weight(1), fresh.points.weight(1))
+
+
+def test_undo_restores_weights_and_keys_gram_bit_exactly():
+    loaded = loaded_tiny()
+    session = EditingSession(loaded, tiny_hparams())
+    session.apply_round(ROUND_1)
+    weights_1 = edited_weights(session)
+    gram_1 = {l: g.clone() for l, g in session.keys_gram.items()}
+    session.apply_round(ROUND_2)
+    assert not torch.equal(weights_1[1], session.points.weight(1))
+    session.undo_last_round()
+    for l in session.layers:
+        assert torch.equal(weights_1[l], session.points.weight(l))
+        assert torch.equal(gram_1[l], session.keys_gram[l])
+    session.undo_last_round()
+    for l in session.layers:
+        assert torch.equal(session.original[l], session.points.weight_view(l))
+        assert torch.count_nonzero(session.keys_gram[l]) == 0
+
+
+def test_resume_from_saved_state_equals_uninterrupted_run(tmp_path):
+    uninterrupted = EditingSession(loaded_tiny(), tiny_hparams())
+    uninterrupted.apply_round(ROUND_1)
+    uninterrupted.apply_round(ROUND_2)
+
+    first = EditingSession(loaded_tiny(), tiny_hparams())
+    first.apply_round(ROUND_1)
+    first.save_state(tmp_path / "state.safetensors")
+    resumed = EditingSession.from_state(loaded_tiny(), tmp_path / "state.safetensors")
+    for l in resumed.layers:
+        assert torch.equal(resumed.points.weight(l), first.points.weight(l))
+    resumed.apply_round(ROUND_2)
+    for l in resumed.layers:
+        assert torch.equal(resumed.points.weight(l), uninterrupted.points.weight(l))
+        assert torch.equal(resumed.keys_gram[l], uninterrupted.keys_gram[l])
+    assert [r.requests for r in resumed.rounds] == [r.requests for r in uninterrupted.rounds]
+
+
+def test_state_of_another_base_model_is_refused(tmp_path):
+    session = EditingSession(loaded_tiny(seed=0), tiny_hparams())
+    session.apply_round(ROUND_1)
+    session.save_state(tmp_path / "state.safetensors")
+    with pytest.raises(ProjectError, match="different base model"):
+        EditingSession.from_state(loaded_tiny(seed=1), tmp_path / "state.safetensors")
+
+
+def test_cancelled_round_leaves_model_and_session_unchanged():
+    loaded = loaded_tiny()
+    session = EditingSession(loaded, tiny_hparams())
+    session.apply_round(ROUND_1)
+    weights = edited_weights(session)
+    gram = {l: g.clone() for l, g in session.keys_gram.items()}
+
+    def cancel_during_updates(progress):
+        if progress.phase == "layer updates" and progress.done >= 1:
+            control.cancel()
+
+    control = JobControl(cancel_during_updates)
+    with pytest.raises(Cancelled):
+        session.apply_round(ROUND_2, control)
+    assert len(session.rounds) == 1
+    for l in session.layers:
+        assert torch.equal(weights[l], session.points.weight(l))
+        assert torch.equal(gram[l], session.keys_gram[l])
+
+
+def test_round_with_non_finite_update_is_refused_and_rolled_back():
+    loaded = loaded_tiny()
+    session = EditingSession(loaded, tiny_hparams())
+    session.apply_round(ROUND_1)
+    weights = edited_weights(session)
+    session.second_moments[2] = session.second_moments[2] * float("nan")
+    from nse_engine.errors import EditError
+
+    with pytest.raises(EditError, match="unchanged"):
+        session.apply_round(ROUND_2)
+    for l in session.layers:
+        assert torch.equal(weights[l], session.points.weight(l))
+
+
+def test_fact_beyond_upper_bound_is_reported_not_applied():
+    session = EditingSession(loaded_tiny(), tiny_hparams(upper_bound=1e-3))
+    result = session.apply_round(ROUND_1)
+    assert not result.applied
+    assert all("upper_bound" in o.reason for o in result.not_applied)
+    assert session.n_edits == 0
+
+
+def test_subject_at_prompt_start_is_never_at_position_zero():
+    tok = make_tokenizer()  # like SmolLM2's, it adds no BOS token itself
+    assert tok("Danielle").input_ids[0] != tok.bos_token_id
+    ids, last = tokenize_at_subject(tok, "", "{} is a native speaker of", "Danielle Darrieux")
+    assert ids[0] == tok.bos_token_id
+    assert last >= 1
+    assert tok.decode(ids[1 : last + 1]).strip() == "Danielle Darrieux"
+    ids_bos, last_bos = tokenize_at_subject(make_tokenizer(add_bos=True), "", "{} plays", "Toko")
+    assert ids_bos.count(tok.bos_token_id) == 1 and last_bos >= 1

@@ -1,0 +1,72 @@
+"""The fast paths give the same numbers as a plain full forward pass, for every family."""
+
+import pytest
+import torch
+
+from nse_engine.editing.target_state import _layout
+from nse_engine.editing.tracing import SuffixReplay, trace_states
+from nse_engine.editing.requests import EditRequest
+from nse_engine.model.architecture import find_edit_points
+from tiny import TINY_CONFIGS, make_model, make_tokenizer
+
+REQUESTS = [
+    EditRequest("Danielle Darrieux", "{} is a native speaker of", "English", "French"),
+    EditRequest("Paris", "The Eiffel Tower is in {}, which is in", "Italy", "France"),
+    EditRequest("Toko Yasuda", "{} plays the", "piano", "guitar"),
+]
+
+
+@pytest.mark.parametrize("kind", sorted(TINY_CONFIGS))
+def test_suffix_replay_equals_full_forward(kind):
+    tok = make_tokenizer()
+    model = make_model(kind, tok)
+    points = find_edit_points(model)
+    batch = _layout(tok, REQUESTS, ["I think that. "], torch.device("cpu"))
+    layer = 1
+    replay = SuffixReplay(model, points, layer, batch.input_ids, batch.attention_mask, batch.position_ids, batch.split)
+
+    # reference: the full model on the same left-aligned batch, with the same delta injected
+    delta = torch.randn(batch.input_ids.shape[0], points.hidden_size) * 0.5
+    def inject(_m, _a, out):
+        h = out[0] if isinstance(out, tuple) else out
+        h = h.clone()
+        h[:, batch.split] += delta
+        return (h, *out[1:]) if isinstance(out, tuple) else h
+    captured = {}
+    handle_in = points.blocks[layer].register_forward_hook(inject)
+    handle_out = points.blocks[-1].register_forward_hook(
+        lambda _m, _a, out: captured.setdefault("h", out[0] if isinstance(out, tuple) else out))
+    with torch.no_grad():
+        model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                         position_ids=batch.position_ids)
+    handle_in.remove()
+    handle_out.remove()
+    expected = captured["h"][:, batch.split:]
+
+    h = replay.hidden.clone()
+    h[:, 0] += delta
+    for _ in range(2):  # replaying twice must not be disturbed by the first run's cache updates
+        got = replay.run(h)
+    real = batch.attention_mask[:, batch.split:].bool()
+    assert torch.allclose(got[real], expected[real], atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_trace_states_reads_keys_and_states(kind):
+    tok = make_tokenizer()
+    model = make_model(kind, tok)
+    points = find_edit_points(model)
+    ids = torch.tensor([tok("The capital of France is Paris").input_ids])
+    mask = torch.ones_like(ids)
+    keys_seen, states_seen = {}, {}
+    h1 = points.mlp_out(1).register_forward_pre_hook(lambda _m, a: keys_seen.setdefault(1, a[0]))
+    h2 = points.blocks[2].register_forward_hook(
+        lambda _m, _a, o: states_seen.setdefault(2, o[0] if isinstance(o, tuple) else o))
+    with torch.no_grad():
+        model(input_ids=ids, attention_mask=mask)
+    h1.remove()
+    h2.remove()
+    rows, cols = torch.tensor([0, 0]), torch.tensor([2, 4])
+    keys, state = trace_states(model, points, ids, mask, rows, cols, [1], 2)
+    assert torch.allclose(keys[1], keys_seen[1][0, [2, 4]])
+    assert torch.allclose(state, states_seen[2][0, [2, 4]])

@@ -1,0 +1,48 @@
+"""The neuron-level least-squares update: selection share and the normal equations."""
+
+import torch
+
+from nse_engine.editing.update import select_neurons, solve_layer_update
+
+
+def test_neuron_selection_keeps_the_smallest_set_reaching_the_share():
+    keys = torch.tensor([[4.0, -1.0, 0.5, 2.0, 0.0], [2.0, 1.0, -0.5, -2.0, 0.0]])
+    # summed |key| per neuron: [6, 2, 1, 4, 0]; total 13
+    assert select_neurons(keys, 6 / 13).tolist() == [0]
+    assert select_neurons(keys, 0.5).tolist() == [0, 3]  # 6 < 6.5 <= 10
+    assert select_neurons(keys, 10 / 13).tolist() == [0, 3]
+    assert select_neurons(keys, 0.8).tolist() == [0, 1, 3]  # 10 < 10.4 <= 12
+    assert select_neurons(keys, 1.0).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_selected_share_on_random_keys():
+    torch.manual_seed(0)
+    keys = torch.randn(7, 300).exp()
+    for share in (0.3, 0.6, 0.8, 0.95):
+        chosen = select_neurons(keys, share)
+        activation = keys.abs().double().sum(0)
+        covered = activation[chosen].sum() / activation.sum()
+        assert covered >= share
+        # dropping the weakest chosen neuron falls below the share: the set is minimal
+        weakest = activation[chosen].min()
+        assert covered - weakest / activation.sum() < share
+
+
+def test_update_meets_its_normal_equations():
+    torch.manual_seed(1)
+    n, d_ff, hidden = 6, 40, 12
+    keys = torch.randn(n, d_ff)
+    residuals = torch.randn(n, hidden)
+    basis = torch.randn(d_ff, 3 * d_ff, dtype=torch.float64)
+    second_moment = basis @ basis.T / (3 * d_ff)
+    earlier = torch.randn(9, d_ff, dtype=torch.float64)
+    gram = earlier.T @ earlier
+    update = solve_layer_update(3, keys, residuals, second_moment, gram, 5.0, 0.7)
+    s = update.neurons
+    k_s = keys.double()[:, s]
+    a = 5.0 * second_moment[s][:, s] + gram[s][:, s] + k_s.T @ k_s
+    delta = update.delta()  # (hidden, s)
+    lhs = delta @ a
+    rhs = residuals.double().T @ k_s
+    assert torch.allclose(lhs, rhs, rtol=1e-5, atol=1e-5)
+    assert len(s) < d_ff  # only part of the neurons were updated
