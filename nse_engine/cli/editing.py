@@ -1,9 +1,91 @@
-"""CLI commands of this area; filled in as the feature lands."""
+"""`nse edit` and `nse bench`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from nse_engine.cli.models import add_model_options
+from nse_engine.cli.progress_bar import progress_bar_control
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """No commands yet."""
+    p = sub.add_parser("edit", help="apply the facts of a file to a model round by round and save the project")
+    p.add_argument("--model", required=True, help="model folder, .gguf file, or 'default'")
+    p.add_argument("--cases", required=True, type=Path, help="facts: CSV, our JSONL, CounterFact or ZsRE JSON")
+    p.add_argument("--project", required=True, type=Path, help="project folder (created if missing)")
+    p.add_argument("--batch-size", type=int, default=10, help="facts per edit round (default 10)")
+    p.add_argument("--limit", type=int, default=None, help="edit at most this many queued facts")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override an NSE setting")
+    add_model_options(p)
+    p.set_defaults(run=run_edit)
+
+    p = sub.add_parser("bench", help="run the sequential editing benchmark on a fresh copy of a model")
+    p.add_argument("--model", required=True, help="model folder, .gguf file, or 'default'")
+    p.add_argument("--cases", required=True, type=Path, help="our JSONL (facts_dev.jsonl) or CounterFact JSON")
+    p.add_argument("--limit", type=int, default=100, help="number of cases (default 100)")
+    p.add_argument("--batch-size", type=int, default=10, help="facts per edit round (default 10)")
+    p.add_argument("--json", required=True, type=Path, help="where to write the results")
+    p.add_argument("--per-fact-baseline", type=int, default=0, metavar="K",
+                   help="also time a plain per-fact target-state loop on K cases")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override an NSE setting")
+    add_model_options(p)
+    p.set_defaults(run=run_bench)
+
+
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    """NAME=VALUE pairs; values are JSON when they parse as JSON (numbers, lists), else text."""
+    overrides: dict[str, object] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set needs NAME=VALUE, got {item!r}")
+        try:
+            overrides[name.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[name.strip()] = value
+    return overrides
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    from nse_engine.model.loading import load_model
+    from nse_engine.workspace import Workspace
+
+    control = progress_bar_control()
+    loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control)
+    workspace = Workspace.open(loaded, args.project, control)
+    with workspace.closing():
+        report = workspace.project.import_facts(args.cases, control=control)
+        if report.rejected:
+            print(f"{len(report.rejected)} rows of {args.cases} were rejected; see `nse import --dry-run`")
+        hparams = workspace.hparams.with_overrides(**parse_overrides(args.set)) if args.set else None
+        queued = [r.fact_id for r in workspace.project.queued_facts()][: args.limit]
+        for start in range(0, len(queued), args.batch_size):
+            ids = queued[start : start + args.batch_size]
+            changes = workspace.run_batch(ids, control, hparams)
+            retention = "" if changes.retention is None else f", earlier edits retained {changes.retention:.0%}"
+            print(f"batch {changes.batch_id}: applied {len(changes.applied_fact_ids)}/{len(ids)}{retention}")
+            for fact_id, reason in changes.failed.items():
+                print(f"  fact {fact_id} not applied: {reason}")
+        print(f"project saved in {args.project}")
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from nse_engine.bench import BenchConfig, read_cases, run_benchmark
+    from nse_engine.model.loading import load_model
+
+    control = progress_bar_control()
+    loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control)
+    cases = read_cases(args.cases, args.limit)
+    config = BenchConfig(limit=args.limit, batch_size=args.batch_size, per_fact_baseline=args.per_fact_baseline)
+    report = run_benchmark(loaded, cases, config, parse_overrides(args.set), control)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    for key in ("efficacy", "generalization", "specificity", "first_round_retention", "fluency_before",
+                "fluency_after", "seconds_per_edit", "peak_rss_mb"):
+        value = report[key]
+        print(f"{key:<24}{value:.3f}" if isinstance(value, float) else f"{key:<24}{value}")
+    print(f"results written to {args.json}")
+    return 0

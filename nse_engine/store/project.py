@@ -306,6 +306,7 @@ class Project:
         finished: datetime,
         write_state: WriteState | None,
         evaluations: Sequence[FactEvaluation] = (),
+        metrics: Mapping[str, object] | None = None,
     ) -> Batch:
         """Record a finished batch together with the state file it produced.
 
@@ -326,10 +327,10 @@ class Project:
         try:
             with self._db.atomic():
                 batch_id = self._db.execute(
-                    "INSERT INTO batches (method, hparams, started_at, finished_at, duration_s, outcome) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO batches (method, hparams, started_at, finished_at, duration_s, outcome, metrics) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [method, json.dumps(dict(hparams), sort_keys=True, default=str), _iso(started), _iso(finished),
-                     (finished - started).total_seconds(), outcome],
+                     (finished - started).total_seconds(), outcome, json.dumps(dict(metrics or {}), default=str)],
                 ).lastrowid
                 if state:
                     self._record_state(state, "batch", batch_id)
@@ -532,7 +533,7 @@ class Project:
                 finished_at=r["finished_at"], duration_s=r["duration_s"], outcome=r["outcome"],
                 fact_ids=tuple(int(i) for i in (r["fact_ids"] or "").split(",") if i),
                 applied_count=r["applied_count"], state_file=r["state_file"], state_sha256=r["state_sha256"],
-                undone_at=r["undone_at"],
+                undone_at=r["undone_at"], metrics=json.loads(r["metrics"] or "{}"),
             )
             for r in rows
         ]

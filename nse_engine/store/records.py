@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -57,6 +57,7 @@ class Batch:
     state_file: str | None  # None when the batch left the model unchanged
     state_sha256: str | None
     undone_at: str | None
+    metrics: dict = field(default_factory=dict)  # summary scores after the batch, for charts
 
     @property
     def undone(self) -> bool:

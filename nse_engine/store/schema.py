@@ -108,6 +108,12 @@ def _queue_order(db: Database) -> None:
     )
 
 
+@_migration("0003_batch_metrics")
+def _batch_metrics(db: Database) -> None:
+    """Per-batch summary scores (retention, generalisation, specificity, fluency) for the charts."""
+    db.executescript("ALTER TABLE batches ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}';")
+
+
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
 
 

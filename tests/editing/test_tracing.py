@@ -70,3 +70,22 @@ def test_trace_states_reads_keys_and_states(kind):
     keys, state = trace_states(model, points, ids, mask, rows, cols, [1], 2)
     assert torch.allclose(keys[1], keys_seen[1][0, [2, 4]])
     assert torch.allclose(state, states_seen[2][0, [2, 4]])
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "qwen2"])
+def test_batched_target_states_match_the_plain_per_fact_loop(kind):
+    from nse_engine.editing.hparams import NseHyperParams
+    from nse_engine.editing.reference import per_fact_target_state
+    from nse_engine.editing.target_state import compute_target_states
+    from nse_engine.progress import JobControl
+
+    tok = make_tokenizer()
+    model = make_model(kind, tok)
+    points = find_edit_points(model)
+    hp = NseHyperParams(layers=(1, 2), v_loss_layer=3, v_lr=0.2, v_num_grad_steps=5, alpha=0.0,
+                        upper_bound=1e9, mom2_update_weight=1.0, neuron_threshold=0.8)
+    prefixes = ["I think that. ", "Because of the rain. "]
+    with torch.enable_grad():
+        batched = compute_target_states(model, tok, points, REQUESTS, hp, prefixes, JobControl(), chunk_size=2).z
+        plain = torch.stack([per_fact_target_state(model, tok, points, r, hp, prefixes) for r in REQUESTS])
+    assert torch.allclose(batched, plain, atol=1e-3, rtol=1e-3)

@@ -1,0 +1,145 @@
+"""The sequential-editing benchmark behind `nse bench`: quality, retention, speed, memory."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from nse_engine.editing.derive import default_hparams
+from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.reference import per_fact_target_state
+from nse_engine.editing.requests import EditRequest
+from nse_engine.editing.session import EditingSession
+from nse_engine.editing.target_state import compute_target_states
+from nse_engine.errors import NseError
+from nse_engine.evaluation.counterfact import evaluate
+from nse_engine.evaluation.retention import retention_sample
+from nse_engine.model.architecture import find_edit_points
+from nse_engine.model.loading import LoadedModel
+from nse_engine.progress import JobControl, silent
+from nse_engine.store.importing import FactFile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchConfig:
+    limit: int
+    batch_size: int
+    per_fact_baseline: int = 0  # also time a plain per-fact z loop on this many cases
+    retention_sample: int = 300
+
+
+def read_cases(path: Path, limit: int) -> list[EditRequest]:
+    """The first `limit` valid cases of a fact file (our JSONL, CounterFact JSON, CSV, ZsRE)."""
+    cases = []
+    with FactFile(path) as source:
+        for record in source.records:
+            if record.request is not None:
+                cases.append(record.request)
+            if len(cases) == limit:
+                break
+    if not cases:
+        raise NseError(f"{path} holds no valid cases")
+    return cases
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def run_benchmark(
+    loaded: LoadedModel,
+    cases: list[EditRequest],
+    config: BenchConfig,
+    overrides: dict[str, object] | None = None,
+    control: JobControl | None = None,
+) -> dict[str, object]:
+    """Edit `cases` round by round on a fresh model and measure what the JSON report holds."""
+    control = control or silent()
+    points = find_edit_points(loaded.model)
+    hp: NseHyperParams = default_hparams(loaded, points, control)
+    if overrides:
+        hp = hp.with_overrides(**overrides)
+    session = EditingSession(loaded, hp, points)
+
+    pre = evaluate(loaded, cases, generation=True, fluency=True, control=control)
+    baseline = _per_fact_baseline(session, cases, config, control) if config.per_fact_baseline else None
+
+    seconds_by_phase: dict[str, float] = {}
+    edit_seconds = 0.0
+    curve: list[dict[str, float]] = []
+    applied_so_far: list[tuple[int, EditRequest]] = []
+    not_applied: list[dict[str, object]] = []
+    for start in range(0, len(cases), config.batch_size):
+        batch = cases[start : start + config.batch_size]
+        t0 = time.perf_counter()
+        result = session.apply_round(batch, control)
+        edit_seconds += time.perf_counter() - t0
+        for phase, seconds in result.seconds_by_phase.items():
+            seconds_by_phase[phase] = seconds_by_phase.get(phase, 0.0) + seconds
+        not_applied += [{"subject": o.request.subject, "reason": o.reason} for o in result.not_applied]
+        if applied_so_far:
+            sample = [r for _, r in retention_sample(applied_so_far, config.retention_sample)]
+            earlier = evaluate(loaded, sample, generation=False, control=control)
+            curve.append({"edits_applied": len(applied_so_far) + len(result.applied), "efficacy_on_earlier": earlier.efficacy})
+        applied_so_far += [(result.round_index, o.request) for o in result.applied]
+        log.info("round %d: %d/%d applied, %.1f s", result.round_index, len(result.applied), len(batch),
+                 time.perf_counter() - t0)
+
+    post = evaluate(loaded, cases, generation=True, fluency=True, control=control)
+    first_round = post.facts[: config.batch_size]
+    report: dict[str, object] = {
+        "cases": len(cases),
+        "batch_size": config.batch_size,
+        "efficacy": post.efficacy,
+        "generalization": post.generalization,
+        "specificity": post.specificity,
+        "top1": post.top1,
+        "generation": post.generation,
+        "fluency_before": pre.fluency,
+        "fluency_after": post.fluency,
+        "pre_efficacy": pre.efficacy,
+        "pre_generalization": pre.generalization,
+        "pre_specificity": pre.specificity,
+        "pre_generation": pre.generation,
+        "first_round_retention": sum(f.efficacy for f in first_round) / len(first_round),
+        "retention_curve": curve,
+        "not_applied": not_applied,
+        "seconds_per_edit": edit_seconds / len(cases),
+        "seconds_by_phase": {k: v / len(cases) for k, v in seconds_by_phase.items()},
+        "edit_seconds_total": edit_seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+        "device": str(loaded.device),
+        "dtype": str(loaded.dtype).removeprefix("torch."),
+        "torch_threads": torch.get_num_threads(),
+        "model": loaded.name,
+        "settings": hp.to_dict(),
+    }
+    if baseline:
+        report["per_fact_baseline"] = baseline
+    return report
+
+
+def _per_fact_baseline(session: EditingSession, cases: list[EditRequest], config: BenchConfig,
+                       control: JobControl) -> dict[str, float]:
+    """Seconds per target state: plain per-fact full-forward loop vs our batched computation."""
+    loaded, hp = session.loaded, session.hparams
+    session._ensure_prerequisites(control)
+    sample = cases[: config.per_fact_baseline]
+    with torch.enable_grad():
+        t0 = time.perf_counter()
+        for request in sample:
+            per_fact_target_state(loaded.model, loaded.tokenizer, session.points, request, hp, session.prefixes)
+        plain = (time.perf_counter() - t0) / len(sample)
+        t0 = time.perf_counter()
+        compute_target_states(loaded.model, loaded.tokenizer, session.points, sample, hp, session.prefixes, control)
+        batched = (time.perf_counter() - t0) / len(sample)
+    return {"facts": len(sample), "per_fact_seconds": plain, "batched_seconds": batched, "speedup": plain / batched}

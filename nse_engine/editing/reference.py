@@ -1,0 +1,77 @@
+"""A plain per-fact target-state loop (the authors' way): full forward passes, one fact at a time.
+
+Kept as the yardstick for the batched implementation: tests check both find the same z, and
+`nse bench --per-fact-baseline K` times both in one run.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.prompts import tokenize_at_subject
+from nse_engine.editing.requests import EditRequest
+from nse_engine.model.architecture import EditPoints
+from nse_engine.model.tokens import encode_target, right_pad
+
+
+def per_fact_target_state(
+    model: nn.Module, tokenizer, points: EditPoints, request: EditRequest, hp: NseHyperParams, prefixes: list[str]
+) -> torch.Tensor:
+    """z (hidden,) for one request, with the whole model run at every Adam step."""
+    layer = hp.layers[-1]
+    target = encode_target(tokenizer, request.target_new)
+    rows, lookups, prompt_lens = [], [], []
+    for prefix in ["", *prefixes]:
+        ids, last = tokenize_at_subject(tokenizer, prefix, request.prompt, request.subject)
+        rows.append(ids + target[:-1])
+        lookups.append(last)
+        prompt_lens.append(len(ids))
+    kl_ids, kl_last = tokenize_at_subject(tokenizer, "", "{} is a", request.subject)
+    rows.append(kl_ids)
+    lookups.append(kl_last)
+    device = points.lm_head.weight.device
+    ids, mask = right_pad(rows, tokenizer.pad_token_id)
+    ids, mask = ids.to(device), mask.to(device)
+    delta = torch.zeros(points.hidden_size, device=device, requires_grad=True)
+    opt = torch.optim.Adam([delta], lr=hp.v_lr)
+    state: dict[str, torch.Tensor] = {}
+
+    def add_delta(_module: nn.Module, _args: tuple, output: object) -> object:
+        h = output[0] if isinstance(output, tuple) else output
+        if "h_init" not in state:
+            state["h_init"] = h[0, lookups[0]].detach().clone()
+        h = h.clone()
+        for r, col in enumerate(lookups):
+            h[r, col] = h[r, col] + delta.to(h.dtype)
+        return (h, *output[1:]) if isinstance(output, tuple) else h
+
+    handle = points.blocks[layer].register_forward_hook(add_delta)
+    kl_init = None
+    try:
+        for it in range(hp.v_num_grad_steps):
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()  # (rows, seq, vocab)
+            logp = torch.log_softmax(logits, dim=-1)
+            nll = 0.0
+            for r in range(len(rows) - 1):
+                cols = torch.arange(prompt_lens[r] - 1, prompt_lens[r] - 1 + len(target), device=device)
+                nll = nll - logp[r, cols, torch.tensor(target, device=device)].sum() / len(target)
+            nll = nll / (len(rows) - 1)
+            kl_logp = logp[-1, kl_last]
+            if kl_init is None:
+                kl_init = kl_logp.detach()
+            kl = hp.kl_factor * (kl_logp.exp() * (kl_logp - kl_init)).sum()
+            loss = nll + kl + hp.v_weight_decay * delta.norm() / state["h_init"].norm() ** 2
+            if loss.item() < 5e-2 or it == hp.v_num_grad_steps - 1:
+                break
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                max_norm = hp.clamp_norm_factor * state["h_init"].norm()
+                if delta.norm() > max_norm:
+                    delta.mul_(max_norm / delta.norm())
+    finally:
+        handle.remove()
+    return (state["h_init"] + delta.detach()).float().cpu()

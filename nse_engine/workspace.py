@@ -1,0 +1,181 @@
+"""One loaded model, its NSE editing session and its project log, kept in agreement.
+
+The app's worker thread and the `nse edit` command both drive edits through a Workspace. Every
+mutating call is all-or-nothing across the three: if editing, evaluating or committing fails or
+is cancelled, the model, the session and the log are as they were before the call.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from nse_engine.editing.derive import default_hparams
+from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.requests import EditRequest
+from nse_engine.editing.session import EditingSession
+from nse_engine.errors import EditError
+from nse_engine.evaluation.counterfact import evaluate
+from nse_engine.evaluation.fluency import fluency_score
+from nse_engine.evaluation.retention import retention_sample
+from nse_engine.model.loading import LoadedModel
+from nse_engine.progress import JobControl, silent
+from nse_engine.store import FactEvaluation, Project
+from nse_engine.store.project import LOG_FILE
+
+log = logging.getLogger(__name__)
+
+METHOD = "NSE"
+
+
+@dataclass
+class BatchChanges:
+    """What a mutating job changed; each view decides from it whether to refresh."""
+
+    batch_id: int | None
+    applied_fact_ids: list[int]
+    failed: dict[int, str]  # fact_id -> why it was not applied
+    retention: float | None  # share of earlier edits still retained after this batch
+    seconds_by_phase: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    undone: bool = False
+
+
+class Workspace:
+    """Owned by one thread: SQLite connections and the model must not cross threads."""
+
+    def __init__(self, loaded: LoadedModel, session: EditingSession, project: Project) -> None:
+        self.loaded = loaded
+        self.session = session
+        self.project = project
+        self.measure_fluency = True
+
+    @classmethod
+    def open(cls, loaded: LoadedModel, project_folder: Path, control: JobControl | None = None) -> Workspace:
+        """Open (or create) the project and restore its edited model onto `loaded`."""
+        control = control or silent()
+        folder = Path(project_folder)
+        project = Project.open(folder) if (folder / LOG_FILE).exists() else Project.create(folder)
+        state = project.current_state_file()
+        if state is not None:
+            session = EditingSession.from_state(loaded, state, control)
+        else:
+            session = EditingSession(loaded, default_hparams(loaded, _points(loaded), control))
+        project.check_base_model(loaded.source, session.base_fingerprint)
+        return cls(loaded, session, project)
+
+    @property
+    def hparams(self) -> NseHyperParams:
+        return self.session.hparams
+
+    def original_weights(self):
+        """Context manager: temporarily the unedited model (compare mode)."""
+        return self.session.original_weights()
+
+    def run_batch(
+        self, fact_ids: list[int], control: JobControl | None = None, hparams: NseHyperParams | None = None
+    ) -> BatchChanges:
+        """Edit the given queued facts as one round, evaluate retention, commit to the log."""
+        control = control or silent()
+        queued = {r.fact_id: r for r in self.project.queued_facts()}
+        missing = [i for i in fact_ids if i not in queued]
+        if missing:
+            raise EditError(f"Facts {missing} are not queued in this project.")
+        requests = [queued[i] for i in fact_ids]
+        earlier = self._applied_requests()
+        started = datetime.now(timezone.utc)
+        result = self.session.apply_round(requests, control, hparams)
+        try:
+            evaluations, metrics = self._evaluate_after_round(earlier, result.applied, control)
+            applied = [o for o in result.outcomes if o.applied]
+            self.project.commit_batch(
+                result.outcomes, METHOD, self.hparams.to_dict(), started, datetime.now(timezone.utc),
+                self.session.save_state if applied else None, evaluations, metrics,
+            )
+        except BaseException:
+            self.session.undo_last_round()
+            raise
+        batch = self.project.batches()[-1]
+        return BatchChanges(
+            batch_id=batch.id,
+            applied_fact_ids=[o.request.fact_id for o in result.applied],
+            failed={o.request.fact_id: o.reason or "not applied" for o in result.not_applied},
+            retention=metrics.get("retention"),
+            seconds_by_phase=result.seconds_by_phase,
+            metrics=metrics,
+        )
+
+    def _applied_requests(self) -> list[tuple[int, EditRequest]]:
+        """(round index, request) of every applied edit in effect, oldest first."""
+        return [
+            (i, o.request)
+            for i, record in enumerate(self.session.rounds)
+            for o in record.outcomes
+            if o.applied
+        ]
+
+    def _evaluate_after_round(self, earlier, applied_now, control: JobControl):
+        sample = [r for _, r in retention_sample(earlier)]
+        current = [o.request for o in applied_now]
+        summary = evaluate(self.loaded, sample + current, generation=False, control=control)
+        scores = summary.facts
+        evaluations = [
+            FactEvaluation(s.fact_id, s.efficacy, s.prob_new, s.prob_true)
+            for s in scores
+            if s.fact_id is not None
+        ]
+        earlier_scores = scores[: len(sample)]
+        metrics: dict[str, float | None] = {
+            "retention": (sum(s.efficacy for s in earlier_scores) / len(earlier_scores)) if earlier_scores else None,
+            "efficacy": _mean([s.efficacy for s in scores[len(sample):]]),
+            "generalization": summary.generalization,
+            "specificity": summary.specificity,
+        }
+        if earlier:
+            first_round = [s for (rnd, _), s in zip(retention_sample(earlier), earlier_scores) if rnd == earlier[0][0]]
+            metrics["first_round_retention"] = _mean([s.efficacy for s in first_round])
+        if self.measure_fluency:
+            metrics["fluency"] = fluency_score(self.loaded)
+        return evaluations, metrics
+
+    def undo_last_batch(self, control: JobControl | None = None) -> BatchChanges:
+        """Undo the newest batch in effect: weights, session and log go back together."""
+        control = control or silent()
+        batch = next((b for b in reversed(self.project.batches()) if not b.undone), None)
+        if batch is None:
+            raise EditError("There is no batch to undo.")
+        removed = self.session.undo_last_round() if batch.state_file is not None else None
+        try:
+            self.project.undo_last_batch(self.session.save_state if removed is not None else None)
+        except BaseException:
+            if removed is not None:
+                self.session.rounds.append(removed)
+                self.session._rebuild()
+            raise
+        return BatchChanges(batch.id, [], {}, None, undone=True)
+
+    def export_model(self, folder: Path, control: JobControl | None = None) -> None:
+        (control or silent()).report("export", 0, 1, str(folder))
+        self.session.export_model(Path(folder))
+        (control or silent()).report("export", 1, 1, "done")
+
+    @contextmanager
+    def closing(self) -> Iterator[Workspace]:
+        try:
+            yield self
+        finally:
+            self.project.close()
+
+
+def _points(loaded: LoadedModel):
+    from nse_engine.model.architecture import find_edit_points
+
+    return find_edit_points(loaded.model)
+
+
+def _mean(values: list) -> float | None:
+    return sum(float(v) for v in values) / len(values) if values else None

@@ -1,0 +1,80 @@
+"""A Workspace keeps model, editing session and project log in agreement, across reopenings."""
+
+import pytest
+import torch
+
+from nse_engine.editing.session import EditingSession
+from nse_engine.errors import Cancelled, ProjectError
+from nse_engine.progress import JobControl
+from nse_engine.store import Project
+from nse_engine.workspace import Workspace
+from test_session import ROUND_1, ROUND_2, loaded_tiny, tiny_hparams
+
+
+def open_workspace(folder, seed: int = 0) -> Workspace:
+    loaded = loaded_tiny(seed=seed)
+    project = Project.open(folder) if (folder / "project.sqlite").exists() else Project.create(folder)
+    state = project.current_state_file()
+    session = EditingSession.from_state(loaded, state) if state else EditingSession(loaded, tiny_hparams())
+    project.check_base_model("tiny", session.base_fingerprint)
+    workspace = Workspace(loaded, session, project)
+    workspace.measure_fluency = False
+    return workspace
+
+
+def test_batch_is_logged_and_reopening_restores_the_edited_model(tmp_path):
+    ws = open_workspace(tmp_path)
+    ids = ws.project.queue_facts(ROUND_1)
+    changes = ws.run_batch(ids)
+    assert changes.batch_id is not None and sorted(changes.applied_fact_ids) == sorted(ids)
+    assert [f.status for f in ws.project.facts()] == ["applied", "applied"]
+    edited = {l: ws.session.points.weight(l).clone() for l in ws.session.layers}
+
+    ids2 = ws.project.queue_facts(ROUND_2)
+    changes2 = ws.run_batch(ids2)
+    assert changes2.retention is not None  # earlier edits were re-evaluated
+    assert {e.fact_id for e in ws.project.evaluations(batch_id=changes2.batch_id)} >= set(ids)
+    final = {l: ws.session.points.weight(l).clone() for l in ws.session.layers}
+    ws.project.close()
+
+    reopened = open_workspace(tmp_path)
+    for l in reopened.session.layers:
+        assert torch.equal(reopened.session.points.weight(l), final[l])
+    reopened.undo_last_batch()
+    for l in reopened.session.layers:
+        assert torch.equal(reopened.session.points.weight(l), edited[l])
+    assert [b.undone for b in reopened.project.batches()] == [False, True]
+    reopened.project.close()
+
+    after_undo = open_workspace(tmp_path)
+    for l in after_undo.session.layers:
+        assert torch.equal(after_undo.session.points.weight(l), edited[l])
+    after_undo.project.close()
+
+
+def test_cancelled_batch_leaves_model_session_and_log_unchanged(tmp_path):
+    ws = open_workspace(tmp_path)
+    ws.run_batch(ws.project.queue_facts(ROUND_1))
+    weights = {l: ws.session.points.weight(l).clone() for l in ws.session.layers}
+    ids = ws.project.queue_facts(ROUND_2)
+
+    def cancel_in_evaluation(progress):
+        if progress.phase == "evaluation":
+            control.cancel()
+
+    control = JobControl(cancel_in_evaluation)
+    with pytest.raises(Cancelled):
+        ws.run_batch(ids, control)
+    for l in ws.session.layers:
+        assert torch.equal(ws.session.points.weight(l), weights[l])
+    assert len(ws.session.rounds) == 1
+    assert len(ws.project.batches()) == 1
+    assert [r.fact_id for r in ws.project.queued_facts()] == ids
+
+
+def test_project_of_another_base_model_is_refused(tmp_path):
+    ws = open_workspace(tmp_path)
+    ws.run_batch(ws.project.queue_facts(ROUND_1))
+    ws.project.close()
+    with pytest.raises(ProjectError):
+        open_workspace(tmp_path, seed=1)
