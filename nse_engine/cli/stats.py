@@ -1,9 +1,62 @@
-"""CLI commands of this area; filled in as the feature lands."""
+"""`nse stats`: compute (or load from cache) the key statistics NSE's update needs."""
 
 from __future__ import annotations
 
 import argparse
 
+from nse_engine.cli.models import add_model_options
+from nse_engine.cli.progress_bar import progress_bar_control
+from nse_engine.errors import NseError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """No commands yet."""
+    p = sub.add_parser("stats", help="compute or load the key statistics E[kkᵀ] of the edited layers")
+    p.add_argument("model", help="model folder, .gguf file, or 'default'")
+    p.add_argument("--layers", help="comma-separated layers or ranges, e.g. 4,5,6 or 4-8 (default: the editing layers)")
+    p.add_argument("--tokens", type=int, help="token positions to average over (default 524,288)")
+    p.add_argument("--corpus", default="default", help="'default' (bundled Wikipedia lead paragraphs) or a .txt / .jsonl file")
+    p.add_argument("--seq-len", type=int, help="tokens per sequence, BOS included (default 128)")
+    p.add_argument("--batch-size", type=int, help="sequences per forward pass (default 16)")
+    add_model_options(p)
+    p.set_defaults(run=run_stats)
+
+
+def default_layers(n_layers: int) -> list[int]:
+    """Layers at the relative depth of Llama-3-8B's NSE layers 4..8 of 32 (until per-model settings exist)."""
+    first = int(4 / 32 * n_layers + 0.5)
+    last = int(8 / 32 * n_layers + 0.5)
+    return list(range(first, max(first, last) + 1))
+
+
+def parse_layers(text: str) -> list[int]:
+    """'4,5,6' or '4-8' or '2,4-6' -> sorted layer numbers."""
+    layers: set[int] = set()
+    try:
+        for part in text.split(","):
+            first, _, last = part.strip().partition("-")
+            layers.update(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise NseError(f"--layers {text!r}: use numbers and ranges such as 4,5,6 or 4-8.") from None
+    if not layers:
+        raise NseError(f"--layers {text!r} names no layer.")
+    return sorted(layers)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from nse_engine.model.architecture import find_edit_points
+    from nse_engine.model.loading import load_model
+    from nse_engine.stats.second_moment import StatsSpec, layer_stats
+
+    control = progress_bar_control()
+    loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control)
+    points = find_edit_points(loaded.model)
+    layers = parse_layers(args.layers) if args.layers else default_layers(points.n_layers)
+    given = {"n_tokens": args.tokens, "seq_len": args.seq_len, "batch_size": args.batch_size}
+    spec = StatsSpec(corpus=args.corpus, **{name: value for name, value in given.items() if value is not None})
+    stats = layer_stats(loaded, points, layers, spec, control)
+    print(f"{loaded.name}: E[kkᵀ] of {points.blocks_path}.<i>.{points.mlp_out_path} inputs (d_ff {points.d_ff}), corpus {args.corpus}")
+    print(f"{'layer':>5}  {'tokens':>9}  {'seconds':>8}  {'trace':>11}  cache")
+    for layer, s in stats.items():
+        source = "cached" if s.cached else "computed"
+        print(f"{layer:>5}  {s.tokens:>9,}  {s.seconds:>8.1f}  {s.trace:>11.5g}  {s.path} ({source})")
+    return 0
