@@ -19,3 +19,19 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.mktemp("nse-home")
     monkeypatch.setenv("NSE_DATA_DIR", str(root / "data"))
     monkeypatch.setenv("NSE_CACHE_DIR", str(root / "cache"))
+
+
+@pytest.fixture(scope="session")
+def default_model_path(tmp_path_factory):
+    """The built-in default model, converted once per test session into a temporary folder."""
+    from nse_engine.model.default_model import ensure_default_model
+
+    previous = os.environ.get("NSE_DATA_DIR")
+    os.environ["NSE_DATA_DIR"] = str(tmp_path_factory.mktemp("default-model"))
+    try:
+        return ensure_default_model()
+    finally:
+        if previous is None:
+            del os.environ["NSE_DATA_DIR"]
+        else:
+            os.environ["NSE_DATA_DIR"] = previous

@@ -21,13 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_stats)
 
 
-def default_layers(n_layers: int) -> list[int]:
-    """Layers at the relative depth of Llama-3-8B's NSE layers 4..8 of 32 (until per-model settings exist)."""
-    first = int(4 / 32 * n_layers + 0.5)
-    last = int(8 / 32 * n_layers + 0.5)
-    return list(range(first, max(first, last) + 1))
-
-
 def parse_layers(text: str) -> list[int]:
     """'4,5,6' or '4-8' or '2,4-6' -> sorted layer numbers."""
     layers: set[int] = set()
@@ -43,6 +36,7 @@ def parse_layers(text: str) -> list[int]:
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    from nse_engine.editing.hparams import default_layers
     from nse_engine.model.architecture import find_edit_points
     from nse_engine.model.loading import load_model
     from nse_engine.stats.second_moment import StatsSpec, layer_stats
@@ -50,7 +44,7 @@ def run_stats(args: argparse.Namespace) -> int:
     control = progress_bar_control()
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control)
     points = find_edit_points(loaded.model)
-    layers = parse_layers(args.layers) if args.layers else default_layers(points.n_layers)
+    layers = parse_layers(args.layers) if args.layers else list(default_layers(loaded.model, points.n_layers))
     given = {"n_tokens": args.tokens, "seq_len": args.seq_len, "batch_size": args.batch_size}
     spec = StatsSpec(corpus=args.corpus, **{name: value for name, value in given.items() if value is not None})
     stats = layer_stats(loaded, points, layers, spec, control)

@@ -104,3 +104,9 @@ def relative_depth_layers(n_layers: int) -> tuple[int, ...]:
     first = round(4 / 32 * n_layers)
     last = max(first, min(n_layers - 1, round(8 / 32 * n_layers)))
     return tuple(range(first, last + 1))
+
+
+def default_layers(model: PreTrainedModel, n_layers: int) -> tuple[int, ...]:
+    """The layers NSE edits by default: the preset's, else the relative-depth rule."""
+    name = preset_name(model)
+    return PRESETS[name].layers if name else relative_depth_layers(n_layers)

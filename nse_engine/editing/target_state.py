@@ -142,55 +142,77 @@ def _optimise_chunk(
     done_before: int,
     total: int,
 ) -> TargetStates:
+    """Adam on one delta per fact. Facts stop once their loss is below 5e-2; when half of the
+    facts still being optimised have stopped, the rest are laid out again without them (Adam's
+    per-element state carried over, so the result is the same as without compaction)."""
     device = points.lm_head.weight.device
-    batch = _layout(tokenizer, requests, prefixes, device)
     n = len(requests)
-    replay = SuffixReplay(
-        model, points, hp.layers[-1], batch.input_ids, batch.attention_mask, batch.position_ids, batch.split
-    )
-    h_base = replay.hidden  # (rows, suffix, hidden); position 0 is every row's subject token
-    h_init = h_base[batch.bare_rows, 0].float()  # (n, hidden)
-    max_norm = hp.clamp_norm_factor * h_init.norm(dim=1)  # (n,)
-
-    delta = torch.zeros((n, h_base.shape[-1]), device=device, dtype=torch.float32, requires_grad=True)
-    opt = torch.optim.Adam([delta], lr=hp.v_lr)
-    active = torch.ones(n, dtype=torch.bool, device=device)
-    steps = torch.zeros(n, dtype=torch.long, device=device)
+    delta = torch.zeros((n, points.hidden_size), device=device)  # (n, hidden), final values
+    h_init = torch.zeros_like(delta)  # (n, hidden)
     loss_each = torch.zeros(n, device=device)
-    kl_init: torch.Tensor | None = None
-    kl_cols = torch.zeros_like(batch.kl_rows)
+    steps = torch.zeros(n, dtype=torch.long, device=device)
+    kl_init: torch.Tensor | None = None  # (n, vocab) next-token distribution with delta = 0
+    adam_state: dict[str, torch.Tensor] | None = None
+    remaining = torch.arange(n, device=device)  # facts still being optimised
+    it = 0
 
     def head(rows: torch.Tensor, cols: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         picked = points.final_norm(hidden[rows, cols])  # (k, hidden)
         return torch.log_softmax(points.lm_head(picked).float(), dim=-1)  # (k, vocab)
 
-    for it in range(hp.v_num_grad_steps):
-        subject = h_base[:, :1] + delta[batch.row_fact][:, None].to(h_base.dtype)  # (rows, 1, hidden)
-        out = replay.run(torch.cat([subject, h_base[:, 1:]], dim=1))  # (rows, suffix, hidden)
-        target_logp = head(batch.target_rows, batch.target_cols, out)  # (t, vocab)
-        picked = target_logp.gather(1, batch.target_ids[:, None]).squeeze(1)  # (t,)
-        nll = torch.zeros(n, device=device).index_add(0, batch.target_fact, -picked * batch.target_weight)
-        kl_logp = head(batch.kl_rows, kl_cols, out)  # (n, vocab)
-        if kl_init is None:
-            kl_init = kl_logp.detach()
-        kl = hp.kl_factor * (kl_logp.exp() * (kl_logp - kl_init)).sum(1)  # (n,) KL(current ‖ original)
-        decay = hp.v_weight_decay * delta.norm(dim=1) / h_init.norm(dim=1) ** 2  # (n,)
-        loss = nll + kl + decay  # (n,)
-        loss_each = torch.where(active, loss.detach(), loss_each)
-        active &= loss.detach() >= _EARLY_STOP_LOSS
-        control.report("target states", done_before + it * n // hp.v_num_grad_steps, total)
-        if not bool(active.any()) or it == hp.v_num_grad_steps - 1:
-            break
-        opt.zero_grad()
-        (loss * active).sum().backward()
-        frozen = delta.detach().clone()
-        opt.step()
-        steps += active.long()
-        with torch.no_grad():
-            delta[~active] = frozen[~active]
-            norms = delta.norm(dim=1)  # (n,)
-            scale = torch.where(norms > max_norm, max_norm / norms.clamp_min(1e-12), torch.ones_like(norms))
-            delta.mul_(scale[:, None])
+    while len(remaining) and it < hp.v_num_grad_steps:
+        batch = _layout(tokenizer, [requests[i] for i in remaining.tolist()], prefixes, device)
+        replay = SuffixReplay(
+            model, points, hp.layers[-1], batch.input_ids, batch.attention_mask, batch.position_ids, batch.split
+        )
+        h_base = replay.hidden  # (rows, suffix, hidden); position 0 is every row's subject token
+        if kl_init is None:  # the first layout holds every fact
+            h_init = h_base[batch.bare_rows, 0].float()  # (n, hidden)
+        max_norm = hp.clamp_norm_factor * h_init[remaining].norm(dim=1)  # (m,)
+        param = delta[remaining].clone().requires_grad_(True)  # (m, hidden)
+        opt = torch.optim.Adam([param], lr=hp.v_lr)
+        if adam_state is not None:
+            opt.state[param] = adam_state
+        active = torch.ones(len(remaining), dtype=torch.bool, device=device)
+        kl_cols = torch.zeros_like(batch.kl_rows)
+        while it < hp.v_num_grad_steps:
+            subject = h_base[:, :1] + param[batch.row_fact][:, None].to(h_base.dtype)  # (rows, 1, hidden)
+            out = replay.run(torch.cat([subject, h_base[:, 1:]], dim=1))  # (rows, suffix, hidden)
+            target_logp = head(batch.target_rows, batch.target_cols, out)  # (t, vocab)
+            picked = target_logp.gather(1, batch.target_ids[:, None]).squeeze(1)  # (t,)
+            nll = torch.zeros(len(remaining), device=device).index_add(
+                0, batch.target_fact, -picked * batch.target_weight
+            )  # (m,)
+            kl_logp = head(batch.kl_rows, kl_cols, out)  # (m, vocab)
+            if kl_init is None:
+                kl_init = kl_logp.detach()
+            kl = hp.kl_factor * (kl_logp.exp() * (kl_logp - kl_init[remaining])).sum(1)  # (m,) KL(now ‖ original)
+            decay = hp.v_weight_decay * param.norm(dim=1) / h_init[remaining].norm(dim=1) ** 2  # (m,)
+            loss = nll + kl + decay  # (m,)
+            loss_each[remaining[active]] = loss.detach()[active]
+            active &= loss.detach() >= _EARLY_STOP_LOSS
+            control.report("target states", done_before + int((loss_each < _EARLY_STOP_LOSS).sum()), total)
+            if not bool(active.any()) or it == hp.v_num_grad_steps - 1:
+                it = hp.v_num_grad_steps
+                break
+            if len(remaining) > 1 and int(active.sum()) <= len(remaining) // 2:
+                break  # compact: lay out the active facts alone, then take this step
+            opt.zero_grad()
+            (loss * active).sum().backward()
+            frozen = param.detach().clone()
+            opt.step()
+            steps[remaining] += active.long()
+            it += 1
+            with torch.no_grad():
+                param[~active] = frozen[~active]
+                norms = param.norm(dim=1)  # (m,)
+                scale = torch.where(norms > max_norm, max_norm / norms.clamp_min(1e-12), torch.ones_like(norms))
+                param.mul_(scale[:, None])
+        delta[remaining] = param.detach()
+        state = opt.state.get(param)
+        if state:
+            adam_state = {k: (v[active].clone() if v.dim() > 0 else v.clone()) for k, v in state.items()}
+        remaining = remaining[active]
     control.report("target states", done_before + n, total)
-    z = (h_init + delta.detach()).float()
+    z = (h_init + delta).float()
     return TargetStates(z.cpu(), h_init.cpu(), loss_each.cpu(), steps.cpu())

@@ -3,16 +3,17 @@
 import pytest
 
 from nse_engine.cli import main
-from nse_engine.cli.stats import default_layers, parse_layers
+from nse_engine.cli.stats import parse_layers
+from nse_engine.editing.hparams import relative_depth_layers
 from nse_engine.errors import NseError
 from tiny import save_model
 
 
 def test_default_layers_follow_llama3_8b_depth():
-    assert default_layers(32) == [4, 5, 6, 7, 8]
-    assert default_layers(30) == [4, 5, 6, 7, 8]  # SmolLM2-135M
-    assert default_layers(12) == [2, 3]  # GPT-2 small
-    assert default_layers(4) == [1]
+    assert relative_depth_layers(32) == (4, 5, 6, 7, 8)
+    assert relative_depth_layers(30) == (4, 5, 6, 7, 8)  # SmolLM2-135M
+    assert relative_depth_layers(12) == (2, 3)  # GPT-2 small
+    assert relative_depth_layers(4) == (0, 1)
 
 
 def test_parse_layers():

@@ -9,8 +9,8 @@ from nse_engine.stats.second_moment import StatsSpec, layer_stats
 
 
 @pytest.mark.integration
-def test_default_model_layer_4():
-    loaded = load_model("default", device="cpu")
+def test_default_model_layer_4(default_model_path):
+    loaded = load_model(default_model_path, device="cpu")
     points = find_edit_points(loaded.model)
     spec = StatsSpec(n_tokens=1024)
     stats = layer_stats(loaded, points, [4], spec)[4]

@@ -1,0 +1,187 @@
+"""The main window: one tab per screen, the menus and shortcuts, a status bar with the job's
+progress, and the window state kept in QSettings."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+
+from nse_app.resources import resource
+from nse_app.session import Session
+from nse_app.views.chat_view import ChatView
+from nse_app.views.edit_form import EditForm
+from nse_app.views.import_view import ImportView
+from nse_app.views.job_progress import JobProgress
+from nse_app.views.log_view import LogView
+from nse_app.views.model_view import ModelView
+from nse_app.views.queue_view import QueueView
+from nse_app.views.retention_view import RetentionView
+
+log = logging.getLogger(__name__)
+
+APP_TITLE = "NSE Studio"
+
+
+class MainWindow(QMainWindow):
+    """Hosts the screens; it wires them together but holds no engine state of its own."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.setObjectName("mainWindow")
+        icon = resource("icon.png")
+        if icon.exists():
+            self.setWindowIcon(QIcon(str(icon)))
+
+        self.model_view = ModelView(session)
+        self.edit_form = EditForm(session)
+        self.queue_view = QueueView(session)
+        self.import_view = ImportView(session)
+        self.log_view = LogView(session)
+        self.retention_view = RetentionView(session)
+        self.chat_view = ChatView(session)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        for view, title in (
+            (self.model_view, "Model"),
+            (self.edit_form, "Edit"),
+            (self.queue_view, "Queue"),
+            (self.import_view, "Import"),
+            (self.log_view, "Log"),
+            (self.retention_view, "Retention"),
+            (self.chat_view, "Chat"),
+        ):
+            self.tabs.addTab(view, title)
+        self.setCentralWidget(self.tabs)
+
+        self.queue_view.edit_requested.connect(self._edit_fact)
+        self.edit_form.queued.connect(lambda: self.tabs.setCurrentWidget(self.queue_view))
+        self.log_view.ask_requested.connect(self._ask_about)
+
+        self.progress = JobProgress(session)
+        self.progress.setMaximumWidth(560)
+        self.status_label = QLabel()
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+        session.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+
+        self._build_actions()
+        session.model_changed.connect(lambda _info: self._update_title())
+        session.project_changed.connect(lambda _info: self._update_title())
+        session.busy_changed.connect(self._update_actions)
+        self._update_title()
+        self._update_actions(False)
+        self._restore_state()
+
+    # ---- actions -----------------------------------------------------------------------------
+
+    def _action(self, text: str, slot, shortcut: QKeySequence | str | None = None, name: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(slot)
+        action.setObjectName(name)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.new_project_action = self._action("&New project…", self.model_view.choose_new_project, QKeySequence.StandardKey.New, "newProject")
+        self.open_project_action = self._action("&Open project…", self.model_view.choose_project, QKeySequence.StandardKey.Open, "openProject")
+        self.open_model_action = self._action("Open &model folder…", self.model_view.choose_folder, None, "openModel")
+        self.import_action = self._action("&Import facts…", self.import_facts, "Ctrl+I", "import")
+        self.export_action = self._action("&Export edited model…", self.export_model, "Ctrl+E", "export")
+        self.save_chart_action = self._action("Save retention &chart as PNG…", self.retention_view.save_png, None, "saveChart")
+        quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, "quit")
+        self.run_action = self._action("&Run queued edits", self.queue_view.run_queue, "Ctrl+R", "run")
+        self.cancel_action = self._action("&Cancel", self.session.cancel, Qt.Key.Key_Escape, "cancel")
+        self.undo_action = self._action("&Undo last batch", self.undo_last_batch, "Ctrl+Shift+Z", "undo")
+
+        menus = self.menuBar()
+        file_menu = menus.addMenu("&File")
+        for action in (self.new_project_action, self.open_project_action, self.open_model_action, None,
+                       self.import_action, self.export_action, self.save_chart_action, None, quit_action):
+            file_menu.addSeparator() if action is None else file_menu.addAction(action)
+        edit_menu = menus.addMenu("&Edit")
+        for action in (self.run_action, self.cancel_action, None, self.undo_action):
+            edit_menu.addSeparator() if action is None else edit_menu.addAction(action)
+        help_menu = menus.addMenu("&Help")
+        help_menu.addAction(self._action("&Shortcuts", self._show_shortcuts, None, "shortcuts"))
+
+    def _update_actions(self, busy: bool) -> None:
+        has_project = self.session.project_info is not None
+        for action in (self.export_action, self.undo_action, self.run_action):
+            action.setEnabled(has_project and not busy)
+        self.cancel_action.setEnabled(True)  # Esc also stops a chat reply
+
+    def _update_title(self) -> None:
+        parts = [APP_TITLE]
+        if self.session.project_info:
+            parts.append(str(self.session.project_info["name"]))
+        if self.session.model_info:
+            parts.append(str(self.session.model_info["name"]))
+        self.setWindowTitle(" — ".join(parts))
+        self._update_actions(self.session.busy)
+
+    # ---- flows -------------------------------------------------------------------------------
+
+    def import_facts(self) -> None:
+        self.tabs.setCurrentWidget(self.import_view)
+        self.import_view.choose_file()
+
+    def export_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export the edited model to a folder")
+        if folder:
+            self.session.start(self.session.export_model(folder))
+
+    def undo_last_batch(self) -> None:
+        answer = QMessageBox.question(
+            self, "Undo last batch", "Restore the model as it was before the last batch of edits?"
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.session.start(self.session.undo_last_batch())
+
+    def _edit_fact(self, fact: dict) -> None:
+        self.edit_form.edit_existing(fact)
+        self.tabs.setCurrentWidget(self.edit_form)
+
+    def _ask_about(self, fact: dict) -> None:
+        self.tabs.setCurrentWidget(self.chat_view)
+        self.chat_view.ask_about(fact)
+
+    def _show_shortcuts(self) -> None:
+        QMessageBox.information(
+            self,
+            "Shortcuts",
+            "Ctrl+R  run the queued edits\nEsc  cancel the running job or chat reply\n"
+            "Ctrl+I  import facts\nCtrl+E  export the edited model\nCtrl+Shift+Z  undo the last batch\n"
+            "Ctrl+Enter  add the fact in the Edit form to the queue\nCtrl+N / Ctrl+O  new / open project",
+        )
+
+    # ---- window state ------------------------------------------------------------------------
+
+    def _restore_state(self) -> None:
+        settings = QSettings()
+        geometry = settings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1200, 800)
+        state = settings.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        self.tabs.setCurrentIndex(int(settings.value("window/tab", 0)))
+
+    def save_state(self) -> None:
+        settings = QSettings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState())
+        settings.setValue("window/tab", self.tabs.currentIndex())
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        self.save_state()
+        self.session.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,1 @@
+"""The screens of the main window; each takes the Session it shows and refreshes itself."""

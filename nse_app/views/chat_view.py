@@ -1,0 +1,215 @@
+"""The Chat screen: talk to the edited model with tokens streamed as they come, a Stop button,
+and a side-by-side answer from the original (unedited) model in compare mode."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from nse_engine.errors import Cancelled
+
+from nse_app import jobs
+from nse_app.diagnostics import show_error
+from nse_app.session import Session
+from nse_app.worker import Job
+
+PANES = ("edited", "original")
+
+
+class ChatView(QWidget):
+    """A conversation with the Session's model; it keeps only the transcript."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+        self._messages: list[dict[str, str]] = []
+        self._job: Job | None = None
+        self._facts: list[dict[str, Any]] = []
+        self.answers: dict[str, str] = {}  # the last reply of each pane, as streamed
+
+        self.compare = QCheckBox("Compare with the original model")
+        self.compare.setToolTip("Also answer with the unedited weights, side by side")
+        self.compare.toggled.connect(self._show_compare)
+        self.fact_box = QComboBox()
+        self.fact_box.setMinimumWidth(280)
+        self.fact_box.setPlaceholderText("Ask about an edited fact…")
+        self.ask_button = QPushButton("Ask")
+        self.ask_button.clicked.connect(lambda: self._ask_index(self.fact_box.currentIndex()))
+        self.max_tokens = QSpinBox(minimum=1, maximum=2048, value=96)
+        self.max_tokens.setPrefix("up to ")
+        self.max_tokens.setSuffix(" tokens")
+        self.max_tokens.setToolTip("Longest reply")
+        clear = QPushButton("New conversation")
+        clear.clicked.connect(self.clear)
+        top = QHBoxLayout()
+        top.addWidget(self.compare)
+        top.addWidget(self.max_tokens)
+        top.addStretch()
+        top.addWidget(self.fact_box)
+        top.addWidget(self.ask_button)
+        top.addWidget(clear)
+
+        self.panes: dict[str, QTextBrowser] = {}
+        self.boxes: dict[str, QGroupBox] = {}
+        split = QSplitter(Qt.Orientation.Horizontal)
+        for name, title in (("edited", "Edited model"), ("original", "Original model (unedited weights)")):
+            box = QGroupBox(title)
+            pane = QTextBrowser()
+            pane.setObjectName(f"chat_{name}")
+            QVBoxLayout(box).addWidget(pane)
+            split.addWidget(box)
+            self.panes[name] = pane
+            self.boxes[name] = box
+        self.boxes["original"].hide()
+
+        self.input = QLineEdit(placeholderText="Ask the model something… (Enter to send)")
+        self.input.returnPressed.connect(self.send)
+        self.send_button = QPushButton("Send")
+        self.send_button.setObjectName("primary")
+        self.send_button.clicked.connect(self.send)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the reply (Esc)")
+        self.stop_button.clicked.connect(self.stop)
+        self.hint = QLabel()
+        self.hint.setObjectName("hint")
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.input, 1)
+        bottom.addWidget(self.send_button)
+        bottom.addWidget(self.stop_button)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(split, 1)
+        layout.addWidget(self.hint)
+        layout.addLayout(bottom)
+
+        session.facts_changed.connect(self.refresh_facts)
+        session.project_changed.connect(lambda _info: self._update())
+        session.model_changed.connect(lambda _info: self.clear())
+        self._update()
+
+    @property
+    def streaming(self) -> bool:
+        return self._job is not None
+
+    # ---- flows -------------------------------------------------------------------------------
+
+    def send(self, text: str | None = None) -> None:
+        text = (text if isinstance(text, str) else self.input.text()).strip()
+        if not text or self.streaming:
+            return
+        if self._session.model_info is None:
+            self.hint.setText("Load a model on the Model screen to chat.")
+            return
+        self.input.clear()
+        self._messages.append({"role": "user", "content": text})
+        compare = self.compare.isChecked() and self._session.project_info is not None
+        self.answers = {"edited": "", "original": ""}
+        for name in PANES if compare else ("edited",):
+            self.panes[name].append(f"<b>You:</b> {html.escape(text)}")
+            self.panes[name].append("<b>Model:</b> ")
+        self._job = self._session.worker.submit(
+            "chat", jobs.chat_reply, long=True, messages=list(self._messages), compare=compare,
+            max_new_tokens=self.max_tokens.value(),
+            on_yield=self._on_piece, on_success=self._on_reply, on_failure=self._on_failure,
+        )
+        self._update()
+
+    def stop(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+
+    def ask_about(self, fact: dict[str, Any]) -> None:
+        """Ask the question that checks `fact` (from the Log or the quick-question box)."""
+        self._session.worker.submit("fact question", jobs.fact_question, fact=fact,
+                                    on_success=self.send, on_failure=show_error)
+
+    def _ask_index(self, index: int) -> None:
+        if 0 <= index < len(self._facts):
+            self.ask_about(self._facts[index])
+
+    def clear(self) -> None:
+        self.stop()
+        self._messages = []
+        self.answers = {}
+        for pane in self.panes.values():
+            pane.clear()
+        self._update()
+
+    def refresh_facts(self) -> None:
+        self._session.start(self._refresh_facts())
+
+    async def _refresh_facts(self) -> None:
+        self._facts = await self._session.query(jobs.fact_texts)
+        self.fact_box.clear()
+        for fact in self._facts:
+            self.fact_box.addItem(f"#{fact['id']} {fact['prompt'].format(fact['subject'])} → {fact['target_new']}")
+        self.fact_box.setCurrentIndex(-1)
+        self._update()
+
+    # ---- streaming ---------------------------------------------------------------------------
+
+    def _on_piece(self, value: tuple[str, str]) -> None:
+        pane, piece = value
+        self.answers[pane] = self.answers.get(pane, "") + piece
+        self._insert(pane, piece)
+
+    def _on_reply(self, answers: dict[str, str | None]) -> None:
+        self._finish(answers.get("edited") or self.answers.get("edited", ""))
+
+    def _on_failure(self, error: BaseException) -> None:
+        self._finish(self.answers.get("edited", ""))
+        if isinstance(error, Cancelled):
+            self.hint.setText("Stopped.")
+        else:
+            show_error(error, self)
+
+    def _finish(self, reply: str) -> None:
+        self._job = None
+        self._messages.append({"role": "assistant", "content": reply})
+        self._update()
+
+    # ---- display -----------------------------------------------------------------------------
+
+    def _insert(self, pane: str, text: str) -> None:
+        browser = self.panes[pane]
+        cursor = browser.textCursor()
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertText(text, QTextCharFormat())
+        browser.setTextCursor(cursor)
+        browser.ensureCursorVisible()
+
+    def _show_compare(self, on: bool) -> None:
+        self.boxes["original"].setVisible(on)
+        self._update()
+
+    def _update(self) -> None:
+        has_model = self._session.model_info is not None
+        self.send_button.setEnabled(has_model and not self.streaming)
+        self.stop_button.setEnabled(self.streaming)
+        self.ask_button.setEnabled(bool(self._facts) and not self.streaming)
+        if not has_model:
+            self.hint.setText("Load a model on the Model screen to chat.")
+        elif self.compare.isChecked() and self._session.project_info is None:
+            self.hint.setText("Compare mode needs an open project (the original is the project's base model).")
+        elif self.streaming:
+            self.hint.setText("Answering…")
+        else:
+            self.hint.setText("")

@@ -1,0 +1,173 @@
+"""The Import screen: open or drop a CSV/JSON fact file, preview every row with its problems
+highlighted, queue the valid rows, and save the rejected ones to fix them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtGui import QBrush, QColor, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from nse_engine.store.csv_export import REJECTED_COLUMNS, write_csv
+from nse_engine.store.validation import FIELDS
+
+from nse_app import jobs
+from nse_app.session import Session
+
+_COLUMNS = ("line", *FIELDS, "problems")
+_TITLES = ("Line", "Subject", "Prompt", "New object", "True object", "Paraphrases", "Neighbourhood", "Relation", "Problems")
+_BAD_ROW = QColor("#fde2e1")
+FILE_FILTER = "Fact files (*.csv *.tsv *.json *.jsonl);;All files (*)"
+
+
+def write_rejected_csv(path: Path, rows: list[dict[str, Any]]) -> int:
+    """The rejected rows in the import layout plus where and why, so they can be fixed and re-imported."""
+    return write_csv(
+        path, REJECTED_COLUMNS,
+        ([row["line"], "; ".join(row["problems"]), *(row["fields"].get(f, "") for f in FIELDS)] for row in rows),
+    )
+
+
+class ImportView(QWidget):
+    """Previews a fact file for the Session's project; it keeps only the preview rows."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+        self._path: str | None = None
+        self._rows: list[dict[str, Any]] = []
+        self._rejected: list[dict[str, Any]] = []
+        self.setAcceptDrops(True)
+
+        open_button = QPushButton("Open file…")
+        open_button.setToolTip("Ctrl+I — or drop a CSV/JSON file anywhere on this screen")
+        open_button.clicked.connect(self.choose_file)
+        self.import_button = QPushButton("Import valid rows")
+        self.import_button.setObjectName("primary")
+        self.import_button.clicked.connect(self.import_valid)
+        self.export_button = QPushButton("Export rejected rows…")
+        self.export_button.clicked.connect(self.export_rejected)
+        buttons = QHBoxLayout()
+        buttons.addWidget(open_button)
+        buttons.addStretch()
+        buttons.addWidget(self.export_button)
+        buttons.addWidget(self.import_button)
+
+        self.summary = QLabel(
+            "Drop a CSV or JSON file here, or open one. CSV columns: subject, prompt, target_new, "
+            "target_true, paraphrases (separated by |), neighborhood (prompt => answer, separated by |), relation."
+        )
+        self.summary.setObjectName("importSummary")
+        self.summary.setWordWrap(True)
+        self.table = QTableWidget(0, len(_COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(_TITLES))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table)
+        layout.addLayout(buttons)
+        session.project_changed.connect(lambda _info: self._update_buttons())
+        self._update_buttons()
+
+    # ---- flows -------------------------------------------------------------------------------
+
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import facts", "", FILE_FILTER)
+        if path:
+            self.preview(path)
+
+    def preview(self, path: str) -> None:
+        self._session.start(self._preview(path))
+
+    async def _preview(self, path: str) -> None:
+        self.summary.setText(f"Reading {Path(path).name}…")
+        result = await self._session.query(jobs.preview_import, path=path)
+        self._path = path
+        self.show_rows(result)
+
+    def import_valid(self) -> None:
+        if self._path:
+            self._session.start(self._import(self._path))
+
+    async def _import(self, path: str) -> None:
+        result = await self._session.import_file(path)
+        self._rejected = result["rejected"]
+        self.summary.setText(
+            f"Imported {result['imported']} facts from {Path(path).name} into the queue; "
+            f"{len(self._rejected)} rows rejected." + ("  Export them to fix and re-import." if self._rejected else "")
+        )
+        self.import_button.setEnabled(False)
+        self._update_buttons(imported=True)
+
+    def export_rejected(self) -> None:
+        if not self._rejected:
+            return
+        default = str(Path(self._path or "facts").with_name(Path(self._path or "facts").stem + "-rejected.csv"))
+        path, _ = QFileDialog.getSaveFileName(self, "Save the rejected rows", default, "CSV (*.csv)")
+        if path:
+            write_rejected_csv(Path(path), self._rejected)
+            self._session.status_message.emit(f"Saved {len(self._rejected)} rejected rows to {path}.")
+
+    # ---- display -----------------------------------------------------------------------------
+
+    def show_rows(self, result: dict[str, Any]) -> None:
+        self._rows = result["rows"]
+        self._rejected = [r for r in self._rows if r["problems"]]
+        self.table.setRowCount(len(self._rows))
+        for i, row in enumerate(self._rows):
+            values = {"line": str(row["line"]), **row["fields"], "problems": "; ".join(row["problems"])}
+            for col, key in enumerate(_COLUMNS):
+                item = QTableWidgetItem(values.get(key, ""))
+                if row["problems"]:
+                    item.setBackground(QBrush(_BAD_ROW))
+                    item.setToolTip("\n".join(row["problems"]))
+                self.table.setItem(i, col, item)
+        self.table.resizeColumnsToContents()
+        for col in (2, 5, 6):
+            self.table.setColumnWidth(col, min(self.table.columnWidth(col), 260))
+        self.table.horizontalHeader().setSectionResizeMode(len(_COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        valid = len(self._rows) - len(self._rejected)
+        text = (f"{Path(result['path']).name} — {result['format']}: {len(self._rows)} rows, "
+                f"{valid} valid, {len(self._rejected)} with problems (highlighted; hover for details).")
+        if result["warnings"]:
+            text += "  Note: " + "; ".join(result["warnings"])
+        if self._session.project_info is None:
+            text += "  Open a project to import."
+        self.summary.setText(text)
+        self.import_button.setText(f"Import {valid} valid rows")
+        self._update_buttons()
+
+    def _update_buttons(self, imported: bool = False) -> None:
+        valid = len(self._rows) - len(self._rejected)
+        has_project = self._session.project_info is not None
+        if not imported:
+            self.import_button.setEnabled(bool(self._path) and valid > 0 and has_project)
+        self.export_button.setEnabled(bool(self._rejected))
+
+    # ---- drag and drop -----------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt override)
+        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.preview(files[0])

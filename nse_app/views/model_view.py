@@ -1,0 +1,203 @@
+"""The Model screen: choose and load a model, see what it is, open or create a project."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from nse_engine.model.default_model import DEFAULT_MODEL_NAME
+from nse_engine.model.recent import recent_models
+from nse_engine.paths import data_dir
+
+from nse_app.session import Session, recent_projects
+
+_FIELDS = (
+    ("name", "Name"),
+    ("architecture", "Architecture"),
+    ("layers", "Layers"),
+    ("parameters", "Parameters"),
+    ("dtype", "Precision"),
+    ("device", "Device"),
+    ("edit_layers", "Edited layers"),
+    ("projection", "Edited modules"),
+)
+
+
+def _format_params(n: object) -> str:
+    if not isinstance(n, int):
+        return str(n)
+    if n >= 1e9:
+        return f"{n / 1e9:.2f} B"
+    return f"{n / 1e6:.1f} M"
+
+
+class ModelView(QWidget):
+    """Shows the Session's model and project; its buttons start the load and open flows."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+
+        self.default_button = QPushButton(f"Load the built-in model ({DEFAULT_MODEL_NAME})")
+        self.default_button.setObjectName("primary")
+        self.default_button.clicked.connect(lambda: self.load("default"))
+        folder_button = QPushButton("Open model folder…")
+        folder_button.clicked.connect(self.choose_folder)
+        gguf_button = QPushButton("Open .gguf file…")
+        gguf_button.clicked.connect(self.choose_gguf)
+        self._load_buttons = (self.default_button, folder_button, gguf_button)
+        self.recent_list = QListWidget()
+        self.recent_list.setToolTip("Double-click to load")
+        self.recent_list.itemActivated.connect(lambda item: self.load(item.data(Qt.ItemDataRole.UserRole)))
+
+        choose = QGroupBox("Model")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.default_button)
+        buttons.addWidget(folder_button)
+        buttons.addWidget(gguf_button)
+        buttons.addStretch()
+        choose_layout = QVBoxLayout(choose)
+        choose_layout.addLayout(buttons)
+        choose_layout.addWidget(QLabel("Recent models"))
+        choose_layout.addWidget(self.recent_list)
+
+        info = QGroupBox("Loaded model")
+        self.info_labels: dict[str, QLabel] = {}
+        form = QFormLayout(info)
+        for key, title in _FIELDS:
+            label = QLabel("—")
+            label.setTextFormat(Qt.TextFormat.PlainText)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.info_labels[key] = label
+            form.addRow(title, label)
+
+        project = QGroupBox("Project")
+        self.project_label = QLabel("No project open. A project folder holds the edit log and the edited weights.")
+        self.project_label.setWordWrap(True)
+        self.new_project_button = QPushButton("New project…")
+        self.new_project_button.clicked.connect(self.choose_new_project)
+        self.open_project_button = QPushButton("Open project…")
+        self.open_project_button.clicked.connect(self.choose_project)
+        self.recent_projects = QListWidget()
+        self.recent_projects.setToolTip("Double-click to open")
+        self.recent_projects.itemActivated.connect(lambda item: self.open_project(item.text()))
+        project_buttons = QHBoxLayout()
+        project_buttons.addWidget(self.new_project_button)
+        project_buttons.addWidget(self.open_project_button)
+        project_buttons.addStretch()
+        project_layout = QVBoxLayout(project)
+        project_layout.addWidget(self.project_label)
+        project_layout.addLayout(project_buttons)
+        project_layout.addWidget(QLabel("Recent projects"))
+        project_layout.addWidget(self.recent_projects)
+
+        right = QVBoxLayout()
+        right.addWidget(info)
+        right.addWidget(project)
+        layout = QHBoxLayout(self)
+        layout.addWidget(choose, 1)
+        layout.addLayout(right, 1)
+
+        session.model_changed.connect(self._show_model)
+        session.project_changed.connect(self._show_project)
+        session.busy_changed.connect(self._busy)
+        self.refresh_recent()
+        self._show_project(session.project_info)
+        self._busy(session.busy)
+
+    # ---- flows -------------------------------------------------------------------------------
+
+    def load(self, source: str) -> None:
+        self._session.start(self._session.load_model(source))
+
+    def open_project(self, folder: str) -> None:
+        self._session.start(self._session.open_project(folder))
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a Hugging Face model folder")
+        if folder:
+            self.load(folder)
+
+    def choose_gguf(self) -> None:
+        file, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model file", "", "GGUF models (*.gguf)")
+        if file:
+            self.load(file)
+
+    def choose_new_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Choose an empty folder for the new project", str(data_dir())
+        )
+        if folder:
+            self.open_project(folder)
+
+    def choose_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a project folder", str(data_dir()))
+        if folder:
+            self.open_project(folder)
+
+    # ---- display -----------------------------------------------------------------------------
+
+    def refresh_recent(self) -> None:
+        self.recent_list.clear()
+        for entry in recent_models():
+            source = str(entry["source"])
+            text = f"{entry.get('name', source)}  ({entry.get('architecture', '?')})"
+            if source != "default":
+                text += f"\n{source}"
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, source)
+            self.recent_list.addItem(item)
+        self.recent_projects.clear()
+        self.recent_projects.addItems(recent_projects())
+
+    def _show_model(self, info: dict | None) -> None:
+        values = dict.fromkeys(self.info_labels, "—")
+        if info:
+            points = info.get("edit_points", {})
+            values.update(
+                name=str(info["name"]),
+                architecture=f"{info['architecture']} ({info['model_type']})",
+                layers=str(info["layers"]),
+                parameters=_format_params(info["parameters"]),
+                dtype=str(info["dtype"]),
+                device=str(info["device"]),
+                projection=f"{str(points.get('mlp_output_projection', '?')).replace('<i>', 'N')} — d_ff {points.get('d_ff', '?')}, "
+                f"hidden {points.get('hidden_size', '?')}",
+                edit_layers="set when a project is opened",
+            )
+        for key, label in self.info_labels.items():
+            label.setText(values[key])
+        self.refresh_recent()
+        self._busy(self._session.busy)
+
+    def _show_project(self, info: dict | None) -> None:
+        if info is None:
+            self.project_label.setText(
+                "No project open. A project folder holds the edit log and the edited weights; "
+                "reopening it restores the edited model."
+            )
+            return
+        self.project_label.setText(f"<b>{info['name']}</b><br>{info['folder']}")
+        layers = info.get("hparams", {}).get("layers")
+        if layers:
+            self.info_labels["edit_layers"].setText(", ".join(str(x) for x in layers))
+        self.refresh_recent()
+
+    def _busy(self, busy: bool) -> None:
+        for button in self._load_buttons:
+            button.setEnabled(not busy)
+        self.recent_list.setEnabled(not busy)
+        has_model = self._session.model_info is not None
+        for button in (self.new_project_button, self.open_project_button):
+            button.setEnabled(has_model and not busy)

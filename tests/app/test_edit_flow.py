@@ -1,0 +1,127 @@
+"""The main flow on a tiny real model: enter an edit, run it, see the log row and a chart
+point; cancel a running batch and see nothing changed; compare with the original model."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QLineEdit, QMessageBox
+
+from app.conftest import FACT, JOB_TIMEOUT_MS, error_dialogs, queue_fact, wait_idle
+
+
+def _log_statuses(window) -> list[str]:
+    table = window.log_view.facts_table
+    return [table.item(row, 5).text() for row in range(table.rowCount())]
+
+
+def test_edit_form_validates_as_you_type(qtbot, project_window):
+    form = project_window.edit_form
+    qtbot.keyClicks(form.subject, "Danielle Darrieux")
+    qtbot.keyClicks(form.prompt, "The mother tongue of Leon Blum is")
+    assert "neither '{}' nor the subject" in form.problems_label.text()
+    assert not form.add_button.isEnabled()
+    assert form.prompt.property("invalid")
+    form.prompt.setText("The mother tongue of Danielle Darrieux is")
+    qtbot.keyClicks(form.target_new, "English")
+    assert form.add_button.isEnabled()
+    assert form.request.prompt == "The mother tongue of {} is"
+
+
+def test_enter_an_edit_run_it_and_see_log_row_and_chart_point(qtbot, project_window):
+    window = project_window
+    queue_fact(qtbot, window)
+    assert window.queue_view.table.rowCount() == 1
+    assert window.queue_view.table.item(0, 1).text() == FACT["subject"]
+
+    window.queue_view.batch_size.setValue(1)
+    with qtbot.waitSignal(window.session.changed, timeout=JOB_TIMEOUT_MS) as changed:
+        qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    wait_idle(qtbot, window.session)
+    changes = changed.args[0]
+    assert changes.applied_fact_ids or changes.failed
+    assert not error_dialogs()
+
+    qtbot.waitUntil(lambda: window.queue_view.table.rowCount() == 0)
+    qtbot.waitUntil(lambda: window.log_view.facts_table.rowCount() == 1)
+    assert _log_statuses(window) in (["applied"], ["failed"])
+    assert window.log_view.batches_table.rowCount() == 1
+    qtbot.waitUntil(lambda: window.retention_view.point_count >= 1)
+    assert window.retention_view.series[0]["edits_applied"] == len(changes.applied_fact_ids)
+    qtbot.waitUntil(lambda: window.retention_view.fluency_count >= 1, timeout=JOB_TIMEOUT_MS)
+
+
+def test_cancel_a_running_batch_changes_nothing(qtbot, project_window):
+    window = project_window
+    session = window.session
+    queue_fact(qtbot, window)
+    with qtbot.waitSignal(session.progress, timeout=JOB_TIMEOUT_MS):
+        window.queue_view.run_queue()
+    assert session.busy
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not session.busy, timeout=JOB_TIMEOUT_MS)
+    wait_idle(qtbot, session)
+
+    assert not error_dialogs()
+    window.log_view.refresh()
+    wait_idle(qtbot, session)
+    assert _log_statuses(window) == ["queued"]
+    assert window.log_view.batches_table.rowCount() == 0
+    assert window.queue_view.table.rowCount() == 1
+    assert window.retention_view.point_count == 0
+
+
+# The tiny random model's derived settings make edits too gentle to change its greedy text;
+# these (typed into the Advanced panel, as a user would) make a strong edit.
+STRONG_EDIT = {"v_lr": "20", "v_num_grad_steps": "40", "clamp_norm_factor": "100", "kl_factor": "0",
+               "upper_bound": "1000000", "neuron_threshold": "1.0", "mom2_update_weight": "1.0"}
+
+
+def test_compare_mode_shows_two_different_answers_after_an_edit(qtbot, project_window):
+    window = project_window
+    queue_fact(qtbot, window)
+    queue = window.queue_view
+    queue.advanced.setChecked(True)
+    for key, value in STRONG_EDIT.items():
+        queue.findChild(QLineEdit, f"setting_{key}").setText(value)
+    assert queue.overrides()["v_lr"] == 20.0
+    with qtbot.waitSignal(window.session.changed, timeout=JOB_TIMEOUT_MS) as changed:
+        queue.run_queue()
+    wait_idle(qtbot, window.session)
+    assert changed.args[0].applied_fact_ids, changed.args[0].failed
+
+    chat = window.chat_view
+    window.tabs.setCurrentWidget(chat)
+    chat.max_tokens.setValue(6)
+    chat.compare.setChecked(True)
+    assert chat.boxes["original"].isVisible()
+    chat.send("The mother tongue of Danielle Darrieux is")
+    qtbot.waitUntil(lambda: not chat.streaming, timeout=JOB_TIMEOUT_MS)
+    edited, original = chat.answers["edited"], chat.answers["original"]
+    assert edited and original
+    assert edited != original
+    assert edited in chat.panes["edited"].toPlainText()
+    assert original in chat.panes["original"].toPlainText()
+
+
+def test_undo_the_last_batch_and_export_the_model(qtbot, project_window, tmp_path, monkeypatch):
+    window = project_window
+    session = window.session
+    queue_fact(qtbot, window)
+    with qtbot.waitSignal(session.changed, timeout=JOB_TIMEOUT_MS):
+        window.queue_view.run_queue()
+    wait_idle(qtbot, session)
+
+    export = tmp_path / "exported"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(export))
+    window.export_action.trigger()
+    qtbot.waitUntil(lambda: (export / "config.json").exists(), timeout=JOB_TIMEOUT_MS)
+    wait_idle(qtbot, session)
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(session.changed, timeout=JOB_TIMEOUT_MS) as undone:
+        window.undo_action.trigger()
+    wait_idle(qtbot, session)
+    assert undone.args[0].undone
+    qtbot.waitUntil(lambda: _log_statuses(window) == ["undone"])
+    assert window.retention_view.point_count == 0
+    assert not error_dialogs()

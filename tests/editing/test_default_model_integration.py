@@ -1,0 +1,34 @@
+"""On the real default model (SmolLM2-135M): a handful of dev facts are edited and neighbours kept."""
+
+import pytest
+
+from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.session import EditingSession
+from nse_engine.evaluation import evaluate
+from nse_engine.model.loading import load_model
+from dev_facts import dev_facts, needs_dev_facts
+
+# The settings derived for SmolLM2-135M (nse_engine/editing/derive.py), with a smaller statistics
+# sample so the test stays quick.
+SMOLLM2 = NseHyperParams(
+    layers=(4, 5, 6, 7, 8), v_loss_layer=29, v_lr=0.484, v_num_grad_steps=25, alpha=51.35,
+    upper_bound=513.54, mom2_update_weight=1322.4, neuron_threshold=0.8, stats_tokens=32768,
+)
+
+
+@pytest.mark.integration
+@needs_dev_facts
+def test_edits_apply_and_neighbours_are_kept(default_model_path):
+    loaded = load_model(default_model_path, device="cpu")
+    facts = dev_facts(6)
+    before = evaluate(loaded, facts, generation=False)
+    session = EditingSession(loaded, SMOLLM2)
+    result = session.apply_round(facts)
+    assert len(result.applied) == len(facts)
+    after = evaluate(loaded, facts, generation=True)
+    assert before.efficacy <= 0.2
+    assert after.efficacy >= 5 / 6
+    assert after.generation >= 4 / 6  # the model now says the new object, not just prefers it
+    assert after.specificity >= before.specificity - 0.15
+    with session.original_weights():
+        assert evaluate(loaded, facts, generation=False).efficacy == before.efficacy
