@@ -132,7 +132,7 @@ def _per_fact_baseline(session: EditingSession, cases: list[EditRequest], config
                        control: JobControl) -> dict[str, float]:
     """Seconds per target state: plain per-fact full-forward loop vs our batched computation."""
     loaded, hp = session.loaded, session.hparams
-    session._ensure_prerequisites(control)
+    session.prepare(control)
     sample = cases[: config.per_fact_baseline]
     with torch.enable_grad():
         t0 = time.perf_counter()

@@ -153,8 +153,7 @@ class Workspace:
             self.project.undo_last_batch(self.session.save_state if removed is not None else None)
         except BaseException:
             if removed is not None:
-                self.session.rounds.append(removed)
-                self.session._rebuild()
+                self.session.restore_round(removed)
             raise
         return BatchChanges(batch.id, [], {}, None, undone=True)
 

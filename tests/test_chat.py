@@ -17,15 +17,6 @@ TEMPLATE = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine they only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(kind: str = "llama", chat: bool = False) -> LoadedModel:
     tokenizer = make_tokenizer()
     if chat:

@@ -86,7 +86,7 @@ def derive_hparams(loaded: LoadedModel, points: EditPoints, control: JobControl 
     session = EditingSession(loaded, base, points)
     session.prefixes = generate_context_prefixes(loaded.model, loaded.tokenizer, base.context_prefixes,
                                                  base.context_prefix_tokens)
-    h_norm = float(session._hidden_at_last_layer(PROBES).norm(dim=1).median())
+    h_norm = float(session.hidden_at_last_layer(PROBES).norm(dim=1).median())
     v_lr = round(STEP_RATIO * h_norm / points.hidden_size**0.5, 3)
     base = base.with_overrides(v_lr=v_lr)
     control.report("deriving settings", 0, 2, "measuring target distances")
@@ -96,7 +96,7 @@ def derive_hparams(loaded: LoadedModel, points: EditPoints, control: JobControl 
     distances = (targets.z - targets.h_init).norm(dim=1).tolist()
     median = statistics.median(distances)
     control.report("deriving settings", 1, 2, "measuring keys")
-    keys = session._average_keys(PROBES, [layers[-1]])[layers[-1]].double()  # (probes, d_ff)
+    keys = session.average_keys(PROBES, [layers[-1]])[layers[-1]].double()  # (probes, d_ff)
     from nse_engine.stats.second_moment import second_moments
 
     moment = second_moments(loaded, points, list(layers), control=control)[layers[-1]]
@@ -112,6 +112,6 @@ def derive_hparams(loaded: LoadedModel, points: EditPoints, control: JobControl 
             "v_lr": f"{STEP_RATIO} × median ‖h‖ {h_norm:.1f} / √{points.hidden_size}",
             "alpha_upper_bound": f"{ALPHA_RATIO} and {UPPER_RATIO} × median ‖z − h‖ {median:.2f} of {len(PROBES)} probe edits",
             "mom2_update_weight": f"{MOM2_PER_NEURON} × d_ff {points.d_ff} × median ‖k‖²/tr C {key_energy:.3f}",
-            "neuron_threshold": "0.8, chosen from retention/specificity measured at 0.6, 0.8 and 1.0",
+            "neuron_threshold": "0.8, the paper's GPT-J value (its GPT-2 XL and Llama-3 configs use 1.0, which updates every neuron)",
         },
     )

@@ -140,7 +140,7 @@ class EditingSession:
         if not req.subject.strip() or not req.target_new.strip():
             raise EditError("Subject and new object must not be empty.")
 
-    def _ensure_prerequisites(self, control: JobControl) -> None:
+    def prepare(self, control: JobControl) -> None:
         """Context prefixes and key statistics, both from the original weights."""
         missing = [l for l in self.layers if l not in self.second_moments]
         if self.prefixes is not None and not missing:
@@ -162,7 +162,7 @@ class EditingSession:
         hp = self.hparams
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        self._ensure_prerequisites(control)
+        self.prepare(control)
         timings["statistics"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -177,7 +177,7 @@ class EditingSession:
         n = len(requests)
         round_offset = {l: torch.zeros_like(self.offsets[l]) for l in self.layers}
         updates: list[LayerUpdate] = []
-        dist_before = (z - self._hidden_at_last_layer(requests)).norm(dim=1)  # (n,)
+        dist_before = (z - self.hidden_at_last_layer(requests)).norm(dim=1)  # (n,)
         dist = dist_before
         passes = 0
         for passes_done in range(hp.max_iterations):
@@ -199,7 +199,7 @@ class EditingSession:
                 touched.add(layer)
                 self._write_weights(layer, self.offsets[layer] + round_offset[layer], update.neurons)
                 updates.append(update)
-            dist = (z - self._hidden_at_last_layer(requests)).norm(dim=1)
+            dist = (z - self.hidden_at_last_layer(requests)).norm(dim=1)
         control.report("layer updates", 1, 1, "done")
         timings["layer_updates"] = time.perf_counter() - t0
 
@@ -218,7 +218,7 @@ class EditingSession:
             else:
                 outcomes.append(FactOutcome(req, True, None, before, after))
         applied = [o.request for o in outcomes if o.applied]
-        protected = self._average_keys(applied, list(self.layers)) if applied else {
+        protected = self.average_keys(applied, list(self.layers)) if applied else {
             l: torch.zeros((0, self.points.d_ff)) for l in self.layers
         }
         return EditRound(requests, outcomes, updates, protected, passes, hp.to_dict(), timings)
@@ -255,7 +255,7 @@ class EditingSession:
         device = self.loaded.device
         return ids.to(device), mask.to(device), torch.tensor(lookup, device=device), [len(templates)] * len(requests)
 
-    def _hidden_at_last_layer(self, requests: list[EditRequest]) -> torch.Tensor:
+    def hidden_at_last_layer(self, requests: list[EditRequest]) -> torch.Tensor:
         """Current block output at the last edited layer, at each bare prompt's subject token."""
         ids, mask, lookup, _ = self._encode(requests, with_prefixes=False)
         rows = torch.arange(len(lookup), device=ids.device)
@@ -271,7 +271,7 @@ class EditingSession:
         bare = torch.tensor([g * i for i, g in enumerate(groups)], device=ids.device)
         return self._group_mean(keys[layer], groups), hidden[bare].to(self.solve_device, torch.float64)
 
-    def _average_keys(self, requests: list[EditRequest], layers: list[int]) -> dict[int, torch.Tensor]:
+    def average_keys(self, requests: list[EditRequest], layers: list[int]) -> dict[int, torch.Tensor]:
         ids, mask, lookup, groups = self._encode(requests, with_prefixes=True)
         rows = torch.arange(len(lookup), device=ids.device)
         keys, _ = trace_states(self.loaded.model, self.points, ids, mask, rows, lookup, layers, None)
@@ -294,6 +294,11 @@ class EditingSession:
         removed = self.rounds.pop()
         self._rebuild()
         return removed
+
+    def restore_round(self, record: EditRound) -> None:
+        """Put back a round removed by `undo_last_round` (when recording the undo failed)."""
+        self.rounds.append(record)
+        self._rebuild()
 
     def _rebuild(self) -> None:
         for layer in self.layers:
