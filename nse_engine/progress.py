@@ -49,7 +49,9 @@ class JobControl:
 
     def report(self, phase: str, done: int, total: int | None = None, message: str = "") -> None:
         """Send a progress record, then stop the job if cancellation was requested."""
-        started = self._phase_started.setdefault(phase, time.monotonic())
+        if done == 0 or phase not in self._phase_started:  # a phase starting (again) restarts its clock
+            self._phase_started[phase] = time.monotonic()
+        started = self._phase_started[phase]
         if self._on_progress is not None:
             self._on_progress(Progress(phase, done, total, message, time.monotonic() - started))
         self.check_cancelled()

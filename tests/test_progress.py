@@ -1,0 +1,33 @@
+"""Progress records and cancellation as the app and CLI see them."""
+
+import pytest
+
+from nse_engine.errors import Cancelled
+from nse_engine.progress import JobControl
+
+
+def test_records_carry_phase_counts_and_fraction():
+    seen = []
+    control = JobControl(seen.append)
+    control.report("target states", 0, 4)
+    control.report("target states", 1, 4, "chunk 1")
+    assert [(p.phase, p.done, p.total) for p in seen] == [("target states", 0, 4), ("target states", 1, 4)]
+    assert seen[1].fraction == 0.25 and seen[1].message == "chunk 1"
+    assert seen[1].eta_s is not None and seen[1].eta_s >= 0
+
+
+def test_a_phase_that_starts_again_restarts_its_clock():
+    seen = []
+    control = JobControl(seen.append)
+    control.report("layer updates", 0, 2)
+    control.report("layer updates", 2, 2)
+    control.report("layer updates", 0, 2)
+    assert seen[2].elapsed_s <= seen[1].elapsed_s
+
+
+def test_cancel_stops_the_job_at_its_next_report():
+    control = JobControl()
+    control.report("evaluation", 0, 3)
+    control.cancel()
+    with pytest.raises(Cancelled):
+        control.report("evaluation", 1, 3)
