@@ -5,8 +5,12 @@
   (alpha = ALPHA_RATIO × median, upper_bound = UPPER_RATIO × median). In the paper's presets
   alpha is roughly half a typical distance and upper_bound 4–20 × alpha.
 - v_lr: one Adam step moves a delta by about v_lr·√hidden; it is set so a step is
-  STEP_RATIO of the median ‖h‖ at the subject token (GPT-2 XL's 0.5 and Llama-3's 0.1 follow
-  the same idea for their residual norms).
+  STEP_RATIO of the median ‖h‖ at the subject token, so a typical delta (0.5–0.75 ‖h‖) is
+  reached in a few steps. On SmolLM2, 0.08 left most facts short of the stop test after 25
+  steps; 0.25 reaches it in 9 steps on average at the same edit quality.
+- context_prefixes: CONTEXT_PREFIXES generated prefixes (plus the bare prompt). Every prefix
+  is one more row in every target-state step; on SmolLM2, 2 instead of 5 gave the same
+  efficacy and generalisation on 100 dev facts at 40 % of the cost.
 - mom2_update_weight: C is a mean, tr(C) = E‖k‖², so what matters is λ relative to the
   number of neurons: the presets use λ/d_ff = 1.56 (GPT-2 XL), 0.92 (GPT-J), 1.05 (Llama-3);
   we use MOM2_PER_NEURON × d_ff × (median ‖k_fact‖² / tr C), i.e. the same balance between
@@ -33,9 +37,10 @@ log = logging.getLogger(__name__)
 
 ALPHA_RATIO = 0.5
 UPPER_RATIO = 5.0
-STEP_RATIO = 0.08
+STEP_RATIO = 0.25
+CONTEXT_PREFIXES = 2
 MOM2_PER_NEURON = 1.0
-DERIVATION_VERSION = 2
+DERIVATION_VERSION = 3
 
 # Counterfactual probe edits across common relations; only their geometry is used.
 PROBES = [
@@ -82,6 +87,7 @@ def derive_hparams(loaded: LoadedModel, points: EditPoints, control: JobControl 
     base = NseHyperParams(
         layers=layers, v_loss_layer=points.n_layers - 1, v_lr=0.5, v_num_grad_steps=25,
         alpha=0.0, upper_bound=1.0, mom2_update_weight=float(points.d_ff), neuron_threshold=0.8,
+        context_prefixes=CONTEXT_PREFIXES,
     )
     session = EditingSession(loaded, base, points)
     session.prefixes = generate_context_prefixes(loaded.model, loaded.tokenizer, base.context_prefixes,
@@ -106,11 +112,12 @@ def derive_hparams(loaded: LoadedModel, points: EditPoints, control: JobControl 
     return NseHyperParams(
         layers=layers, v_loss_layer=points.n_layers - 1, v_lr=v_lr, v_num_grad_steps=25,
         alpha=round(ALPHA_RATIO * median, 2), upper_bound=round(UPPER_RATIO * median, 2),
-        mom2_update_weight=mom2, neuron_threshold=0.8, source="derived",
+        mom2_update_weight=mom2, neuron_threshold=0.8, context_prefixes=CONTEXT_PREFIXES, source="derived",
         notes={
             "layers": f"relative depth of Llama-3-8B's 4..8 of 32 → {layers[0]}..{layers[-1]} of {points.n_layers}",
             "v_lr": f"{STEP_RATIO} × median ‖h‖ {h_norm:.1f} / √{points.hidden_size}",
             "alpha_upper_bound": f"{ALPHA_RATIO} and {UPPER_RATIO} × median ‖z − h‖ {median:.2f} of {len(PROBES)} probe edits",
+            "context_prefixes": f"{CONTEXT_PREFIXES} generated prefixes plus the bare prompt (each costs a row per step)",
             "mom2_update_weight": f"{MOM2_PER_NEURON} × d_ff {points.d_ff} × median ‖k‖²/tr C {key_energy:.3f}",
             "neuron_threshold": "0.8, the paper's GPT-J value (its GPT-2 XL and Llama-3 configs use 1.0, which updates every neuron)",
         },

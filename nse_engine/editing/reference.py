@@ -12,12 +12,19 @@ from torch import nn
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.prompts import tokenize_at_subject
 from nse_engine.editing.requests import EditRequest
+from nse_engine.editing.target_state import EARLY_STOP_NLL
 from nse_engine.model.architecture import EditPoints
 from nse_engine.model.tokens import encode_target, right_pad
 
 
 def per_fact_target_state(
-    model: nn.Module, tokenizer, points: EditPoints, request: EditRequest, hp: NseHyperParams, prefixes: list[str]
+    model: nn.Module,
+    tokenizer,
+    points: EditPoints,
+    request: EditRequest,
+    hp: NseHyperParams,
+    prefixes: list[str],
+    stop_nll: float = EARLY_STOP_NLL,
 ) -> torch.Tensor:
     """z (hidden,) for one request, with the whole model run at every Adam step."""
     layer = hp.layers[-1]
@@ -63,7 +70,7 @@ def per_fact_target_state(
                 kl_init = kl_logp.detach()
             kl = hp.kl_factor * (kl_logp.exp() * (kl_logp - kl_init)).sum()
             loss = nll + kl + hp.v_weight_decay * delta.norm() / state["h_init"].norm() ** 2
-            if loss.item() < 5e-2 or it == hp.v_num_grad_steps - 1:
+            if float(nll.detach()) < stop_nll or it == hp.v_num_grad_steps - 1:
                 break
             opt.zero_grad()
             loss.backward()

@@ -242,14 +242,15 @@ class EditingSession:
     # ----- reading the model ---------------------------------------------------------------
 
     def _encode(self, requests: list[EditRequest], with_prefixes: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
-        """Token ids for the bare prompt (and the prefixed copies) of each request, and the
-        subject's last token of each row; `groups[i]` counts rows per request."""
+        """Token ids for the bare prompt (and the prefixed copies) of each request, up to the
+        subject's last token (nothing after it can change keys or states there in a causal
+        model), and that token's index in each row; `groups[i]` counts rows per request."""
         templates = ["", *(self.prefixes or [])] if with_prefixes else [""]
         seqs, lookup = [], []
         for req in requests:
             for prefix in templates:
                 ids, last = tokenize_at_subject(self.loaded.tokenizer, prefix, req.prompt, req.subject)
-                seqs.append(ids)
+                seqs.append(ids[: last + 1])
                 lookup.append(last)
         ids, mask = right_pad(seqs, self.loaded.tokenizer.pad_token_id)
         device = self.loaded.device

@@ -129,6 +129,26 @@ class SuffixReplay:
                 )
         self.hidden = captured[0]  # (batch, seq - split, hidden): h_L from the subject token on
 
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Drop the rows where `rows` (bool, (batch,)) is False: from h_L, the prefix cache and
+        every recorded block argument that has a batch dimension (tensors of two or more
+        dimensions whose first is the batch; broadcast ones keep their size-1 batch)."""
+        batch = len(rows)
+
+        def select(value: object) -> object:
+            if isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[0] == batch:
+                return value[rows]
+            if isinstance(value, tuple):
+                return tuple(select(v) for v in value)
+            return value
+
+        self.hidden = self.hidden[rows]
+        self.prefix_kv = {i: (keys[rows], values[rows]) for i, (keys, values) in self.prefix_kv.items()}
+        self.calls = [
+            (block, tuple(select(a) for a in args), {k: select(v) for k, v in kwargs.items()})
+            for block, args, kwargs in self.calls
+        ]
+
     def run(self, hidden: torch.Tensor) -> torch.Tensor:
         """Hidden state after the last block (before the final norm) at positions ≥ split."""
         for i, (keys, values) in self.prefix_kv.items():

@@ -89,3 +89,28 @@ def test_batched_target_states_match_the_plain_per_fact_loop(kind):
         batched = compute_target_states(model, tok, points, REQUESTS, hp, prefixes, JobControl(), chunk_size=2).z
         plain = torch.stack([per_fact_target_state(model, tok, points, r, hp, prefixes) for r in REQUESTS])
     assert torch.allclose(batched, plain, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt_neox"])
+def test_facts_that_stop_early_leave_the_others_unchanged(kind):
+    """With a stop threshold that some facts reach within a few steps, the rows of stopped facts
+    are dropped from the replay mid-optimisation; every z must still equal the plain loop's."""
+    from nse_engine.editing.hparams import NseHyperParams
+    from nse_engine.editing.reference import per_fact_target_state
+    from nse_engine.editing.target_state import compute_target_states
+    from nse_engine.progress import JobControl
+
+    tok = make_tokenizer()
+    model = make_model(kind, tok)
+    points = find_edit_points(model)
+    hp = NseHyperParams(layers=(1, 2), v_loss_layer=3, v_lr=0.5, v_num_grad_steps=8, alpha=0.0,
+                        upper_bound=1e9, mom2_update_weight=1.0, neuron_threshold=0.8)
+    prefixes = ["I think that. "]
+    with torch.enable_grad():
+        first = compute_target_states(model, tok, points, REQUESTS, hp.with_overrides(v_num_grad_steps=1),
+                                      prefixes, JobControl(), stop_nll=0.0)
+        stop = float(first.loss.median())  # about half the facts start below it
+        batched = compute_target_states(model, tok, points, REQUESTS, hp, prefixes, JobControl(), stop_nll=stop)
+        plain = torch.stack([per_fact_target_state(model, tok, points, r, hp, prefixes, stop) for r in REQUESTS])
+    assert batched.steps.min() < batched.steps.max()  # some facts stopped early, others went on
+    assert torch.allclose(batched.z, plain, atol=1e-3, rtol=1e-3)
