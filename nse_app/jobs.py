@@ -141,11 +141,12 @@ def queued_facts(engine: Engine, ctx: JobContext) -> list[dict[str, Any]]:
 
 
 def log_rows(engine: Engine, ctx: JobContext, status: str | None = None, search: str | None = None) -> dict[str, Any]:
-    """Facts (with their evaluations: probabilities after their own batch and now, retained
+    """Facts (with their probabilities just before and after their own batch and now, retained
     now) and batches, for the Log screen."""
     if engine.workspace is None:
         return {"facts": [], "batches": []}
     project = engine.workspace.project
+    before = project.probabilities_before()
     history: dict[int, list[Any]] = {}
     for evaluation in project.evaluations():
         history.setdefault(evaluation.fact_id, []).append(evaluation)
@@ -157,6 +158,8 @@ def log_rows(engine: Engine, ctx: JobContext, status: str | None = None, search:
         rows.append(plain(fact.request) | {
             "id": fact.id, "status": fact.status, "batch_id": fact.batch_id, "reason": fact.reason,
             "source_file": fact.source_file, "source_line": fact.source_line,
+            "prob_new_before": before.get(fact.id, (None, None))[0],
+            "prob_true_before": before.get(fact.id, (None, None))[1],
             "prob_new_after": own.prob_new if own else None,
             "prob_true_after": own.prob_true if own else None,
             "prob_new_now": latest.prob_new if latest else None,

@@ -19,7 +19,7 @@ from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.requests import EditRequest
 from nse_engine.editing.session import EditingSession
 from nse_engine.errors import EditError
-from nse_engine.evaluation.counterfact import evaluate
+from nse_engine.evaluation.counterfact import evaluate, prompt_probabilities
 from nse_engine.evaluation.fluency import fluency_score
 from nse_engine.evaluation.retention import retention_sample
 from nse_engine.model.loading import LoadedModel
@@ -88,13 +88,15 @@ class Workspace:
         requests = [queued[i] for i in fact_ids]
         earlier = self._applied_requests()
         started = datetime.now(timezone.utc)
+        control.report("evaluation", 0, 1, "probabilities before the edit")
+        before = {r.fact_id: probs for r, probs in zip(requests, prompt_probabilities(self.loaded, requests))}
         result = self.session.apply_round(requests, control, hparams)
         try:
             evaluations, metrics = self._evaluate_after_round(earlier, result.applied, control)
             applied = [o for o in result.outcomes if o.applied]
             self.project.commit_batch(
                 result.outcomes, METHOD, self.hparams.to_dict(), started, datetime.now(timezone.utc),
-                self.session.save_state if applied else None, evaluations, metrics,
+                self.session.save_state if applied else None, evaluations, metrics, before,
             )
         except BaseException:
             self.session.undo_last_round()

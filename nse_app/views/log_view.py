@@ -31,6 +31,7 @@ from nse_app.views.queue_view import fact_cells
 FACT_COLUMNS = (
     ("id", "#"), ("subject", "Subject"), ("text", "Prompt"), ("target_new", "New object"),
     ("target_true", "True object"), ("status", "Status"), ("batch_id", "Batch"),
+    ("prob_new_before", "P(new) before"), ("prob_true_before", "P(true) before"),
     ("prob_new_after", "P(new) after its batch"), ("prob_new_now", "P(new) now"),
     ("prob_true_now", "P(true) now"), ("retained", "Retained"), ("reason", "Note"),
 )

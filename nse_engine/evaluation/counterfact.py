@@ -133,6 +133,18 @@ def evaluate(
     )
 
 
+def prompt_probabilities(loaded: LoadedModel, requests: Sequence[EditRequest]) -> list[tuple[float, float | None]]:
+    """(P(target_new), P(target_true) or None) after each request's own prompt, as the model is
+    now: what the Log shows as "before" for facts about to be edited."""
+    pairs = [(r.text, t) for r in requests for t in (r.target_new, r.target_true) if t is not None]
+    scores = dict(zip(pairs, score_targets(loaded.model, loaded.tokenizer, pairs)))
+    return [
+        (math.exp(scores[(r.text, r.target_new)].mean_logprob),
+         math.exp(scores[(r.text, r.target_true)].mean_logprob) if r.target_true is not None else None)
+        for r in requests
+    ]
+
+
 def _pairs(requests: Sequence[EditRequest]) -> list[tuple[str, str]]:
     """Every (prompt, answer) pair the scores of `requests` need."""
     pairs: list[tuple[str, str]] = []

@@ -307,12 +307,14 @@ class Project:
         write_state: WriteState | None,
         evaluations: Sequence[FactEvaluation] = (),
         metrics: Mapping[str, object] | None = None,
+        before: Mapping[int, tuple[float | None, float | None]] | None = None,
     ) -> Batch:
         """Record a finished batch together with the state file it produced.
 
         `write_state` writes the edited state to the path it is given; pass None only when no
         fact was applied (the model is unchanged). The state file is made durable before the
         single transaction that records the batch, its facts' outcomes and the evaluations.
+        `before` maps fact ids to (P(target_new), P(target_true)) measured just before the batch.
         """
         fact_ids = [o.request.fact_id for o in outcomes]
         if not outcomes or None in fact_ids or len(set(fact_ids)) != len(fact_ids):
@@ -336,9 +338,10 @@ class Project:
                     self._record_state(state, "batch", batch_id)
                     self._db.execute("UPDATE batches SET state_id = ? WHERE id = ?", [state.id, batch_id])
                 self._db.conn.executemany(
-                    "INSERT INTO batch_facts (batch_id, fact_id, applied, reason, distance_before, distance_after) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [(batch_id, o.request.fact_id, o.applied, o.reason, o.distance_before, o.distance_after) for o in outcomes],
+                    "INSERT INTO batch_facts (batch_id, fact_id, applied, reason, distance_before, distance_after, "
+                    "prob_new_before, prob_true_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(batch_id, o.request.fact_id, o.applied, o.reason, o.distance_before, o.distance_after,
+                      *(before or {}).get(o.request.fact_id, (None, None))) for o in outcomes],
                 )
                 self._db.conn.executemany(
                     "UPDATE facts SET status = ?, batch_id = ?, reason = ? WHERE id = ?",
@@ -484,6 +487,13 @@ class Project:
             Evaluation(r["batch_id"], r["fact_id"], bool(r["retained"]), r["prob_new"], r["prob_true"])
             for r in self._db.query(f"SELECT * FROM evaluations {where} ORDER BY batch_id, fact_id", params)
         ]
+
+    def probabilities_before(self) -> dict[int, tuple[float | None, float | None]]:
+        """Per fact: (P(target_new), P(target_true)) just before the newest batch that ran it."""
+        return {
+            r["fact_id"]: (r["prob_new_before"], r["prob_true_before"])
+            for r in self._db.query("SELECT fact_id, prob_new_before, prob_true_before FROM batch_facts ORDER BY batch_id")
+        }
 
     def retention_series(self, first_batch: int | None = None, last_batch: int | None = None) -> list[RetentionPoint]:
         """Per batch in effect: edits applied so far, and how many earlier edits it still keeps.

@@ -114,6 +114,17 @@ def _batch_metrics(db: Database) -> None:
     db.executescript("ALTER TABLE batches ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}';")
 
 
+@_migration("0004_probabilities_before")
+def _probabilities_before(db: Database) -> None:
+    """What the model answered for each fact of a batch just before the batch edited it."""
+    db.executescript(
+        """
+        ALTER TABLE batch_facts ADD COLUMN prob_new_before REAL;
+        ALTER TABLE batch_facts ADD COLUMN prob_true_before REAL;
+        """
+    )
+
+
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
 
 

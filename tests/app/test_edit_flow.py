@@ -9,6 +9,12 @@ from PySide6.QtWidgets import QFileDialog, QLineEdit, QMessageBox
 from app.conftest import FACT, JOB_TIMEOUT_MS, error_dialogs, queue_fact, wait_idle
 
 
+def _log_cell(window, row: int, header: str) -> str:
+    table = window.log_view.facts_table
+    column = next(c for c in range(table.columnCount()) if table.horizontalHeaderItem(c).text() == header)
+    return table.item(row, column).text()
+
+
 def _log_statuses(window) -> list[str]:
     table = window.log_view.facts_table
     return [table.item(row, 5).text() for row in range(table.rowCount())]
@@ -45,6 +51,7 @@ def test_enter_an_edit_run_it_and_see_log_row_and_chart_point(qtbot, project_win
     qtbot.waitUntil(lambda: window.log_view.facts_table.rowCount() == 1)
     assert _log_statuses(window) in (["applied"], ["failed"])
     assert window.log_view.batches_table.rowCount() == 1
+    assert _log_cell(window, 0, "P(new) before") and _log_cell(window, 0, "P(new) after its batch")
     qtbot.waitUntil(lambda: window.retention_view.point_count >= 1)
     assert window.retention_view.series[0]["edits_applied"] == len(changes.applied_fact_ids)
     qtbot.waitUntil(lambda: window.retention_view.fluency_count >= 1, timeout=JOB_TIMEOUT_MS)

@@ -28,6 +28,11 @@ def test_batch_is_logged_and_reopening_restores_the_edited_model(tmp_path):
     changes = ws.run_batch(ids)
     assert changes.batch_id is not None and sorted(changes.applied_fact_ids) == sorted(ids)
     assert [f.status for f in ws.project.facts()] == ["applied", "applied"]
+    before = ws.project.probabilities_before()
+    after = {e.fact_id: e.prob_new for e in ws.project.evaluations(batch_id=changes.batch_id)}
+    for fact_id in ids:  # the Log shows what the model answered before the edit, and after it
+        assert 0 < before[fact_id][0] < after[fact_id]
+        assert before[fact_id][1] is not None
     edited = {l: ws.session.points.weight(l).clone() for l in ws.session.layers}
 
     ids2 = ws.project.queue_facts(ROUND_2)
