@@ -8,6 +8,7 @@ before torch and transformers have finished importing.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,7 @@ def load_model(engine: Engine, ctx: JobContext, source: str) -> dict[str, Any]:
     points = find_edit_points(loaded.model)
     _close_workspace(engine)
     engine.loaded = loaded
+    gc.freeze()  # the model's many long-lived objects: full collections skip them (they held the GIL)
     remember_model(loaded.source, loaded.name, loaded.architecture)
     return loaded.describe() | {"edit_points": points.describe()}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -62,10 +63,21 @@ async def startup(window, model: str | None, project: str | None) -> None:
         await session.open_project(project)
 
 
+def preload_engine() -> None:
+    """Import torch and transformers before the window shows, then freeze what they allocated
+    out of the garbage collector: a full collection over those objects holds the GIL for about
+    0.3–0.5 s, which froze the window while the worker loaded a model."""
+    import nse_engine.model.loading  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+
+
 async def run_app(args: argparse.Namespace) -> int:
     from nse_app.main_window import MainWindow
     from nse_app.session import Session
 
+    preload_engine()
     app = QApplication.instance()
     closed = asyncio.get_running_loop().create_future()
     app.aboutToQuit.connect(lambda: closed.done() or closed.set_result(0))

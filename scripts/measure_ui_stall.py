@@ -70,10 +70,12 @@ class StallMeter(QObject):
 
 async def measure(args: argparse.Namespace) -> int:
     from nse_app import jobs
+    from nse_app.main import preload_engine
     from nse_app.main_window import MainWindow
     from nse_app.resources import resource
     from nse_app.session import Session
 
+    preload_engine()  # as the app does before its window shows
     session = Session()
     window = MainWindow(session)
     window.show()

@@ -184,7 +184,7 @@ def check_weight_files(path: Path, dtype: torch.dtype) -> int:
         raise ModelLoadError(
             f"{path} has a config but no weights (no *.safetensors or pytorch_model.bin files)."
         )
-    itemsize = torch.empty((), dtype=dtype).element_size()
+    itemsize = dtype.itemsize
     total = 0
     for shard in shards:
         if shard.suffix == ".safetensors":
