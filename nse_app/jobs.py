@@ -157,11 +157,12 @@ def log_rows(engine: Engine, ctx: JobContext, status: str | None = None, search:
         evals = history.get(fact.id, [])
         own = next((e for e in evals if e.batch_id == fact.batch_id), None)
         latest = evals[-1] if evals else None
+        p_new_before, p_true_before = before.get(fact.id, (None, None))
         rows.append(plain(fact.request) | {
             "id": fact.id, "status": fact.status, "batch_id": fact.batch_id, "reason": fact.reason,
             "source_file": fact.source_file, "source_line": fact.source_line,
-            "prob_new_before": before.get(fact.id, (None, None))[0],
-            "prob_true_before": before.get(fact.id, (None, None))[1],
+            "prob_new_before": p_new_before,
+            "prob_true_before": p_true_before,
             "prob_new_after": own.prob_new if own else None,
             "prob_true_after": own.prob_true if own else None,
             "prob_new_now": latest.prob_new if latest else None,

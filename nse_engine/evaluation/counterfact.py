@@ -139,10 +139,15 @@ def prompt_probabilities(loaded: LoadedModel, requests: Sequence[EditRequest]) -
     pairs = [(r.text, t) for r in requests for t in (r.target_new, r.target_true) if t is not None]
     scores = dict(zip(pairs, score_targets(loaded.model, loaded.tokenizer, pairs)))
     return [
-        (math.exp(scores[(r.text, r.target_new)].mean_logprob),
-         math.exp(scores[(r.text, r.target_true)].mean_logprob) if r.target_true is not None else None)
+        (_probability(scores[(r.text, r.target_new)]),
+         _probability(scores[(r.text, r.target_true)]) if r.target_true is not None else None)
         for r in requests
     ]
+
+
+def _probability(score: TargetScore) -> float:
+    """exp(mean log-prob): the per-token probability of a target, as the Log shows it."""
+    return math.exp(score.mean_logprob)
 
 
 def _pairs(requests: Sequence[EditRequest]) -> list[tuple[str, str]]:
@@ -180,8 +185,8 @@ def _fact_scores(
         target_new=r.target_new,
         target_true=r.target_true,
         efficacy=succeeds(r.text),
-        prob_new=math.exp(new.mean_logprob),
-        prob_true=math.exp(true.mean_logprob) if true is not None else None,
+        prob_new=_probability(new),
+        prob_true=_probability(true) if true is not None else None,
         top1=new.top1,
         generalization=_mean([succeeds(p) for p in r.paraphrases]),
         specificity=_mean(
