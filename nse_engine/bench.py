@@ -70,7 +70,8 @@ def run_benchmark(
         hp = hp.with_overrides(**overrides)
     session = EditingSession(loaded, hp, points)
 
-    pre = evaluate(loaded, cases, generation=True, fluency=True, control=control)
+    edited_prompts = {c.text for c in cases}
+    pre = evaluate(loaded, cases, generation=True, fluency=True, control=control, edited_prompts=edited_prompts)
     baseline = _per_fact_baseline(session, cases, config, control) if config.per_fact_baseline else None
 
     seconds_by_phase: dict[str, float] = {}
@@ -94,7 +95,7 @@ def run_benchmark(
         log.info("round %d: %d/%d applied, %.1f s", result.round_index, len(result.applied), len(batch),
                  time.perf_counter() - t0)
 
-    post = evaluate(loaded, cases, generation=True, fluency=True, control=control)
+    post = evaluate(loaded, cases, generation=True, fluency=True, control=control, edited_prompts=edited_prompts)
     first_round = post.facts[: config.batch_size]
     report: dict[str, object] = {
         "cases": len(cases),
@@ -102,6 +103,7 @@ def run_benchmark(
         "efficacy": post.efficacy,
         "generalization": post.generalization,
         "specificity": post.specificity,
+        "specificity_unedited_neighbours": post.specificity_unedited,
         "top1": post.top1,
         "generation": post.generation,
         "fluency_before": pre.fluency,
@@ -109,6 +111,7 @@ def run_benchmark(
         "pre_efficacy": pre.efficacy,
         "pre_generalization": pre.generalization,
         "pre_specificity": pre.specificity,
+        "pre_specificity_unedited_neighbours": pre.specificity_unedited,
         "pre_generation": pre.generation,
         "first_round_retention": sum(f.efficacy for f in first_round) / len(first_round),
         "retention_curve": curve,

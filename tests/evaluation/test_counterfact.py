@@ -48,6 +48,24 @@ def test_efficacy_generalisation_specificity_follow_preferences(tiny_llama):
     assert summary.efficacy == 1.0 and summary.n_facts == 1
 
 
+def test_specificity_unedited_leaves_out_neighbours_that_were_edited_themselves(tiny_llama):
+    best, *_, worst = ranked(tiny_llama, PROMPT.format("France"))
+    kept, edited = "The capital of Italy is", "The capital of Spain is"
+    kept_ranked, edited_ranked = ranked(tiny_llama, kept), ranked(tiny_llama, edited)
+    request = EditRequest(
+        "France", PROMPT, target_new=best, target_true=worst,
+        neighborhood=(NeighborhoodCheck(kept, next(c for c in kept_ranked if c != best)),
+                      NeighborhoodCheck(edited, next(c for c in edited_ranked if c != best))),
+    )
+    kept_holds = kept_ranked.index(request.neighborhood[0].target) < kept_ranked.index(best)
+    edited_holds = edited_ranked.index(request.neighborhood[1].target) < edited_ranked.index(best)
+    fact = evaluate(tiny_llama, [request], generation=False, edited_prompts={edited}).facts[0]
+    assert fact.specificity == pytest.approx((kept_holds + edited_holds) / 2)
+    assert fact.specificity_unedited == float(kept_holds)
+    plain = evaluate(tiny_llama, [request], generation=False).facts[0]
+    assert plain.specificity_unedited == plain.specificity
+
+
 def test_probabilities_are_exp_mean_logprob(tiny_llama):
     text = PROMPT.format("Spain")
     new, true = score_targets(tiny_llama.model, tiny_llama.tokenizer, [(text, "Madrid"), (text, "Tokyo")])
