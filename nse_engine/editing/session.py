@@ -193,7 +193,7 @@ class EditingSession:
                 residual = (z[selected] - hidden) / (len(self.layers) - i)  # (s, hidden)
                 update = solve_layer_update(
                     layer, keys, residual, self.second_moments[layer], self.keys_gram[layer],
-                    hp.mom2_update_weight, hp.neuron_threshold,
+                    hp.mom2_update_weight, hp.neuron_threshold, hp.earlier_edits_weight,
                 )
                 round_offset[layer][:, update.neurons] += update.delta()
                 touched.add(layer)

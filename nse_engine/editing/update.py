@@ -4,9 +4,11 @@ With keys K (n, d_ff) of the facts being edited and residuals R (n, hidden) that
 output must move by, NSE updates only the neurons S whose summed |key| covers
 `neuron_threshold` of the total, solving in float64
 
-    ΔW_S (λ C_SS + Kp_SS + K_Sᵀ K_S) = Rᵀ K_S
+    ΔW_S (λ C_SS + β Kp_SS + K_Sᵀ K_S) = Rᵀ K_S
 
 where C is the second moment of keys on general text and Kp = Σ k kᵀ over all earlier edits.
+The paper has β = 1: an earlier edit weighs as much as a new one. β > 1 protects earlier edits
+more strongly when keys overlap (small MLPs; see derive.py).
 ΔW_S = Rᵀ (K_S A⁻¹) is stored as its two factors, so rounds can be replayed and undone exactly.
 """
 
@@ -54,13 +56,14 @@ def solve_layer_update(
     previous_keys_gram: torch.Tensor,  # (d_ff, d_ff) float64, Kp = Σ k kᵀ of earlier edits
     mom2_update_weight: float,
     neuron_threshold: float,
+    earlier_edits_weight: float = 1.0,
 ) -> LayerUpdate:
     """Solve NSE's regularised least squares for one layer, in float64 (Cholesky)."""
     neurons = select_neurons(keys, neuron_threshold)  # (s,)
     k_s = keys.double()[:, neurons]  # (n, s)
     a = (
         mom2_update_weight * second_moment[neurons][:, neurons]
-        + previous_keys_gram[neurons][:, neurons]
+        + earlier_edits_weight * previous_keys_gram[neurons][:, neurons]
         + k_s.T @ k_s
     )  # (s, s), symmetric positive definite
     chol, info = torch.linalg.cholesky_ex(a)

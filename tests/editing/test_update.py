@@ -1,5 +1,6 @@
 """The neuron-level least-squares update: selection share and the normal equations."""
 
+import pytest
 import torch
 
 from nse_engine.editing.update import select_neurons, solve_layer_update
@@ -28,7 +29,8 @@ def test_selected_share_on_random_keys():
         assert covered - weakest / activation.sum() < share
 
 
-def test_update_meets_its_normal_equations():
+@pytest.mark.parametrize("earlier_weight", [1.0, 4.0])
+def test_update_meets_its_normal_equations(earlier_weight):
     torch.manual_seed(1)
     n, d_ff, hidden = 6, 40, 12
     keys = torch.randn(n, d_ff)
@@ -37,10 +39,10 @@ def test_update_meets_its_normal_equations():
     second_moment = basis @ basis.T / (3 * d_ff)
     earlier = torch.randn(9, d_ff, dtype=torch.float64)
     gram = earlier.T @ earlier
-    update = solve_layer_update(3, keys, residuals, second_moment, gram, 5.0, 0.7)
+    update = solve_layer_update(3, keys, residuals, second_moment, gram, 5.0, 0.7, earlier_weight)
     s = update.neurons
     k_s = keys.double()[:, s]
-    a = 5.0 * second_moment[s][:, s] + gram[s][:, s] + k_s.T @ k_s
+    a = 5.0 * second_moment[s][:, s] + earlier_weight * gram[s][:, s] + k_s.T @ k_s
     delta = update.delta()  # (hidden, s)
     lhs = delta @ a
     rhs = residuals.double().T @ k_s
