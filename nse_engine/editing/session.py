@@ -24,7 +24,7 @@ from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.prompts import generate_context_prefixes, tokenize_at_subject
 from nse_engine.editing.requests import EditRequest, FactOutcome, RoundResult
 from nse_engine.editing.target_state import compute_target_states
-from nse_engine.editing.tracing import trace_states
+from nse_engine.editing.tracing import LayerByLayerTrace, trace_states
 from nse_engine.editing.update import LayerUpdate, solve_layer_update
 from nse_engine.errors import Cancelled, EditError, ProjectError
 from nse_engine.model.architecture import EditPoints, find_edit_points
@@ -186,10 +186,11 @@ class EditingSession:
                 break
             passes = passes_done + 1
             chosen = [requests[i] for i in selected.tolist()]
+            trace, groups = self._layer_trace(chosen)
             for i, layer in enumerate(self.layers):
                 control.report("layer updates", passes_done * len(self.layers) + i, hp.max_iterations * len(self.layers),
                                f"pass {passes}, layer {layer}, {len(chosen)} facts")
-                keys, hidden = self._keys_and_hidden(chosen, layer)
+                keys, hidden = self._keys_and_hidden(trace, groups, layer)
                 residual = (z[selected] - hidden) / (len(self.layers) - i)  # (s, hidden)
                 update = solve_layer_update(
                     layer, keys, residual, self.second_moments[layer], self.keys_gram[layer],
@@ -263,14 +264,20 @@ class EditingSession:
         _, hidden = trace_states(self.loaded.model, self.points, ids, mask, rows, lookup, [], self.layers[-1])
         return hidden.to(self.solve_device, torch.float64)  # (n, hidden)
 
-    def _keys_and_hidden(self, requests: list[EditRequest], layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys at `layer` averaged over contexts (n, d_ff) and current hidden states at the
-        last edited layer (n, hidden), from one forward pass."""
+    def _layer_trace(self, requests: list[EditRequest]) -> tuple[LayerByLayerTrace, list[int]]:
+        """One forward pass over the bare and prefixed prompts of `requests`, kept so that each
+        edited layer's keys can be read after the layers below it were updated."""
         ids, mask, lookup, groups = self._encode(requests, with_prefixes=True)
         rows = torch.arange(len(lookup), device=ids.device)
-        keys, hidden = trace_states(self.loaded.model, self.points, ids, mask, rows, lookup, [layer], self.layers[-1])
-        bare = torch.tensor([g * i for i, g in enumerate(groups)], device=ids.device)
-        return self._group_mean(keys[layer], groups), hidden[bare].to(self.solve_device, torch.float64)
+        trace = LayerByLayerTrace(self.loaded.model, self.points, ids, mask, rows, lookup, list(self.layers), self.layers[-1])
+        return trace, groups
+
+    def _keys_and_hidden(self, trace: LayerByLayerTrace, groups: list[int], layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys at `layer` averaged over contexts (n, d_ff) and current hidden states at the
+        last edited layer (n, hidden), with every lower edited layer as it is now."""
+        keys, hidden = trace.keys_and_state(layer)
+        bare = torch.tensor([g * i for i, g in enumerate(groups)], device=hidden.device)
+        return self._group_mean(keys, groups), hidden[bare].to(self.solve_device, torch.float64)
 
     def average_keys(self, requests: list[EditRequest], layers: list[int]) -> dict[int, torch.Tensor]:
         ids, mask, lookup, groups = self._encode(requests, with_prefixes=True)

@@ -156,3 +156,66 @@ class SuffixReplay:
         for block, args, kwargs in self.calls:
             hidden = _block_hidden(block(hidden, *args, **kwargs))
         return hidden
+
+
+class LayerByLayerTrace:
+    """Keys of consecutive edited layers while they are updated one after another.
+
+    An editing pass needs, for each edited layer in turn, its keys and the state at the last
+    edited layer with every lower edited layer already updated. A block's input depends only on
+    the blocks below it, so one forward pass records each block's input and call arguments, and
+    after layer l−1 changes only blocks l−1.. need to run again (not the embeddings and the blocks
+    below the first edited layer, nor the edited blocks below l−1).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        points: EditPoints,
+        input_ids: torch.Tensor,  # (batch, seq)
+        attention_mask: torch.Tensor,  # (batch, seq)
+        rows: torch.Tensor,  # (n,) which sequence each read comes from
+        cols: torch.Tensor,  # (n,) at which position
+        layers: list[int],  # the edited layers, ascending
+        state_layer: int,
+    ) -> None:
+        self.points, self.rows, self.cols = points, rows, cols
+        self.layers, self.state_layer = layers, state_layer
+        self.inputs: dict[int, torch.Tensor] = {}
+        self.calls: dict[int, tuple[tuple, dict]] = {}
+
+        def record(index: int):
+            def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+                self.inputs[index] = args[0]
+                self.calls[index] = (tuple(args[1:]), dict(kwargs))
+                if index == state_layer:
+                    raise _StopForward
+            return hook
+
+        handles = [points.blocks[i].register_forward_pre_hook(record(i), with_kwargs=True)
+                   for i in range(layers[0], state_layer + 1)]
+        with _hooks(handles), torch.no_grad():
+            try:
+                model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            except _StopForward:
+                pass
+
+    @torch.no_grad()
+    def keys_and_state(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys of `layer` (n, d_ff) and the block output of `state_layer` (n, hidden), in
+        float32, with the weights as they are now; call for the edited layers in order."""
+        position = self.layers.index(layer)
+        start = self.layers[position - 1] if position > 0 else layer
+        keys: list[torch.Tensor] = []
+
+        def key_hook(_module: nn.Module, args: tuple) -> None:
+            keys.append(args[0][self.rows, self.cols].float())
+
+        hidden = self.inputs[start]
+        with _hooks([self.points.mlp_out(layer).register_forward_pre_hook(key_hook)]):
+            for index in range(start, self.state_layer + 1):
+                if index > start:
+                    self.inputs[index] = hidden
+                args, kwargs = self.calls[index]
+                hidden = _block_hidden(self.points.blocks[index](hidden, *args, **kwargs))
+        return keys[0], hidden[self.rows, self.cols].float()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nse_engine.editing.target_state import _layout
-from nse_engine.editing.tracing import SuffixReplay, trace_states
+from nse_engine.editing.tracing import LayerByLayerTrace, SuffixReplay, trace_states
 from nse_engine.editing.requests import EditRequest
 from nse_engine.model.architecture import find_edit_points
 from tiny import TINY_CONFIGS, make_model, make_tokenizer
@@ -70,6 +70,29 @@ def test_trace_states_reads_keys_and_states(kind):
     keys, state = trace_states(model, points, ids, mask, rows, cols, [1], 2)
     assert torch.allclose(keys[1], keys_seen[1][0, [2, 4]])
     assert torch.allclose(state, states_seen[2][0, [2, 4]])
+
+
+@pytest.mark.parametrize("kind", sorted(TINY_CONFIGS))
+def test_layer_by_layer_trace_sees_each_update_of_the_layers_below(kind):
+    tok = make_tokenizer()
+    model = make_model(kind, tok)
+    points = find_edit_points(model)
+    texts = ["The capital of France is", "Toko Yasuda plays the guitar"]
+    ids = torch.tensor([tok(t).input_ids[:5] for t in texts])
+    mask = torch.ones_like(ids)
+    mask[1, :1] = 0
+    rows, cols = torch.tensor([0, 1, 1]), torch.tensor([4, 2, 4])
+    layers = [1, 2, 3]
+    trace = LayerByLayerTrace(model, points, ids, mask, rows, cols, layers, layers[-1])
+    torch.manual_seed(0)
+    for layer in layers:
+        keys, state = trace.keys_and_state(layer)
+        expected_keys, expected_state = trace_states(model, points, ids, mask, rows, cols, [layer], layers[-1])
+        assert torch.allclose(keys, expected_keys[layer], atol=1e-5)
+        assert torch.allclose(state, expected_state, atol=1e-5)
+        with torch.no_grad():  # the edit of this layer, seen by the next layer's keys
+            weight = points.weight_view(layer)
+            weight += 0.5 * torch.randn_like(weight)
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "qwen2"])
