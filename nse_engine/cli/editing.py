@@ -83,9 +83,9 @@ def run_bench(args: argparse.Namespace) -> int:
     report = run_benchmark(loaded, cases, config, parse_overrides(args.set), control)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    for key in ("efficacy", "generalization", "specificity", "specificity_unedited_neighbours", "first_round_retention", "fluency_before",
-                "fluency_after", "seconds_per_edit", "peak_rss_mb"):
+    for key in ("efficacy", "generalization", "specificity", "specificity_unedited_neighbours",
+                "first_round_retention", "fluency_before", "fluency_after", "seconds_per_edit", "peak_rss_mb"):
         value = report[key]
-        print(f"{key:<24}{value:.3f}" if isinstance(value, float) else f"{key:<24}{value}")
+        print(f"{key:<33}{value:.3f}" if isinstance(value, float) else f"{key:<33}{value}")
     print(f"results written to {args.json}")
     return 0

@@ -188,6 +188,7 @@ def _fact_scores(
     def keeps(check: NeighborhoodCheck) -> bool:
         return prefers(scores[(check.prompt, check.target)], scores[(check.prompt, r.target_new)])
 
+    kept = [(n.prompt, keeps(n)) for n in _neighbours(r)]
     new = scores[(r.text, r.target_new)]
     true = scores[(r.text, r.target_true)] if r.target_true is not None else None
     return FactScores(
@@ -200,8 +201,8 @@ def _fact_scores(
         prob_true=_probability(true) if true is not None else None,
         top1=new.top1,
         generalization=_mean([succeeds(p) for p in r.paraphrases]),
-        specificity=_mean([keeps(n) for n in _neighbours(r)]),
-        specificity_unedited=_mean([keeps(n) for n in _neighbours(r) if n.prompt not in edited]),
+        specificity=_mean([held for _, held in kept]),
+        specificity_unedited=_mean([held for prompt, held in kept if prompt not in edited]),
         generation=says(generated, r.target_new) if generated is not None else None,
         generated=generated,
     )
