@@ -103,10 +103,12 @@ def preset_name(model: PreTrainedModel) -> str | None:
 
 
 def relative_depth_layers(n_layers: int) -> tuple[int, ...]:
-    """Blocks at the relative depth of Llama-3-8B's 4..8 of 32 (12.5 %–25 % of the stack)."""
-    first = round(4 / 32 * n_layers)
-    last = max(first, min(n_layers - 1, round(8 / 32 * n_layers)))
-    return tuple(range(first, last + 1))
+    """Blocks at the relative depth of Llama-3-8B's 4..8 of 32 (12.5 %–25 % of the stack), and
+    one block below: spreading the update over one more layer kept a small model fluent
+    (measurements in derive.py)."""
+    first = max(0, round(4 / 32 * n_layers) - 1)
+    last = max(first + 1, min(n_layers - 1, round(8 / 32 * n_layers)))
+    return tuple(range(first, min(last, n_layers - 1) + 1))
 
 
 def default_layers(model: PreTrainedModel, n_layers: int) -> tuple[int, ...]:

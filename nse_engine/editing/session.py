@@ -269,15 +269,17 @@ class EditingSession:
         edited layer's keys can be read after the layers below it were updated."""
         ids, mask, lookup, groups = self._encode(requests, with_prefixes=True)
         rows = torch.arange(len(lookup), device=ids.device)
-        trace = LayerByLayerTrace(self.loaded.model, self.points, ids, mask, rows, lookup, list(self.layers), self.layers[-1])
+        bare = torch.tensor([g * i for i, g in enumerate(groups)], device=ids.device)  # rows without a prefix
+        trace = LayerByLayerTrace(
+            self.loaded.model, self.points, ids, mask, rows, lookup, list(self.layers), self.layers[-1], bare
+        )
         return trace, groups
 
     def _keys_and_hidden(self, trace: LayerByLayerTrace, groups: list[int], layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys at `layer` averaged over contexts (n, d_ff) and current hidden states at the
-        last edited layer (n, hidden), with every lower edited layer as it is now."""
+        last edited layer on the bare prompts (n, hidden), with every lower edited layer as it is now."""
         keys, hidden = trace.keys_and_state(layer)
-        bare = torch.tensor([g * i for i, g in enumerate(groups)], device=hidden.device)
-        return self._group_mean(keys, groups), hidden[bare].to(self.solve_device, torch.float64)
+        return self._group_mean(keys, groups), hidden.to(self.solve_device, torch.float64)
 
     def average_keys(self, requests: list[EditRequest], layers: list[int]) -> dict[int, torch.Tensor]:
         ids, mask, lookup, groups = self._encode(requests, with_prefixes=True)

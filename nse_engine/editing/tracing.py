@@ -22,6 +22,17 @@ def _block_hidden(output: object) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output  # type: ignore[index]
 
 
+def _select_rows(value: object, rows: torch.Tensor, batch: int) -> object:
+    """`value` restricted to the sequences `rows` (indices or a bool mask) where it has a batch
+    dimension: tensors of two or more dimensions whose first is the batch; broadcast ones keep
+    their size-1 batch, and tuples are searched."""
+    if isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[0] == batch:
+        return value[rows]
+    if isinstance(value, tuple):
+        return tuple(_select_rows(v, rows, batch) for v in value)
+    return value
+
+
 @contextmanager
 def _hooks(handles: list) -> Iterator[None]:
     try:
@@ -131,21 +142,13 @@ class SuffixReplay:
 
     def keep_rows(self, rows: torch.Tensor) -> None:
         """Drop the rows where `rows` (bool, (batch,)) is False: from h_L, the prefix cache and
-        every recorded block argument that has a batch dimension (tensors of two or more
-        dimensions whose first is the batch; broadcast ones keep their size-1 batch)."""
+        every recorded block argument that has a batch dimension."""
         batch = len(rows)
-
-        def select(value: object) -> object:
-            if isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[0] == batch:
-                return value[rows]
-            if isinstance(value, tuple):
-                return tuple(select(v) for v in value)
-            return value
-
         self.hidden = self.hidden[rows]
         self.prefix_kv = {i: (keys[rows], values[rows]) for i, (keys, values) in self.prefix_kv.items()}
         self.calls = [
-            (block, tuple(select(a) for a in args), {k: select(v) for k, v in kwargs.items()})
+            (block, tuple(_select_rows(a, rows, batch) for a in args),
+             {k: _select_rows(v, rows, batch) for k, v in kwargs.items()})
             for block, args, kwargs in self.calls
         ]
 
@@ -178,11 +181,15 @@ class LayerByLayerTrace:
         cols: torch.Tensor,  # (n,) at which position
         layers: list[int],  # the edited layers, ascending
         state_layer: int,
+        state_reads: torch.Tensor,  # (m,) which reads the state is wanted at
     ) -> None:
         self.points, self.rows, self.cols = points, rows, cols
         self.layers, self.state_layer = layers, state_layer
         self.inputs: dict[int, torch.Tensor] = {}
         self.calls: dict[int, tuple[tuple, dict]] = {}
+        self.state_sequences = rows[state_reads]  # (m,)
+        self.state_cols = cols[state_reads]  # (m,)
+        self.state_calls: dict[int, tuple[tuple, dict]] = {}
 
         def record(index: int):
             def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -199,6 +206,12 @@ class LayerByLayerTrace:
                 model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
             except _StopForward:
                 pass
+        batch = input_ids.shape[0]
+        for index, (args, kwargs) in self.calls.items():
+            self.state_calls[index] = (
+                tuple(_select_rows(a, self.state_sequences, batch) for a in args),
+                {k: _select_rows(v, self.state_sequences, batch) for k, v in kwargs.items()},
+            )
 
     @torch.no_grad()
     def keys_and_state(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,11 +224,17 @@ class LayerByLayerTrace:
         def key_hook(_module: nn.Module, args: tuple) -> None:
             keys.append(args[0][self.rows, self.cols].float())
 
-        hidden = self.inputs[start]
+        hidden = self.inputs[start]  # (batch, seq, hidden)
         with _hooks([self.points.mlp_out(layer).register_forward_pre_hook(key_hook)]):
-            for index in range(start, self.state_layer + 1):
+            for index in range(start, layer + 1):
                 if index > start:
                     self.inputs[index] = hidden
                 args, kwargs = self.calls[index]
                 hidden = _block_hidden(self.points.blocks[index](hidden, *args, **kwargs))
-        return keys[0], hidden[self.rows, self.cols].float()
+        # Above `layer` only the sequences whose state is read are needed.
+        hidden = hidden[self.state_sequences]  # (m, seq, hidden)
+        for index in range(layer + 1, self.state_layer + 1):
+            args, kwargs = self.state_calls[index]
+            hidden = _block_hidden(self.points.blocks[index](hidden, *args, **kwargs))
+        reads = torch.arange(len(self.state_sequences), device=hidden.device)
+        return keys[0], hidden[reads, self.state_cols].float()
