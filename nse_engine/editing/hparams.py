@@ -107,8 +107,8 @@ def relative_depth_layers(n_layers: int) -> tuple[int, ...]:
     one block below: spreading the update over one more layer kept a small model fluent
     (measurements in derive.py)."""
     first = max(0, round(4 / 32 * n_layers) - 1)
-    last = max(first + 1, min(n_layers - 1, round(8 / 32 * n_layers)))
-    return tuple(range(first, min(last, n_layers - 1) + 1))
+    last = min(n_layers - 1, max(first + 1, round(8 / 32 * n_layers)))
+    return tuple(range(first, last + 1))
 
 
 def default_layers(model: PreTrainedModel, n_layers: int) -> tuple[int, ...]:

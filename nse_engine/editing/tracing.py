@@ -33,6 +33,12 @@ def _select_rows(value: object, rows: torch.Tensor, batch: int) -> object:
     return value
 
 
+def _select_call(call: tuple[tuple, dict], rows: torch.Tensor, batch: int) -> tuple[tuple, dict]:
+    """A recorded block call's (args, kwargs), restricted to the sequences `rows`."""
+    args, kwargs = call
+    return _select_rows(args, rows, batch), {k: _select_rows(v, rows, batch) for k, v in kwargs.items()}
+
+
 @contextmanager
 def _hooks(handles: list) -> Iterator[None]:
     try:
@@ -146,11 +152,7 @@ class SuffixReplay:
         batch = len(rows)
         self.hidden = self.hidden[rows]
         self.prefix_kv = {i: (keys[rows], values[rows]) for i, (keys, values) in self.prefix_kv.items()}
-        self.calls = [
-            (block, tuple(_select_rows(a, rows, batch) for a in args),
-             {k: _select_rows(v, rows, batch) for k, v in kwargs.items()})
-            for block, args, kwargs in self.calls
-        ]
+        self.calls = [(block, *_select_call((args, kwargs), rows, batch)) for block, args, kwargs in self.calls]
 
     def run(self, hidden: torch.Tensor) -> torch.Tensor:
         """Hidden state after the last block (before the final norm) at positions ≥ split."""
@@ -206,12 +208,9 @@ class LayerByLayerTrace:
                 model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
             except _StopForward:
                 pass
-        batch = input_ids.shape[0]
-        for index, (args, kwargs) in self.calls.items():
-            self.state_calls[index] = (
-                tuple(_select_rows(a, self.state_sequences, batch) for a in args),
-                {k: _select_rows(v, self.state_sequences, batch) for k, v in kwargs.items()},
-            )
+        # Blocks above the first edited layer also run on the state's sequences alone.
+        for index in range(layers[0] + 1, state_layer + 1):
+            self.state_calls[index] = _select_call(self.calls[index], self.state_sequences, input_ids.shape[0])
 
     @torch.no_grad()
     def keys_and_state(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
