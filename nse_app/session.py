@@ -150,7 +150,8 @@ class Session(QObject):
         changes = await self.long_job("edit batch", jobs.run_batch, fact_ids=fact_ids, overrides=overrides)
         self._broadcast(changes)
         applied, failed = len(changes.applied_fact_ids), len(changes.failed)
-        self.status_message.emit(f"Batch done: {applied} applied, {failed} not applied.")
+        pulled_back = f" {changes.refreshed} earlier edits it had moved were pulled back." if changes.refreshed else ""
+        self.status_message.emit(f"Batch done: {applied} applied, {failed} not applied.{pulled_back}")
         return changes
 
     async def undo_last_batch(self) -> Any:

@@ -79,6 +79,7 @@ def run_benchmark(
     curve: list[dict[str, float]] = []
     applied_so_far: list[tuple[int, EditRequest]] = []
     not_applied: list[dict[str, object]] = []
+    refreshed_per_round: list[int] = []
     for start in range(0, len(cases), config.batch_size):
         batch = cases[start : start + config.batch_size]
         t0 = time.perf_counter()
@@ -87,6 +88,7 @@ def run_benchmark(
         for phase, seconds in result.seconds_by_phase.items():
             seconds_by_phase[phase] = seconds_by_phase.get(phase, 0.0) + seconds
         not_applied += [{"subject": o.request.subject, "reason": o.reason} for o in result.not_applied]
+        refreshed_per_round.append(len(result.refreshed))
         if applied_so_far:
             sample = [r for _, r in retention_sample(applied_so_far, config.retention_sample)]
             earlier = evaluate(loaded, sample, generation=False, control=control)
@@ -116,6 +118,7 @@ def run_benchmark(
         "first_round_retention": sum(f.efficacy for f in first_round) / len(first_round),
         "retention_curve": curve,
         "not_applied": not_applied,
+        "refreshed_per_round": refreshed_per_round,
         "seconds_per_edit": edit_seconds / len(cases),
         "seconds_by_phase": {k: v / len(cases) for k, v in seconds_by_phase.items()},
         "edit_seconds_total": edit_seconds,

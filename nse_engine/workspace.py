@@ -43,6 +43,7 @@ class BatchChanges:
     seconds_by_phase: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float | None] = field(default_factory=dict)
     undone: bool = False
+    refreshed: int = 0  # earlier edits that the round moved away and pulled back
 
 
 class Workspace:
@@ -109,6 +110,7 @@ class Workspace:
             retention=metrics.get("retention"),
             seconds_by_phase=result.seconds_by_phase,
             metrics=metrics,
+            refreshed=len(result.refreshed),
         )
 
     def _applied_requests(self) -> list[tuple[int, EditRequest]]:

@@ -65,7 +65,8 @@ def run_edit(args: argparse.Namespace) -> int:
             ids = queued[start : start + args.batch_size]
             changes = workspace.run_batch(ids, control, hparams)
             retention = "" if changes.retention is None else f", earlier edits retained {changes.retention:.0%}"
-            print(f"batch {changes.batch_id}: applied {len(changes.applied_fact_ids)}/{len(ids)}{retention}")
+            pulled_back = f", {changes.refreshed} earlier edits pulled back" if changes.refreshed else ""
+            print(f"batch {changes.batch_id}: applied {len(changes.applied_fact_ids)}/{len(ids)}{retention}{pulled_back}")
             for fact_id, reason in changes.failed.items():
                 print(f"  fact {fact_id} not applied: {reason}")
         print(f"project saved in {args.project}")

@@ -25,6 +25,7 @@ class NseHyperParams:
     v_weight_decay: float = 0.5
     kl_factor: float = 0.0625  # keeps "{subject} is a" predictions close to the original
     max_iterations: int = 3  # editing passes per round (the paper's meaning, not the code's)
+    refresh_drifted: bool = False  # also re-edit earlier facts that drifted beyond alpha (not in the paper)
     context_prefixes: int = 5  # generated text prefixes in front of each prompt (plus the bare prompt)
     context_prefix_tokens: int = 8  # length of each generated prefix
     stats_tokens: int = 0  # token positions for C; 0 = the statistics module's default

@@ -75,6 +75,7 @@ class RoundResult:
     outcomes: list[FactOutcome]
     editing_passes: int
     seconds_by_phase: dict[str, float] = field(default_factory=dict)
+    refreshed: list[str] = field(default_factory=list)  # earlier edits (prompt texts) pulled back
 
     @property
     def applied(self) -> list[FactOutcome]:

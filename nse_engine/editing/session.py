@@ -36,6 +36,8 @@ from nse_engine.progress import JobControl, silent
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = 1
+# A drifted earlier fact needs another pass while it is this share of alpha short of its goal.
+EARLIER_TOLERANCE = 0.05
 
 
 @dataclass
@@ -49,6 +51,24 @@ class EditRound:
     editing_passes: int
     hparams: dict[str, object]
     seconds_by_phase: dict[str, float] = field(default_factory=dict)
+    targets: torch.Tensor | None = None  # (n_applied, hidden) float32 z of the applied facts
+    refreshed: list[str] = field(default_factory=list)  # earlier facts (prompt texts) pulled back
+
+
+@dataclass
+class _DriftedFacts:
+    """Earlier edits to pull back in this round (see refresh_drifted)."""
+
+    requests: list[EditRequest]
+    targets: torch.Tensor  # (e, hidden) float64, their target states
+    goal: torch.Tensor  # (e,) float64, distance from z each is pulled back to
+    distance: torch.Tensor  # (e,) float64, distance from z now
+    stored_keys: dict[int, torch.Tensor]  # layer -> (e, d_ff), their keys as Kp holds them
+
+    @classmethod
+    def none(cls, layers: tuple[int, ...], hidden: int, d_ff: int) -> _DriftedFacts:
+        empty = torch.zeros(0, dtype=torch.float64)
+        return cls([], torch.zeros(0, hidden, dtype=torch.float64), empty, empty, {l: torch.zeros(0, d_ff) for l in layers})
 
 
 class EditingSession:
@@ -132,7 +152,9 @@ class EditingSession:
                 raise EditError(f"The batch could not be applied ({exc}); the model is unchanged.") from exc
             raise
         self._commit(record)
-        return RoundResult(len(self.rounds) - 1, record.outcomes, record.editing_passes, record.seconds_by_phase)
+        return RoundResult(
+            len(self.rounds) - 1, record.outcomes, record.editing_passes, record.seconds_by_phase, record.refreshed
+        )
 
     def _check_request(self, req: EditRequest) -> None:
         if "{}" not in req.prompt:
@@ -173,34 +195,54 @@ class EditingSession:
         timings["target_states"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        z = targets.z.to(self.solve_device, torch.float64)  # (n, hidden)
         n = len(requests)
+        everything = list(requests)  # new facts, then any earlier ones pulled back
+        z = targets.z.to(self.solve_device, torch.float64)  # (n, hidden), later (n + e, hidden)
+        # How close each row should get to z: new facts all the way (alpha decides when to stop),
+        # a drifted earlier fact back to where its own round left it.
+        goal = torch.zeros(n, dtype=torch.float64, device=self.solve_device)
+        earlier = _DriftedFacts.none(self.layers, *self.original[self.layers[0]].shape)
         round_offset = {l: torch.zeros_like(self.offsets[l]) for l in self.layers}
         updates: list[LayerUpdate] = []
         dist_before = (z - self.hidden_at_last_layer(requests)).norm(dim=1)  # (n,)
         dist = dist_before
         passes = 0
         for passes_done in range(hp.max_iterations):
-            selected = ((dist > hp.alpha) & (dist < hp.upper_bound)).nonzero().flatten().cpu()
+            is_earlier = torch.arange(len(everything)) >= n
+            far = torch.where(is_earlier.to(dist.device), dist - goal > EARLIER_TOLERANCE * hp.alpha, dist > hp.alpha)
+            last_chance = passes_done == hp.max_iterations - 1 or not bool(far[:n].any())
+            if hp.refresh_drifted and last_chance and len(everything) == n:
+                # the round's earlier passes moved some earlier edits away: this pass pulls them back
+                earlier = self._drifted_earlier_facts(requests)
+                everything += earlier.requests
+                z = torch.cat([z, earlier.targets.to(self.solve_device)])
+                goal = torch.cat([goal, earlier.goal.to(self.solve_device)])
+                dist = torch.cat([dist, earlier.distance.to(self.solve_device)])
+                is_earlier = torch.arange(len(everything)) >= n
+                far = torch.cat([far, torch.ones(len(earlier.requests), dtype=torch.bool, device=far.device)])
+            selected = (far & (dist < hp.upper_bound)).nonzero().flatten().cpu()
             if len(selected) == 0:
                 break
             passes = passes_done + 1
-            chosen = [requests[i] for i in selected.tolist()]
+            chosen = [everything[i] for i in selected.tolist()]
             trace, groups = self._layer_trace(chosen)
             for i, layer in enumerate(self.layers):
                 control.report("layer updates", passes_done * len(self.layers) + i, hp.max_iterations * len(self.layers),
                                f"pass {passes}, layer {layer}, {len(chosen)} facts")
                 keys, hidden = self._keys_and_hidden(trace, groups, layer)
-                residual = (z[selected] - hidden) / (len(self.layers) - i)  # (s, hidden)
+                to_target = z[selected] - hidden  # (s, hidden)
+                share = (1 - goal[selected] / to_target.norm(dim=1).clamp_min(1e-12)).clamp_min(0)  # (s,)
+                residual = to_target * share[:, None] / (len(self.layers) - i)  # (s, hidden)
                 update = solve_layer_update(
                     layer, keys, residual, self.second_moments[layer], self.keys_gram[layer],
-                    hp.mom2_update_weight, hp.neuron_threshold, hp.earlier_edits_weight,
+                    hp.mom2_update_weight, hp.neuron_threshold, hp.earlier_edits_weight, is_earlier[selected],
+                    earlier.stored_keys[layer][selected[selected >= n] - n],
                 )
                 round_offset[layer][:, update.neurons] += update.delta()
                 touched.add(layer)
                 self._write_weights(layer, self.offsets[layer] + round_offset[layer], update.neurons)
                 updates.append(update)
-            dist = (z - self.hidden_at_last_layer(requests)).norm(dim=1)
+            dist = (z - self.hidden_at_last_layer(everything)).norm(dim=1)
         control.report("layer updates", 1, 1, "done")
         timings["layer_updates"] = time.perf_counter() - t0
 
@@ -222,7 +264,42 @@ class EditingSession:
         protected = self.average_keys(applied, list(self.layers)) if applied else {
             l: torch.zeros((0, self.points.d_ff)) for l in self.layers
         }
-        return EditRound(requests, outcomes, updates, protected, passes, hp.to_dict(), timings)
+        applied_z = targets.z[torch.tensor([o.applied for o in outcomes], dtype=torch.bool)].float().cpu()
+        return EditRound(requests, outcomes, updates, protected, passes, hp.to_dict(), timings, applied_z,
+                         [r.text for r in earlier.requests])
+
+    def _drifted_earlier_facts(self, new: list[EditRequest]) -> _DriftedFacts:
+        """Applied facts of earlier rounds that this round's passes moved farther from their target
+        state than both alpha and the distance their own round left them at (targets stay valid
+        for ever: weights rewinding computes them with the original weights, and nothing above
+        the last edited layer is edited). A fact edited again later, or in this round, is superseded."""
+        seen = {r.text for r in new}
+        requests: list[EditRequest] = []
+        targets: list[torch.Tensor] = []
+        left_at: list[float] = []
+        stored: dict[int, list[torch.Tensor]] = {l: [] for l in self.layers}
+        for record in reversed(self.rounds):
+            if record.targets is None:
+                continue
+            applied = [o for o in record.outcomes if o.applied]
+            for j, (outcome, z) in enumerate(zip(applied, record.targets)):
+                if outcome.request.text not in seen:
+                    requests.append(outcome.request)
+                    targets.append(z)
+                    left_at.append(outcome.distance_after)
+                    for layer in self.layers:
+                        stored[layer].append(record.keys[layer][j])
+                seen.add(outcome.request.text)
+        if not requests:
+            return _DriftedFacts.none(self.layers, *self.original[self.layers[0]].shape)
+        z = torch.stack(targets).double()  # (e, hidden)
+        dist = (z.to(self.solve_device) - self.hidden_at_last_layer(requests)).norm(dim=1).cpu()  # (e,)
+        goal = torch.tensor(left_at, dtype=torch.float64)  # (e,)
+        drifted = (dist > torch.clamp(goal, min=self.hparams.alpha)) & (dist < self.hparams.upper_bound)
+        return _DriftedFacts(
+            [r for r, d in zip(requests, drifted.tolist()) if d], z[drifted], goal[drifted], dist[drifted],
+            {l: torch.stack(k)[drifted] for l, k in stored.items()},
+        )
 
     def _commit(self, record: EditRound) -> None:
         self._replay_round(record)
@@ -332,6 +409,8 @@ class EditingSession:
                 tensors[f"r{r}.u{u}.right"] = update.right.contiguous()
             for layer, keys in record.keys.items():
                 tensors[f"r{r}.keys.{layer}"] = keys.contiguous()
+            if record.targets is not None:
+                tensors[f"r{r}.targets"] = record.targets.contiguous()
             rounds_meta.append({
                 "requests": [q.to_dict() for q in record.requests],
                 "outcomes": [
@@ -342,6 +421,7 @@ class EditingSession:
                 "editing_passes": record.editing_passes,
                 "hparams": record.hparams,
                 "seconds_by_phase": record.seconds_by_phase,
+                "refreshed": record.refreshed,
             })
         metadata = {
             "format": str(STATE_FORMAT),
@@ -388,8 +468,10 @@ class EditingSession:
                 for u, layer in enumerate(meta["update_layers"])
             ]
             keys = {l: tensors[f"r{r}.keys.{l}"] for l in session.layers}
-            session.rounds.append(EditRound(requests, outcomes, updates, keys, meta["editing_passes"],
-                                            meta["hparams"], meta.get("seconds_by_phase", {})))
+            session.rounds.append(EditRound(
+                requests, outcomes, updates, keys, meta["editing_passes"], meta["hparams"],
+                meta.get("seconds_by_phase", {}), tensors.get(f"r{r}.targets"), meta.get("refreshed", []),
+            ))
         session._rebuild()
         return session
 

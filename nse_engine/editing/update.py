@@ -9,6 +9,9 @@ output must move by, NSE updates only the neurons S whose summed |key| covers
 where C is the second moment of keys on general text and Kp = Σ k kᵀ over all earlier edits.
 The paper has β = 1: an earlier edit weighs as much as a new one. β > 1 protects earlier edits
 more strongly when keys overlap (small MLPs; see derive.py).
+An earlier edit that has drifted from its target state can be edited again in the same solve:
+its key as stored in Kp is swapped for its current key with weight β, and its residual weighs β,
+so the least squares asks that key's output to move by its residual instead of staying put.
 ΔW_S = Rᵀ (K_S A⁻¹) is stored as its two factors, so rounds can be replayed and undone exactly.
 """
 
@@ -57,21 +60,28 @@ def solve_layer_update(
     mom2_update_weight: float,
     neuron_threshold: float,
     earlier_edits_weight: float = 1.0,
+    earlier: torch.Tensor | None = None,  # (n,) bool: rows that are earlier edits already in Kp
+    earlier_stored_keys: torch.Tensor | None = None,  # (e, d_ff): those rows' keys as Kp holds them
 ) -> LayerUpdate:
     """Solve NSE's regularised least squares for one layer, in float64 (Cholesky)."""
     neurons = select_neurons(keys, neuron_threshold)  # (s,)
     k_s = keys.double()[:, neurons]  # (n, s)
-    a = (
-        mom2_update_weight * second_moment[neurons][:, neurons]
-        + earlier_edits_weight * previous_keys_gram[neurons][:, neurons]
-        + k_s.T @ k_s
-    )  # (s, s), symmetric positive definite
+    a = mom2_update_weight * second_moment[neurons][:, neurons] + earlier_edits_weight * previous_keys_gram[neurons][:, neurons]
+    if earlier is None or earlier_stored_keys is None or not bool(earlier.any()):
+        a = a + k_s.T @ k_s  # (s, s), symmetric positive definite
+    else:
+        mask = earlier.to(k_s.device)
+        new, now = k_s[~mask], k_s[mask]  # (n - e, s), (e, s)
+        stored = earlier_stored_keys.to(k_s.device, torch.float64)[:, neurons]  # (e, s)
+        a = a + new.T @ new + earlier_edits_weight * (now.T @ now - stored.T @ stored)
     chol, info = torch.linalg.cholesky_ex(a)
     if int(info) == 0:
         right = torch.cholesky_solve(k_s.T, chol).T  # (n, s) = K_S A⁻¹
     else:
         right = torch.linalg.solve(a, k_s.T).T
     left = residuals.double().T  # (hidden, n)
+    if earlier is not None:
+        left = left * torch.where(earlier.to(left.device), earlier_edits_weight, 1.0).double()
     if not (torch.isfinite(right).all() and torch.isfinite(left).all()):
         raise FloatingPointError(f"layer {layer}: the update is not finite (NaN or inf)")
     return LayerUpdate(layer, neurons.cpu(), left.float().cpu(), right.float().cpu())

@@ -94,12 +94,13 @@ def test_undo_restores_weights_and_keys_gram_bit_exactly():
         assert torch.count_nonzero(session.keys_gram[l]) == 0
 
 
-def test_resume_from_saved_state_equals_uninterrupted_run(tmp_path):
-    uninterrupted = EditingSession(loaded_tiny(), tiny_hparams())
+@pytest.mark.parametrize("refresh", [False, True])
+def test_resume_from_saved_state_equals_uninterrupted_run(tmp_path, refresh):
+    uninterrupted = EditingSession(loaded_tiny(), tiny_hparams(refresh_drifted=refresh))
     uninterrupted.apply_round(ROUND_1)
     uninterrupted.apply_round(ROUND_2)
 
-    first = EditingSession(loaded_tiny(), tiny_hparams())
+    first = EditingSession(loaded_tiny(), tiny_hparams(refresh_drifted=refresh))
     first.apply_round(ROUND_1)
     first.save_state(tmp_path / "state.safetensors")
     resumed = EditingSession.from_state(loaded_tiny(), tmp_path / "state.safetensors")
@@ -110,6 +111,29 @@ def test_resume_from_saved_state_equals_uninterrupted_run(tmp_path):
         assert torch.equal(resumed.points.weight(l), uninterrupted.points.weight(l))
         assert torch.equal(resumed.keys_gram[l], uninterrupted.keys_gram[l])
     assert [r.requests for r in resumed.rounds] == [r.requests for r in uninterrupted.rounds]
+    assert resumed.rounds[-1].refreshed == uninterrupted.rounds[-1].refreshed
+
+
+def test_refresh_pulls_back_a_drifted_earlier_edit_but_not_a_superseded_one():
+    speaker = ROUND_1[0]
+    # the same subject again: its key overlaps the first edit's, so that edit drifts
+    round_2 = [
+        EditRequest("Danielle Darrieux", "{} was born in", "Tokyo", "Paris"),
+        EditRequest("Toko Yasuda", "{} plays the", "violin", "guitar"),  # replaces ROUND_1[1]
+    ]
+
+    def distance_after_round_2(refresh: bool) -> tuple[float, list[str]]:
+        session = EditingSession(loaded_tiny(), tiny_hparams(refresh_drifted=refresh))
+        session.apply_round(ROUND_1)
+        result = session.apply_round(round_2)
+        z = session.rounds[0].targets[0].double()
+        return float((z - session.hidden_at_last_layer([speaker]).cpu()[0]).norm()), result.refreshed
+
+    plain, none = distance_after_round_2(False)
+    refreshed_distance, refreshed = distance_after_round_2(True)
+    assert none == []
+    assert speaker.text in refreshed and ROUND_1[1].text not in refreshed
+    assert refreshed_distance < plain
 
 
 def test_state_of_another_base_model_is_refused(tmp_path):
