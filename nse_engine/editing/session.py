@@ -68,7 +68,8 @@ class _DriftedFacts:
     @classmethod
     def none(cls, layers: tuple[int, ...], hidden: int, d_ff: int) -> _DriftedFacts:
         empty = torch.zeros(0, dtype=torch.float64)
-        return cls([], torch.zeros(0, hidden, dtype=torch.float64), empty, empty, {l: torch.zeros(0, d_ff) for l in layers})
+        keys = {l: torch.zeros(0, d_ff) for l in layers}
+        return cls([], torch.zeros(0, hidden, dtype=torch.float64), empty, empty, keys)
 
 
 class EditingSession:
@@ -208,8 +209,7 @@ class EditingSession:
         dist = dist_before
         passes = 0
         for passes_done in range(hp.max_iterations):
-            is_earlier = torch.arange(len(everything)) >= n
-            far = torch.where(is_earlier.to(dist.device), dist - goal > EARLIER_TOLERANCE * hp.alpha, dist > hp.alpha)
+            far = torch.cat([dist[:n] > hp.alpha, dist[n:] - goal[n:] > EARLIER_TOLERANCE * hp.alpha])
             last_chance = passes_done == hp.max_iterations - 1 or not bool(far[:n].any())
             if hp.refresh_drifted and last_chance and len(everything) == n:
                 # the round's earlier passes moved some earlier edits away: this pass pulls them back
@@ -218,7 +218,6 @@ class EditingSession:
                 z = torch.cat([z, earlier.targets.to(self.solve_device)])
                 goal = torch.cat([goal, earlier.goal.to(self.solve_device)])
                 dist = torch.cat([dist, earlier.distance.to(self.solve_device)])
-                is_earlier = torch.arange(len(everything)) >= n
                 far = torch.cat([far, torch.ones(len(earlier.requests), dtype=torch.bool, device=far.device)])
             selected = (far & (dist < hp.upper_bound)).nonzero().flatten().cpu()
             if len(selected) == 0:
@@ -235,8 +234,8 @@ class EditingSession:
                 residual = to_target * share[:, None] / (len(self.layers) - i)  # (s, hidden)
                 update = solve_layer_update(
                     layer, keys, residual, self.second_moments[layer], self.keys_gram[layer],
-                    hp.mom2_update_weight, hp.neuron_threshold, hp.earlier_edits_weight, is_earlier[selected],
-                    earlier.stored_keys[layer][selected[selected >= n] - n],
+                    hp.mom2_update_weight, hp.neuron_threshold, hp.earlier_edits_weight,
+                    earlier.stored_keys[layer][selected[selected >= n] - n],  # sorted: earlier rows come last
                 )
                 round_offset[layer][:, update.neurons] += update.delta()
                 touched.add(layer)
@@ -282,23 +281,25 @@ class EditingSession:
             if record.targets is None:
                 continue
             applied = [o for o in record.outcomes if o.applied]
-            for j, (outcome, z) in enumerate(zip(applied, record.targets)):
-                if outcome.request.text not in seen:
-                    requests.append(outcome.request)
-                    targets.append(z)
-                    left_at.append(outcome.distance_after)
-                    for layer in self.layers:
-                        stored[layer].append(record.keys[layer][j])
-                seen.add(outcome.request.text)
+            keep = []
+            for o in applied:
+                keep.append(o.request.text not in seen)
+                seen.add(o.request.text)
+            requests += [o.request for o, k in zip(applied, keep) if k]
+            left_at += [o.distance_after for o, k in zip(applied, keep) if k]
+            current = torch.tensor(keep, dtype=torch.bool)  # (a,)
+            targets.append(record.targets[current])
+            for layer in self.layers:
+                stored[layer].append(record.keys[layer][current])
         if not requests:
             return _DriftedFacts.none(self.layers, *self.original[self.layers[0]].shape)
-        z = torch.stack(targets).double()  # (e, hidden)
+        z = torch.cat(targets).double()  # (e, hidden)
         dist = (z.to(self.solve_device) - self.hidden_at_last_layer(requests)).norm(dim=1).cpu()  # (e,)
         goal = torch.tensor(left_at, dtype=torch.float64)  # (e,)
         drifted = (dist > torch.clamp(goal, min=self.hparams.alpha)) & (dist < self.hparams.upper_bound)
         return _DriftedFacts(
             [r for r, d in zip(requests, drifted.tolist()) if d], z[drifted], goal[drifted], dist[drifted],
-            {l: torch.stack(k)[drifted] for l, k in stored.items()},
+            {l: torch.cat(k)[drifted] for l, k in stored.items()},
         )
 
     def _commit(self, record: EditRound) -> None:

@@ -60,28 +60,29 @@ def solve_layer_update(
     mom2_update_weight: float,
     neuron_threshold: float,
     earlier_edits_weight: float = 1.0,
-    earlier: torch.Tensor | None = None,  # (n,) bool: rows that are earlier edits already in Kp
-    earlier_stored_keys: torch.Tensor | None = None,  # (e, d_ff): those rows' keys as Kp holds them
+    earlier_stored_keys: torch.Tensor | None = None,  # (e, d_ff): the last e rows are earlier edits, keys as in Kp
 ) -> LayerUpdate:
     """Solve NSE's regularised least squares for one layer, in float64 (Cholesky)."""
     neurons = select_neurons(keys, neuron_threshold)  # (s,)
     k_s = keys.double()[:, neurons]  # (n, s)
-    a = mom2_update_weight * second_moment[neurons][:, neurons] + earlier_edits_weight * previous_keys_gram[neurons][:, neurons]
-    if earlier is None or earlier_stored_keys is None or not bool(earlier.any()):
-        a = a + k_s.T @ k_s  # (s, s), symmetric positive definite
-    else:
-        mask = earlier.to(k_s.device)
-        new, now = k_s[~mask], k_s[mask]  # (n - e, s), (e, s)
+    e = 0 if earlier_stored_keys is None else len(earlier_stored_keys)
+    new, now = k_s[: len(k_s) - e], k_s[len(k_s) - e :]  # (n - e, s), (e, s)
+    a = (
+        mom2_update_weight * second_moment[neurons][:, neurons]
+        + earlier_edits_weight * previous_keys_gram[neurons][:, neurons]
+        + new.T @ new
+    )  # (s, s), symmetric positive definite
+    if e:
         stored = earlier_stored_keys.to(k_s.device, torch.float64)[:, neurons]  # (e, s)
-        a = a + new.T @ new + earlier_edits_weight * (now.T @ now - stored.T @ stored)
+        a = a + earlier_edits_weight * (now.T @ now - stored.T @ stored)
     chol, info = torch.linalg.cholesky_ex(a)
     if int(info) == 0:
         right = torch.cholesky_solve(k_s.T, chol).T  # (n, s) = K_S A⁻¹
     else:
         right = torch.linalg.solve(a, k_s.T).T
     left = residuals.double().T  # (hidden, n)
-    if earlier is not None:
-        left = left * torch.where(earlier.to(left.device), earlier_edits_weight, 1.0).double()
+    if e:
+        left = torch.cat([left[:, : len(k_s) - e], earlier_edits_weight * left[:, len(k_s) - e :]], dim=1)
     if not (torch.isfinite(right).all() and torch.isfinite(left).all()):
         raise FloatingPointError(f"layer {layer}: the update is not finite (NaN or inf)")
     return LayerUpdate(layer, neurons.cpu(), left.float().cpu(), right.float().cpu())

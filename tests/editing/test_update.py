@@ -51,7 +51,7 @@ def test_update_meets_its_normal_equations(earlier_weight):
 
 
 def test_update_with_drifted_earlier_edits_meets_its_normal_equations():
-    """Rows marked earlier are edits already in Kp: their stored key is swapped for the current
+    """The last rows are edits already in Kp: their stored key is swapped for the current
     one, and key and residual weigh β, so the solve pulls them back instead of holding them."""
     torch.manual_seed(2)
     n, e, d_ff, hidden, beta = 5, 3, 40, 12, 4.0
@@ -62,8 +62,7 @@ def test_update_with_drifted_earlier_edits_meets_its_normal_equations():
     stored = keys[n:].double() + 0.1 * torch.randn(e, d_ff, dtype=torch.float64)  # keys when they were edited
     earlier_keys = torch.cat([torch.randn(9, d_ff, dtype=torch.float64), stored])
     gram = earlier_keys.T @ earlier_keys
-    is_earlier = torch.arange(n + e) >= n
-    update = solve_layer_update(3, keys, residuals, second_moment, gram, 5.0, 0.9, beta, is_earlier, stored.float())
+    update = solve_layer_update(3, keys, residuals, second_moment, gram, 5.0, 0.9, beta, stored.float())
     s = update.neurons
     new, now, kept = keys.double()[:n, s], keys.double()[n:, s], stored.float().double()[:, s]
     a = 5.0 * second_moment[s][:, s] + beta * (gram[s][:, s] - kept.T @ kept + now.T @ now) + new.T @ new
