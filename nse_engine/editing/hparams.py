@@ -21,6 +21,7 @@ class NseHyperParams:
     mom2_update_weight: float  # weight of the general-text key covariance C in the solve
     neuron_threshold: float  # share of summed |key| covered by the updated neurons (1.0 = all)
     earlier_edits_weight: float = 1.0  # weight of Kp (earlier edits' keys) in the solve; paper: 1
+    layer_share_ratio: float = 1.0  # each edited layer takes this × the residual share of the one below; paper: 1
     clamp_norm_factor: float = 0.75  # ‖delta‖ ≤ factor · ‖h‖
     v_weight_decay: float = 0.5
     kl_factor: float = 0.0625  # keeps "{subject} is a" predictions close to the original
@@ -68,6 +69,8 @@ class NseHyperParams:
             raise ValueError("alpha must be ≥ 0 and below upper_bound")
         if self.earlier_edits_weight <= 0:
             raise ValueError("earlier_edits_weight must be positive")
+        if self.layer_share_ratio <= 0:
+            raise ValueError("layer_share_ratio must be positive")
         if self.max_iterations < 1 or self.v_num_grad_steps < 1:
             raise ValueError("max_iterations and v_num_grad_steps must be at least 1")
 

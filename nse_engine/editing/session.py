@@ -25,7 +25,7 @@ from nse_engine.editing.prompts import generate_context_prefixes, tokenize_at_su
 from nse_engine.editing.requests import EditRequest, FactOutcome, RoundResult
 from nse_engine.editing.target_state import compute_target_states
 from nse_engine.editing.tracing import LayerByLayerTrace, trace_states
-from nse_engine.editing.update import LayerUpdate, solve_layer_update
+from nse_engine.editing.update import LayerUpdate, residual_shares, solve_layer_update
 from nse_engine.errors import Cancelled, EditError, ProjectError
 from nse_engine.model.architecture import EditPoints, find_edit_points
 from nse_engine.model.fingerprint import prefix_fingerprint
@@ -205,6 +205,7 @@ class EditingSession:
         earlier = _DriftedFacts.none(self.layers, *self.original[self.layers[0]].shape)
         round_offset = {l: torch.zeros_like(self.offsets[l]) for l in self.layers}
         updates: list[LayerUpdate] = []
+        layer_share = residual_shares(len(self.layers), hp.layer_share_ratio)
         dist_before = (z - self.hidden_at_last_layer(requests)).norm(dim=1)  # (n,)
         dist = dist_before
         passes = 0
@@ -231,7 +232,7 @@ class EditingSession:
                 keys, hidden = self._keys_and_hidden(trace, groups, layer)
                 to_target = z[selected] - hidden  # (s, hidden)
                 share = (1 - goal[selected] / to_target.norm(dim=1).clamp_min(1e-12)).clamp_min(0)  # (s,)
-                residual = to_target * share[:, None] / (len(self.layers) - i)  # (s, hidden)
+                residual = to_target * share[:, None] * layer_share[i]  # (s, hidden)
                 update = solve_layer_update(
                     layer, keys, residual, self.second_moments[layer], self.keys_gram[layer],
                     hp.mom2_update_weight, hp.neuron_threshold, hp.earlier_edits_weight,

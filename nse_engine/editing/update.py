@@ -36,6 +36,17 @@ class LayerUpdate:
         return self.left.double() @ self.right.double()
 
 
+def residual_shares(n_layers: int, ratio: float) -> list[float]:
+    """Share of the residual still to go that each edited layer takes, lowest layer first.
+
+    With every layer reaching its share, layer i moves ratio^i / Σ_j ratio^j of the whole
+    residual: ratio 1 spreads it evenly (the paper's 1 / remaining layers), ratio < 1 puts more
+    of it on the lower layers.
+    """
+    weights = [ratio**i for i in range(n_layers)]
+    return [weights[i] / sum(weights[i:]) for i in range(n_layers)]
+
+
 def select_neurons(keys: torch.Tensor, threshold: float) -> torch.Tensor:
     """Smallest set of neurons whose summed |key| over the batch reaches `threshold` of the total.
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nse_engine.editing.update import select_neurons, solve_layer_update
+from nse_engine.editing.update import residual_shares, select_neurons, solve_layer_update
 
 
 def test_neuron_selection_keeps_the_smallest_set_reaching_the_share():
@@ -14,6 +14,19 @@ def test_neuron_selection_keeps_the_smallest_set_reaching_the_share():
     assert select_neurons(keys, 10 / 13).tolist() == [0, 3]
     assert select_neurons(keys, 0.8).tolist() == [0, 1, 3]  # 10 < 10.4 <= 12
     assert select_neurons(keys, 1.0).tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.8, 1.5])
+def test_layers_take_the_residual_in_the_set_ratio(ratio):
+    shares = residual_shares(5, ratio)
+    remaining, taken = 1.0, []
+    for share in shares:  # each layer reaches its share of what is still to go
+        taken.append(remaining * share)
+        remaining -= taken[-1]
+    assert remaining == pytest.approx(0.0, abs=1e-12)  # the last layer takes the rest
+    assert [t / taken[0] for t in taken] == pytest.approx([ratio**i for i in range(5)])
+    if ratio == 1.0:
+        assert shares == pytest.approx([1 / 5, 1 / 4, 1 / 3, 1 / 2, 1])  # the paper's even spread
 
 
 def test_selected_share_on_random_keys():
