@@ -108,9 +108,10 @@ def preset_name(model: PreTrainedModel) -> str | None:
 
 def relative_depth_layers(n_layers: int) -> tuple[int, ...]:
     """Blocks at the relative depth of Llama-3-8B's 4..8 of 32 (12.5 %–25 % of the stack), and
-    one block below: spreading the update over one more layer kept a small model fluent
-    (measurements in derive.py)."""
-    first = max(0, round(4 / 32 * n_layers) - 1)
+    two blocks below, never block 0. Lower blocks' keys at the subject overlap less across
+    facts, so spreading the update down keeps a small model fluent and its earlier edits in
+    place; block 0's keys mostly encode the token itself (measurements in derive.py)."""
+    first = min(n_layers - 1, max(1, round(4 / 32 * n_layers) - 2))
     last = min(n_layers - 1, max(first + 1, round(8 / 32 * n_layers)))
     return tuple(range(first, last + 1))
 

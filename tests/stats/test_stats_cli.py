@@ -9,11 +9,13 @@ from nse_engine.errors import NseError
 from tiny import save_model
 
 
-def test_default_layers_follow_llama3_8b_depth_and_one_block_below():
-    assert relative_depth_layers(32) == (3, 4, 5, 6, 7, 8)
-    assert relative_depth_layers(30) == (3, 4, 5, 6, 7, 8)  # SmolLM2-135M
+def test_default_layers_follow_llama3_8b_depth_and_two_blocks_below_never_block_0():
+    assert relative_depth_layers(32) == (2, 3, 4, 5, 6, 7, 8)
+    assert relative_depth_layers(30) == (2, 3, 4, 5, 6, 7, 8)  # SmolLM2-135M
+    assert relative_depth_layers(48) == (4, 5, 6, 7, 8, 9, 10, 11, 12)
     assert relative_depth_layers(12) == (1, 2, 3)  # GPT-2 small
-    assert relative_depth_layers(4) == (0, 1)
+    assert relative_depth_layers(4) == (1, 2)
+    assert relative_depth_layers(2) == (1,)
     assert relative_depth_layers(1) == (0,)
 
 
