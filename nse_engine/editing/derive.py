@@ -10,7 +10,8 @@
   5.07 / 4.97 / 4.89 (5.13 before); 1..8 sits at the 0.95 × fluency line, so 2..8 it is. Earlier:
   3..8 instead of 4..8 gave efficacy 0.859 / 0.841 and fluency 5.09 / 4.83 (without refresh_drifted).
 - layer_share_ratio: 1.0, the paper's even spread of the residual over the edited layers. 0.8
-  (more on the lower layers) gave efficacy 0.895, first-round retention 0.99, but fluency 4.75.
+  (more on the lower layers) gave efficacy 0.895, first-round retention 0.99, but fluency 4.75;
+  0.9 gave 0.896 / 0.97 / 4.97 (measured last, not yet confirmed by a full `nse bench`).
 - alpha / upper_bound: scaled to the measured ‖z − h‖ of a built-in set of probe edits
   (alpha = ALPHA_RATIO × median, upper_bound = UPPER_RATIO × median). In the paper's presets
   alpha is roughly half a typical distance and upper_bound 4–20 × alpha.
