@@ -75,10 +75,10 @@ def prefers(first: TargetScore, second: TargetScore) -> bool:
 
 def says(generated: str, target: str) -> bool:
     """Does `generated` start with `target`, ignoring case, spacing and leading punctuation?"""
-    return _normalise(generated).startswith(_normalise(target))
+    return normalise_answer(generated).startswith(normalise_answer(target))
 
 
-def _normalise(text: str) -> str:
+def normalise_answer(text: str) -> str:
     text = re.sub(r"^[\W_]+", "", text.lower())
     return re.sub(r"\s+", " ", text).strip()
 
@@ -166,14 +166,14 @@ def _pairs(requests: Sequence[EditRequest]) -> list[tuple[str, str]]:
             pairs.append((prompt, r.target_new))
             if r.target_true is not None:
                 pairs.append((prompt, r.target_true))
-        for check in _neighbours(r):
+        for check in neighbourhood_checks(r):
             pairs += [(check.prompt, check.target), (check.prompt, r.target_new)]
     return pairs
 
 
-def _neighbours(r: EditRequest) -> list[NeighborhoodCheck]:
+def neighbourhood_checks(r: EditRequest) -> list[NeighborhoodCheck]:
     """Neighbourhood checks that can fail: one whose answer is target_new itself tests nothing."""
-    return [n for n in r.neighborhood if _normalise(n.target) != _normalise(r.target_new)]
+    return [n for n in r.neighborhood if normalise_answer(n.target) != normalise_answer(r.target_new)]
 
 
 def _fact_scores(
@@ -188,7 +188,7 @@ def _fact_scores(
     def keeps(check: NeighborhoodCheck) -> bool:
         return prefers(scores[(check.prompt, check.target)], scores[(check.prompt, r.target_new)])
 
-    kept = [(n.prompt, keeps(n)) for n in _neighbours(r)]
+    kept = [(n.prompt, keeps(n)) for n in neighbourhood_checks(r)]
     new = scores[(r.text, r.target_new)]
     true = scores[(r.text, r.target_true)] if r.target_true is not None else None
     return FactScores(

@@ -1,0 +1,123 @@
+"""Where specificity is lost after many edits: does a neighbour forget its own answer, or does
+the edited fact's new object leak into it?
+
+Edits the first N dev facts in rounds (the default model's derived settings), then scores every
+neighbourhood check (a neighbour prompt, its own answer, the fact's new object) before and after.
+For the checks that flip, it compares how far the neighbour's answer fell with how far the new
+object rose, grouped by how many edits of the run use that new object and by how many move the
+neighbour's answer away. Takes about as long as `nse bench` on the same facts.
+
+    python benchmarks/specificity_breakdown.py --facts 1000 --batch-size 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import Counter
+from pathlib import Path
+
+from nse_engine.bench import read_cases
+from nse_engine.editing.derive import default_hparams
+from nse_engine.editing.session import EditingSession
+from nse_engine.evaluation.counterfact import neighbourhood_checks, normalise_answer
+from nse_engine.evaluation.scoring import score_targets
+from nse_engine.model.architecture import find_edit_points
+from nse_engine.model.loading import load_model
+
+DEV_FACTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "facts_dev.jsonl"
+RESULTS = Path(__file__).parent / "results" / "specificity_breakdown.json"
+NEW_OBJECT_USES = ((1, 1), (2, 4), (5, None))
+ANSWER_MOVED_BY = ((0, 0), (1, 9), (10, 49), (50, None))
+
+
+def summarise(checks: list[dict]) -> dict[str, object]:
+    """Share kept before and after, and the median log-prob changes overall and where lost."""
+    lost = [c for c in checks if c["kept_before"] and not c["kept_after"]]
+    summary: dict[str, object] = {
+        "checks": len(checks),
+        "kept_before": sum(c["kept_before"] for c in checks) / len(checks),
+        "kept_after": sum(c["kept_after"] for c in checks) / len(checks),
+        "median_change_own_answer": statistics.median(c["change_own_answer"] for c in checks),
+        "median_change_new_object": statistics.median(c["change_new_object"] for c in checks),
+        "lost": len(lost),
+    }
+    if lost:
+        summary |= {
+            "lost_median_change_own_answer": statistics.median(c["change_own_answer"] for c in lost),
+            "lost_median_change_new_object": statistics.median(c["change_new_object"] for c in lost),
+            "lost_share_answer_fell_more_than_new_rose": sum(
+                -c["change_own_answer"] > c["change_new_object"] for c in lost
+            ) / len(lost),
+        }
+    return summary
+
+
+def within(value: int, bounds: tuple[int, int | None]) -> bool:
+    low, high = bounds
+    return value >= low and (high is None or value <= high)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--cases", type=Path, default=DEV_FACTS)
+    parser.add_argument("--facts", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--json", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    loaded = load_model(args.model)
+    points = find_edit_points(loaded.model)
+    hparams = default_hparams(loaded, points)
+    cases = read_cases(args.cases, args.facts)
+    edit_prompts = {r.text for r in cases}  # as `nse bench` counts unedited neighbours
+    checks = [(r, n) for r in cases for n in neighbourhood_checks(r)]
+    pairs = [pair for r, n in checks for pair in ((n.prompt, n.target), (n.prompt, r.target_new))]
+    before = score_targets(loaded.model, loaded.tokenizer, pairs)
+    session = EditingSession(loaded, hparams, points)
+    for start in range(0, len(cases), args.batch_size):
+        session.apply_round(cases[start : start + args.batch_size])
+    after = score_targets(loaded.model, loaded.tokenizer, pairs)
+
+    new_object_uses = Counter(normalise_answer(r.target_new) for r in cases)
+    answer_moved = Counter(normalise_answer(r.target_true) for r in cases if r.target_true)
+    rows = []
+    for i, (request, check) in enumerate(checks):
+        own_before, new_before = before[2 * i].mean_logprob, before[2 * i + 1].mean_logprob
+        own_after, new_after = after[2 * i].mean_logprob, after[2 * i + 1].mean_logprob
+        rows.append({
+            "unedited": check.prompt not in edit_prompts,
+            "kept_before": own_before > new_before,
+            "kept_after": own_after > new_after,
+            "change_own_answer": own_after - own_before,
+            "change_new_object": new_after - new_before,
+            "new_object_uses": new_object_uses[normalise_answer(request.target_new)],
+            "answer_moved_by": answer_moved[normalise_answer(check.target)],
+        })
+    unedited = [c for c in rows if c["unedited"]]
+    report = {
+        "facts": len(cases),
+        "batch_size": args.batch_size,
+        "settings": hparams.to_dict(),
+        "all_checks": summarise(rows),
+        "unedited_neighbour_prompts": summarise(unedited),
+        "unedited_by_new_object_uses": {
+            f"{low}-{high or 'more'}": summarise([c for c in unedited if within(c["new_object_uses"], (low, high))])
+            for low, high in NEW_OBJECT_USES
+        },
+        "unedited_by_answer_moved_away_by": {
+            f"{low}-{high if high is not None else 'more'}": summarise(
+                [c for c in unedited if within(c["answer_moved_by"], (low, high))]
+            )
+            for low, high in ANSWER_MOVED_BY
+        },
+    }
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report["all_checks"], indent=2))
+    print(json.dumps(report["unedited_neighbour_prompts"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
