@@ -34,6 +34,8 @@ ANSWER_MOVED_BY = ((0, 0), (1, 9), (10, 49), (50, None))
 
 def summarise(checks: list[dict]) -> dict[str, object]:
     """Share kept before and after, and the median log-prob changes overall and where lost."""
+    if not checks:
+        return {"checks": 0}
     lost = [c for c in checks if c["kept_before"] and not c["kept_after"]]
     summary: dict[str, object] = {
         "checks": len(checks),
@@ -54,9 +56,14 @@ def summarise(checks: list[dict]) -> dict[str, object]:
     return summary
 
 
-def within(value: int, bounds: tuple[int, int | None]) -> bool:
-    low, high = bounds
-    return value >= low and (high is None or value <= high)
+def grouped(checks: list[dict], field: str, groups: tuple[tuple[int, int | None], ...]) -> dict[str, object]:
+    """`summarise` per range of `field` (inclusive; None: no upper end), keyed "low-high"."""
+    return {
+        f"{low}-{'more' if high is None else high}": summarise(
+            [c for c in checks if c[field] >= low and (high is None or c[field] <= high)]
+        )
+        for low, high in groups
+    }
 
 
 def main() -> None:
@@ -103,16 +110,8 @@ def main() -> None:
         "settings": hparams.to_dict(),
         "all_checks": summarise(rows),
         "unedited_neighbour_prompts": summarise(unedited),
-        "unedited_by_new_object_uses": {
-            f"{low}-{high or 'more'}": summarise([c for c in unedited if within(c["new_object_uses"], (low, high))])
-            for low, high in NEW_OBJECT_USES
-        },
-        "unedited_by_answer_moved_away_by": {
-            f"{low}-{high if high is not None else 'more'}": summarise(
-                [c for c in unedited if within(c["answer_moved_by"], (low, high))]
-            )
-            for low, high in ANSWER_MOVED_BY
-        },
+        "unedited_by_new_object_uses": grouped(unedited, "new_object_uses", NEW_OBJECT_USES),
+        "unedited_by_answer_moved_away_by": grouped(unedited, "answer_moved_by", ANSWER_MOVED_BY),
     }
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["all_checks"], indent=2))
