@@ -21,7 +21,7 @@ from pathlib import Path
 from nse_engine.bench import read_cases
 from nse_engine.editing.derive import default_hparams
 from nse_engine.editing.session import EditingSession
-from nse_engine.evaluation.counterfact import neighbourhood_checks, normalise_answer
+from nse_engine.evaluation.counterfact import neighbourhood_checks, normalise_answer, prefers
 from nse_engine.evaluation.scoring import score_targets
 from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.loading import load_model
@@ -92,14 +92,14 @@ def main() -> None:
     answer_moved = Counter(normalise_answer(r.target_true) for r in cases if r.target_true)
     rows = []
     for i, (request, check) in enumerate(checks):
-        own_before, new_before = before[2 * i].mean_logprob, before[2 * i + 1].mean_logprob
-        own_after, new_after = after[2 * i].mean_logprob, after[2 * i + 1].mean_logprob
+        own_before, new_before = before[2 * i], before[2 * i + 1]
+        own_after, new_after = after[2 * i], after[2 * i + 1]
         rows.append({
             "unedited": check.prompt not in edit_prompts,
-            "kept_before": own_before > new_before,
-            "kept_after": own_after > new_after,
-            "change_own_answer": own_after - own_before,
-            "change_new_object": new_after - new_before,
+            "kept_before": prefers(own_before, new_before),
+            "kept_after": prefers(own_after, new_after),
+            "change_own_answer": own_after.mean_logprob - own_before.mean_logprob,
+            "change_new_object": new_after.mean_logprob - new_before.mean_logprob,
             "new_object_uses": new_object_uses[normalise_answer(request.target_new)],
             "answer_moved_by": answer_moved[normalise_answer(check.target)],
         })
