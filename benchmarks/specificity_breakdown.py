@@ -18,15 +18,10 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from nse_engine.bench import read_cases
-from nse_engine.editing.derive import default_hparams
-from nse_engine.editing.session import EditingSession
+from dev_edits import EditRun, add_edit_run_arguments
 from nse_engine.evaluation.counterfact import neighbourhood_checks, normalise_answer, prefers
 from nse_engine.evaluation.scoring import score_targets
-from nse_engine.model.architecture import find_edit_points
-from nse_engine.model.loading import load_model
 
-DEV_FACTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "facts_dev.jsonl"
 RESULTS = Path(__file__).parent / "results" / "specificity_breakdown.json"
 NEW_OBJECT_USES = ((1, 1), (2, 4), (5, None))
 ANSWER_MOVED_BY = ((0, 0), (1, 9), (10, 49), (50, None))
@@ -68,24 +63,17 @@ def grouped(checks: list[dict], field: str, groups: tuple[tuple[int, int | None]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--cases", type=Path, default=DEV_FACTS)
-    parser.add_argument("--facts", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=100)
+    add_edit_run_arguments(parser)
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    loaded = load_model(args.model)
-    points = find_edit_points(loaded.model)
-    hparams = default_hparams(loaded, points)
-    cases = read_cases(args.cases, args.facts)
+    run = EditRun.from_arguments(args)
+    loaded, hparams, cases = run.loaded, run.hparams, run.cases
     edit_prompts = {r.text for r in cases}  # as `nse bench` counts unedited neighbours
     checks = [(r, n) for r in cases for n in neighbourhood_checks(r)]
     pairs = [pair for r, n in checks for pair in ((n.prompt, n.target), (n.prompt, r.target_new))]
     before = score_targets(loaded.model, loaded.tokenizer, pairs)
-    session = EditingSession(loaded, hparams, points)
-    for start in range(0, len(cases), args.batch_size):
-        session.apply_round(cases[start : start + args.batch_size])
+    run.edit_in_rounds()
     after = score_targets(loaded.model, loaded.tokenizer, pairs)
 
     new_object_uses = Counter(normalise_answer(r.target_new) for r in cases)

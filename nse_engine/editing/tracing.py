@@ -40,7 +40,7 @@ def _select_call(call: tuple[tuple, dict], rows: torch.Tensor, batch: int) -> tu
 
 
 @contextmanager
-def _hooks(handles: list) -> Iterator[None]:
+def removing_hooks(handles: list) -> Iterator[None]:
     try:
         yield
     finally:
@@ -88,7 +88,7 @@ def trace_states(
                 raise _StopForward
 
         handles.append(points.blocks[state_layer].register_forward_hook(state_hook))
-    with _hooks(handles):
+    with removing_hooks(handles):
         try:
             model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         except _StopForward:
@@ -139,7 +139,7 @@ class SuffixReplay:
             handles = [points.blocks[layer].register_forward_hook(record_output)]
             for i in self.upper:
                 handles.append(points.blocks[i].register_forward_pre_hook(record_call, with_kwargs=True))
-            with _hooks(handles):
+            with removing_hooks(handles):
                 base(
                     input_ids=input_ids[:, split:], attention_mask=attention_mask,
                     position_ids=position_ids[:, split:], cache=self.cache, use_cache=True,
@@ -203,7 +203,7 @@ class LayerByLayerTrace:
 
         handles = [points.blocks[i].register_forward_pre_hook(record(i), with_kwargs=True)
                    for i in range(layers[0], state_layer + 1)]
-        with _hooks(handles), torch.no_grad():
+        with removing_hooks(handles), torch.no_grad():
             try:
                 model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
             except _StopForward:
@@ -224,7 +224,7 @@ class LayerByLayerTrace:
             keys.append(args[0][self.rows, self.cols].float())
 
         hidden = self.inputs[start]  # (batch, seq, hidden)
-        with _hooks([self.points.mlp_out(layer).register_forward_pre_hook(key_hook)]):
+        with removing_hooks([self.points.mlp_out(layer).register_forward_pre_hook(key_hook)]):
             for index in range(start, layer + 1):
                 if index > start:
                     self.inputs[index] = hidden

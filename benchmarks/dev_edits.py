@@ -1,0 +1,48 @@
+"""What the diagnostic benchmarks share: the dev facts, their command-line options, and editing
+the first N of them in rounds with the default model's derived settings."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from nse_engine.bench import read_cases
+from nse_engine.editing.derive import default_hparams
+from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.requests import EditRequest
+from nse_engine.editing.session import EditingSession
+from nse_engine.model.architecture import EditPoints, find_edit_points
+from nse_engine.model.loading import LoadedModel, load_model
+
+DEV_FACTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "facts_dev.jsonl"
+
+
+def add_edit_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--cases", type=Path, default=DEV_FACTS)
+    parser.add_argument("--facts", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=100)
+
+
+@dataclass
+class EditRun:
+    """A loaded model, its derived settings and the facts to edit, not yet edited."""
+
+    loaded: LoadedModel
+    points: EditPoints
+    hparams: NseHyperParams
+    cases: list[EditRequest]
+    batch_size: int
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> EditRun:
+        loaded = load_model(args.model)
+        points = find_edit_points(loaded.model)
+        return cls(loaded, points, default_hparams(loaded, points), read_cases(args.cases, args.facts), args.batch_size)
+
+    def edit_in_rounds(self) -> EditingSession:
+        session = EditingSession(self.loaded, self.hparams, self.points)
+        for start in range(0, len(self.cases), self.batch_size):
+            session.apply_round(self.cases[start : start + self.batch_size])
+        return session
