@@ -28,29 +28,15 @@ from typing import Iterator
 import torch
 
 from dev_edits import EditRun, add_edit_run_arguments
+from nse_engine.editing.prompts import subject_span
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.tracing import removing_hooks
 from nse_engine.evaluation.counterfact import neighbourhood_checks
 from nse_engine.evaluation.scoring import pad_id
-from nse_engine.model.tokens import bos_token_id, encode_target
+from nse_engine.model.tokens import encode_target
 
 RESULTS = Path(__file__).parent / "results" / "neighbour_damage_path.json"
 RESTORE = ("nowhere", "everywhere", "subject", "last_subject_token", "outside_subject")
-
-
-def subject_tokens(tokenizer, template: str, subject: str) -> tuple[list[int], int, int]:
-    """`BOS template.format(subject)` and the [start, end) token span of the subject."""
-    text = template.format(subject)
-    start = template.index("{}")
-    end = start + len(subject)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    inside = [i for i, (a, b) in enumerate(enc["offset_mapping"]) if b > a and a < end and b > start]
-    return [bos_token_id(tokenizer), *enc["input_ids"]], inside[0] + 1, inside[-1] + 2
-
-
-def last_subject_token(tokenizer, template: str, subject: str) -> int:
-    ids, _, end = subject_tokens(tokenizer, template, subject)
-    return ids[end - 1]
 
 
 def kept_share(kept: list[bool], members: list[bool]) -> dict[str, object]:
@@ -58,14 +44,23 @@ def kept_share(kept: list[bool], members: list[bool]) -> dict[str, object]:
     return {"checks": len(chosen), "kept": sum(chosen) / len(chosen) if chosen else None}
 
 
+def restore_mask(mode: str, subject: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """(batch, seq) bool: where `mode` puts the original output back."""
+    return {
+        "nowhere": torch.zeros_like(subject), "everywhere": torch.ones_like(subject), "subject": subject,
+        "last_subject_token": last, "outside_subject": ~subject,
+    }[mode]
+
+
 @contextmanager
-def restored_original(session: EditingSession, masks: dict[str, torch.Tensor], mode: str) -> Iterator[None]:
-    """While active, each edited layer's output is the unedited one where masks[mode] is set."""
+def restored_original(session: EditingSession, restore_at: dict[str, torch.Tensor]) -> Iterator[None]:
+    """While active, each edited layer's output is the unedited one where restore_at["mask"]
+    (batch, seq) is set; the caller sets the mask before each forward pass."""
     def hook_for(layer: int):
         change = (session.points.weight_view(layer).double() - session.original[layer].double()).float()  # (hidden, d_ff)
 
         def hook(_module, args, out):
-            restore = masks[mode].unsqueeze(-1)  # (batch, seq, 1)
+            restore = restore_at["mask"].unsqueeze(-1)  # (batch, seq, 1)
             return torch.where(restore, out - args[0] @ change.T.to(args[0].dtype), out)
         return hook
 
@@ -78,28 +73,26 @@ def mean_logprobs(session: EditingSession, rows: list[tuple[list[int], int, int,
     """Mean log-probability of each row's target after its prompt, with `mode` restored."""
     model, tokenizer = session.loaded.model, session.loaded.tokenizer
     results = []
-    for b in range(0, len(rows), 32):
-        batch = rows[b : b + 32]
-        seqs = [prompt + target for prompt, _, _, target in batch]
-        width = max(map(len, seqs))
-        ids = torch.full((len(seqs), width), pad_id(tokenizer), dtype=torch.long)
-        attention = torch.zeros_like(ids)
-        subject = torch.zeros(ids.shape, dtype=torch.bool)
-        last = torch.zeros_like(subject)
-        for i, (prompt, start, end, _) in enumerate(batch):
-            ids[i, : len(seqs[i])] = torch.tensor(seqs[i])
-            attention[i, : len(seqs[i])] = 1
-            subject[i, start:end] = True
-            last[i, end - 1] = True
-        masks = {
-            "nowhere": torch.zeros_like(subject), "everywhere": torch.ones_like(subject), "subject": subject,
-            "last_subject_token": last, "outside_subject": ~subject,
-        }
-        with restored_original(session, masks, mode):
+    restore_at: dict[str, torch.Tensor] = {}
+    with restored_original(session, restore_at):
+        for b in range(0, len(rows), 32):
+            batch = rows[b : b + 32]
+            seqs = [prompt + target for prompt, _, _, target in batch]
+            width = max(map(len, seqs))
+            ids = torch.full((len(seqs), width), pad_id(tokenizer), dtype=torch.long)
+            attention = torch.zeros_like(ids)
+            subject = torch.zeros(ids.shape, dtype=torch.bool)
+            last = torch.zeros_like(subject)
+            for i, (prompt, start, end, _) in enumerate(batch):
+                ids[i, : len(seqs[i])] = torch.tensor(seqs[i])
+                attention[i, : len(seqs[i])] = 1
+                subject[i, start:end] = True
+                last[i, end - 1] = True
+            restore_at["mask"] = restore_mask(mode, subject, last)
             logprobs = model(input_ids=ids, attention_mask=attention).logits.float().log_softmax(-1)
-        for i, (prompt, _, _, target) in enumerate(batch):
-            predicted = logprobs[i, len(prompt) - 1 : len(prompt) - 1 + len(target)]  # (target, vocab)
-            results.append(float(predicted.gather(1, torch.tensor(target)[:, None]).mean()))
+            for i, (prompt, _, _, target) in enumerate(batch):
+                predicted = logprobs[i, len(prompt) - 1 : len(prompt) - 1 + len(target)]  # (target, vocab)
+                results.append(float(predicted.gather(1, torch.tensor(target)[:, None]).mean()))
     return results
 
 
@@ -123,13 +116,16 @@ def main() -> None:
                 checks.append((request, check, text[len(before) : len(text) - len(after)]))
     random.Random(0).shuffle(checks)
     checks = checks[: args.checks]
-    edited_last_tokens = Counter(last_subject_token(tokenizer, r.prompt, r.subject) for r in cases)
+    edited_last_tokens = Counter(
+        ids[last] for ids, _, last in (subject_span(tokenizer, "", r.prompt, r.subject) for r in cases)
+    )
 
     session = run.edit_in_rounds()
 
     own_rows, new_rows, shares_last = [], [], []
     for request, check, subject in checks:
-        ids, start, end = subject_tokens(tokenizer, request.prompt, subject)
+        ids, start, last = subject_span(tokenizer, "", request.prompt, subject)
+        end = last + 1  # the subject is ids[start:end]
         own_rows.append((ids, start, end, encode_target(tokenizer, check.target)))
         new_rows.append((ids, start, end, encode_target(tokenizer, request.target_new)))
         shares_last.append(edited_last_tokens[ids[end - 1]] > 0)

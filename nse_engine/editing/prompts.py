@@ -10,25 +10,37 @@ from nse_engine.model.tokens import bos_token_id, encode_prompt
 _PREFIX_STARTERS = ("The", "Therefore", "Because", "I", "You", "In", "It", "When", "We", "This")
 
 
-def tokenize_at_subject(
+def subject_span(
     tokenizer: PreTrainedTokenizerBase, prefix: str, template: str, subject: str
-) -> tuple[list[int], int]:
-    """Token ids of `prefix + template.format(subject)` (BOS first) and the index of the
-    subject's last token, where NSE reads keys and writes its delta."""
+) -> tuple[list[int], int, int]:
+    """Token ids of `prefix + template.format(subject)` (BOS first) and the indices of the
+    subject's first and last tokens. With a slow tokenizer the first index is counted from the
+    text before the subject, tokenised on its own."""
     if "{}" not in template:
         raise ValueError(f"prompt {template!r} has no '{{}}' where the subject goes")
     text = prefix + template.format(subject)
-    subject_end = len(prefix) + template.index("{}") + len(subject)
+    subject_start = len(prefix) + template.index("{}")
+    subject_end = subject_start + len(subject)
     bos = bos_token_id(tokenizer)
     if tokenizer.is_fast:
         enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
         ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
         if not ids or ids[0] != bos:
             ids, offsets = [bos, *ids], [(0, 0), *offsets]
-        last = max(i for i, (start, end) in enumerate(offsets) if end > start and start < subject_end)
-        return ids, last
+        inside = [i for i, (start, end) in enumerate(offsets) if end > start and start < subject_end and end > subject_start]
+        return ids, inside[0], inside[-1]
     ids = encode_prompt(tokenizer, text)
-    return ids, len(encode_prompt(tokenizer, text[:subject_end])) - 1
+    last = len(encode_prompt(tokenizer, text[:subject_end])) - 1
+    return ids, min(len(encode_prompt(tokenizer, text[:subject_start].rstrip())), last), last
+
+
+def tokenize_at_subject(
+    tokenizer: PreTrainedTokenizerBase, prefix: str, template: str, subject: str
+) -> tuple[list[int], int]:
+    """Token ids of `prefix + template.format(subject)` (BOS first) and the index of the
+    subject's last token, where NSE reads keys and writes its delta."""
+    ids, _, last = subject_span(tokenizer, prefix, template, subject)
+    return ids, last
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nse_engine.editing.hparams import NseHyperParams
-from nse_engine.editing.prompts import tokenize_at_subject
+from nse_engine.editing.prompts import subject_span, tokenize_at_subject
 from nse_engine.editing.requests import EditRequest
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.target_state import compute_target_states
@@ -195,3 +195,11 @@ def test_subject_at_prompt_start_is_never_at_position_zero():
     assert tok.decode(ids[1 : last + 1]).strip() == "Danielle Darrieux"
     ids_bos, last_bos = tokenize_at_subject(make_tokenizer(add_bos=True), "", "{} plays", "Toko")
     assert ids_bos.count(tok.bos_token_id) == 1 and last_bos >= 1
+
+
+def test_subject_span_covers_exactly_the_subject():
+    tok = make_tokenizer()
+    ids, first, last = subject_span(tok, "Some context. ", "The mother tongue of {} is", "Danielle Darrieux")
+    assert tok.decode(ids[first : last + 1]).strip() == "Danielle Darrieux"
+    assert "of" in tok.decode(ids[first - 1 : first])
+    assert tokenize_at_subject(tok, "Some context. ", "The mother tongue of {} is", "Danielle Darrieux") == (ids, last)
