@@ -10,7 +10,7 @@ from pathlib import Path
 from nse_engine.bench import read_cases
 from nse_engine.editing.derive import default_hparams
 from nse_engine.editing.hparams import NseHyperParams
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 from nse_engine.editing.session import EditingSession
 from nse_engine.model.architecture import EditPoints, find_edit_points
 from nse_engine.model.loading import LoadedModel, load_model

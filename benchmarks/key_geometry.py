@@ -58,7 +58,7 @@ def main() -> None:
     session.prefixes = generate_context_prefixes(loaded.model, loaded.tokenizer, reader.context_prefixes,
                                                  reader.context_prefix_tokens)
     moments = second_moments(loaded, points, layers)
-    parts = [session.average_keys(cases[i : i + 100], layers) for i in range(0, len(cases), 100)]
+    parts = [session.reader.average_keys(cases[i : i + 100], layers, session.prefixes) for i in range(0, len(cases), 100)]
 
     tokenizer = loaded.tokenizer
     last_token = torch.tensor([

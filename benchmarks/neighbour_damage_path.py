@@ -57,7 +57,7 @@ def restored_original(session: EditingSession, restore_at: dict[str, torch.Tenso
     """While active, each edited layer's output is the unedited one where restore_at["mask"]
     (batch, seq) is set; the caller sets the mask before each forward pass."""
     def hook_for(layer: int):
-        change = (session.points.weight_view(layer).double() - session.original[layer].double()).float()  # (hidden, d_ff)
+        change = (session.points.weight_view(layer).double() - session.ledger.original[layer].double()).float()  # (hidden, d_ff)
 
         def hook(_module, args, out):
             restore = restore_at["mask"].unsqueeze(-1)  # (batch, seq, 1)

@@ -113,14 +113,14 @@ def recent_models(engine: Engine, ctx: JobContext) -> list[dict[str, Any]]:
 
 
 def queue_facts(engine: Engine, ctx: JobContext, requests: list[dict[str, Any]]) -> list[int]:
-    from nse_engine.editing.requests import EditRequest
+    from nse_engine.facts import EditRequest
 
     project = engine.require_workspace().project
     return list(project.queue_facts([EditRequest.from_dict(r) for r in requests]))
 
 
 def update_fact(engine: Engine, ctx: JobContext, fact_id: int, request: dict[str, Any]) -> None:
-    from nse_engine.editing.requests import EditRequest
+    from nse_engine.facts import EditRequest
 
     engine.require_workspace().project.update_fact(fact_id, EditRequest.from_dict(request))
 
@@ -299,6 +299,6 @@ def chat_reply(
 def fact_question(engine: Engine, ctx: JobContext, fact: dict[str, Any]) -> str:
     """The question the chat asks to check a fact of the log."""
     from nse_engine import chat
-    from nse_engine.editing.requests import EditRequest
+    from nse_engine.facts import EditRequest
 
     return chat.fact_question(EditRequest.from_dict(fact), engine.require_model())

@@ -14,7 +14,7 @@ import torch
 from nse_engine.editing.derive import default_hparams
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.reference import per_fact_target_state
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.target_state import compute_target_states
 from nse_engine.errors import NseError

@@ -13,7 +13,7 @@ from typing import Iterator, Mapping, Sequence
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 from nse_engine.evaluation.scoring import greedy_kwargs, pad_id
 from nse_engine.model.loading import LoadedModel
 from nse_engine.model.tokens import bos_token_id, encode_prompt

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from nse_engine.editing.derive import default_hparams
 from nse_engine.editing.hparams import NseHyperParams
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 from nse_engine.editing.session import EditingSession
 from nse_engine.errors import EditError
 from nse_engine.evaluation.counterfact import evaluate, prompt_probabilities
@@ -63,7 +63,7 @@ class Workspace:
         project = Project.open(folder) if (folder / LOG_FILE).exists() else Project.create(folder)
         state = project.current_state_file()
         if state is not None:
-            session = EditingSession.from_state(loaded, state, control)
+            session = EditingSession.from_state(loaded, state)
         else:
             session = EditingSession(loaded, default_hparams(loaded, _points(loaded), control))
         project.check_base_model(loaded.source, session.base_fingerprint)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from nse_engine.editing.requests import EditRequest, NeighborhoodCheck
+from nse_engine.facts import EditRequest, NeighborhoodCheck
 
 FACTS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "facts_dev.jsonl"
 

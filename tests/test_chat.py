@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nse_engine.chat import build_inputs, fact_question, is_chat_model, reply, stream_reply
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 from nse_engine.model.loading import LoadedModel
 from nse_engine.model.tokens import bos_token_id, encode_prompt
 from tiny import make_model, make_tokenizer

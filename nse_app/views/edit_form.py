@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 from nse_engine.errors import Cancelled
 from nse_engine.store.validation import LIST_SEPARATOR, NEIGHBOR_ARROW, FactProblem, fact_from_fields, make_template
 

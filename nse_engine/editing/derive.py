@@ -68,7 +68,7 @@ import statistics
 import torch
 
 from nse_engine.editing.hparams import PRESETS, NseHyperParams, preset_name, relative_depth_layers
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import EditPoints
 from nse_engine.model.fingerprint import config_digest
 from nse_engine.model.loading import LoadedModel
@@ -137,7 +137,7 @@ def derive_hparams(loaded: LoadedModel, points: EditPoints, control: JobControl 
     session = EditingSession(loaded, base, points)
     session.prefixes = generate_context_prefixes(loaded.model, loaded.tokenizer, base.context_prefixes,
                                                  base.context_prefix_tokens)
-    h_norm = float(session.hidden_at_last_layer(PROBES).norm(dim=1).median())
+    h_norm = float(session.reader.hidden_at_last_layer(PROBES).norm(dim=1).median())
     v_lr = round(STEP_RATIO * h_norm / points.hidden_size**0.5, 3)
     base = base.with_overrides(v_lr=v_lr)
     control.report("deriving settings", 0, 2, "measuring target distances")
@@ -147,7 +147,7 @@ def derive_hparams(loaded: LoadedModel, points: EditPoints, control: JobControl 
     distances = (targets.z - targets.h_init).norm(dim=1).tolist()
     median = statistics.median(distances)
     control.report("deriving settings", 1, 2, "measuring keys")
-    keys = session.average_keys(PROBES, [layers[-1]])[layers[-1]].double()  # (probes, d_ff)
+    keys = session.reader.average_keys(PROBES, [layers[-1]], session.prefixes)[layers[-1]].double()  # (probes, d_ff)
     from nse_engine.stats.second_moment import second_moments
 
     moment = second_moments(loaded, points, list(layers), control=control)[layers[-1]]

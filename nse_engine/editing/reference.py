@@ -11,7 +11,7 @@ from torch import nn
 
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.prompts import tokenize_at_subject
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 from nse_engine.editing.target_state import EARLY_STOP_NLL
 from nse_engine.model.architecture import EditPoints
 from nse_engine.model.tokens import encode_target, right_pad

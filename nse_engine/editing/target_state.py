@@ -16,7 +16,7 @@ from torch import nn
 
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.prompts import tokenize_at_subject
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 from nse_engine.editing.tracing import SuffixReplay
 from nse_engine.model.architecture import EditPoints
 from nse_engine.model.tokens import encode_target

@@ -63,11 +63,12 @@ def select_neurons(keys: torch.Tensor, threshold: float) -> torch.Tensor:
 
 
 def solve_layer_update(
+    *,
     layer: int,
     keys: torch.Tensor,  # (n, d_ff)
     residuals: torch.Tensor,  # (n, hidden)
     second_moment: torch.Tensor,  # (d_ff, d_ff) float64, C
-    previous_keys_gram: torch.Tensor,  # (d_ff, d_ff) float64, Kp = Σ k kᵀ of earlier edits
+    kp: torch.Tensor,  # (d_ff, d_ff) float64, Kp = Σ k kᵀ of earlier edits
     mom2_update_weight: float,
     neuron_threshold: float,
     earlier_edits_weight: float = 1.0,
@@ -80,7 +81,7 @@ def solve_layer_update(
     new, now = k_s[: len(k_s) - e], k_s[len(k_s) - e :]  # (n - e, s), (e, s)
     a = (
         mom2_update_weight * second_moment[neurons][:, neurons]
-        + earlier_edits_weight * previous_keys_gram[neurons][:, neurons]
+        + earlier_edits_weight * kp[neurons][:, neurons]
         + new.T @ new
     )  # (s, s), symmetric positive definite
     if e:

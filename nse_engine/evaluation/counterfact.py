@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Collection, Sequence
 
-from nse_engine.editing.requests import EditRequest, NeighborhoodCheck
+from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.evaluation.fluency import FLUENCY_PROMPTS, fluency_score
 from nse_engine.evaluation.scoring import TargetScore, greedy_continuations, score_targets
 from nse_engine.model.loading import LoadedModel

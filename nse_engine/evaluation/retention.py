@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Sequence
 
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 
 DEFAULT_RETENTION_SAMPLE = 300
 

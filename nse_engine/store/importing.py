@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 from nse_engine.errors import ImportFormatError
 from nse_engine.store.validation import (
     FIELDS,

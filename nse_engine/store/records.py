@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 
 WriteState = Callable[[Path], None]
 """Writes the engine's editing state to the given path (the store chooses it and makes it durable)."""

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
-from nse_engine.editing.requests import EditRequest, NeighborhoodCheck
+from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.errors import NseError
 
 FIELDS = ("subject", "prompt", "target_new", "target_true", "paraphrases", "neighborhood", "relation")

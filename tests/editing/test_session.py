@@ -7,7 +7,7 @@ import torch
 
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.prompts import subject_span, tokenize_at_subject
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.target_state import compute_target_states
 from nse_engine.errors import Cancelled, ProjectError
@@ -76,22 +76,22 @@ def test_weights_rewinding_target_states_ignore_earlier_edits():
     assert not torch.equal(session.points.weight(1), fresh.points.weight(1))
 
 
-def test_undo_restores_weights_and_keys_gram_bit_exactly():
+def test_undo_restores_weights_and_kp_bit_exactly():
     loaded = loaded_tiny()
     session = EditingSession(loaded, tiny_hparams())
     session.apply_round(ROUND_1)
     weights_1 = edited_weights(session)
-    gram_1 = {l: g.clone() for l, g in session.keys_gram.items()}
+    gram_1 = {l: g.clone() for l, g in session.ledger.kp.items()}
     session.apply_round(ROUND_2)
     assert not torch.equal(weights_1[1], session.points.weight(1))
     session.undo_last_round()
     for l in session.layers:
         assert torch.equal(weights_1[l], session.points.weight(l))
-        assert torch.equal(gram_1[l], session.keys_gram[l])
+        assert torch.equal(gram_1[l], session.ledger.kp[l])
     session.undo_last_round()
     for l in session.layers:
-        assert torch.equal(session.original[l], session.points.weight_view(l))
-        assert torch.count_nonzero(session.keys_gram[l]) == 0
+        assert torch.equal(session.ledger.original[l], session.points.weight_view(l))
+        assert torch.count_nonzero(session.ledger.kp[l]) == 0
 
 
 @pytest.mark.parametrize("refresh", [False, True])
@@ -109,7 +109,7 @@ def test_resume_from_saved_state_equals_uninterrupted_run(tmp_path, refresh):
     resumed.apply_round(ROUND_2)
     for l in resumed.layers:
         assert torch.equal(resumed.points.weight(l), uninterrupted.points.weight(l))
-        assert torch.equal(resumed.keys_gram[l], uninterrupted.keys_gram[l])
+        assert torch.equal(resumed.ledger.kp[l], uninterrupted.ledger.kp[l])
     assert [r.requests for r in resumed.rounds] == [r.requests for r in uninterrupted.rounds]
     assert resumed.rounds[-1].refreshed == uninterrupted.rounds[-1].refreshed
 
@@ -127,7 +127,7 @@ def test_refresh_pulls_back_a_drifted_earlier_edit_but_not_a_superseded_one():
         session.apply_round(ROUND_1)
         result = session.apply_round(round_2)
         z = session.rounds[0].targets[0].double()
-        return float((z - session.hidden_at_last_layer([speaker]).cpu()[0]).norm()), result.refreshed
+        return float((z - session.reader.hidden_at_last_layer([speaker]).cpu()[0]).norm()), result.refreshed
 
     plain, none = distance_after_round_2(False)
     refreshed_distance, refreshed = distance_after_round_2(True)
@@ -149,7 +149,7 @@ def test_cancelled_round_leaves_model_and_session_unchanged():
     session = EditingSession(loaded, tiny_hparams())
     session.apply_round(ROUND_1)
     weights = edited_weights(session)
-    gram = {l: g.clone() for l, g in session.keys_gram.items()}
+    gram = {l: g.clone() for l, g in session.ledger.kp.items()}
 
     def cancel_during_updates(progress):
         if progress.phase == "layer updates" and progress.done >= 1:
@@ -161,7 +161,7 @@ def test_cancelled_round_leaves_model_and_session_unchanged():
     assert len(session.rounds) == 1
     for l in session.layers:
         assert torch.equal(weights[l], session.points.weight(l))
-        assert torch.equal(gram[l], session.keys_gram[l])
+        assert torch.equal(gram[l], session.ledger.kp[l])
 
 
 def test_round_with_non_finite_update_is_refused_and_rolled_back():

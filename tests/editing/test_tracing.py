@@ -5,7 +5,7 @@ import torch
 
 from nse_engine.editing.target_state import _layout
 from nse_engine.editing.tracing import LayerByLayerTrace, SuffixReplay, trace_states
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import find_edit_points
 from tiny import TINY_CONFIGS, make_model, make_tokenizer
 

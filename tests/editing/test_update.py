@@ -52,7 +52,10 @@ def test_update_meets_its_normal_equations(earlier_weight):
     second_moment = basis @ basis.T / (3 * d_ff)
     earlier = torch.randn(9, d_ff, dtype=torch.float64)
     gram = earlier.T @ earlier
-    update = solve_layer_update(3, keys, residuals, second_moment, gram, 5.0, 0.7, earlier_weight)
+    update = solve_layer_update(
+        layer=3, keys=keys, residuals=residuals, second_moment=second_moment, kp=gram, mom2_update_weight=5.0,
+        neuron_threshold=0.7, earlier_edits_weight=earlier_weight,
+    )
     s = update.neurons
     k_s = keys.double()[:, s]
     a = 5.0 * second_moment[s][:, s] + earlier_weight * gram[s][:, s] + k_s.T @ k_s
@@ -75,7 +78,10 @@ def test_update_with_drifted_earlier_edits_meets_its_normal_equations():
     stored = keys[n:].double() + 0.1 * torch.randn(e, d_ff, dtype=torch.float64)  # keys when they were edited
     earlier_keys = torch.cat([torch.randn(9, d_ff, dtype=torch.float64), stored])
     gram = earlier_keys.T @ earlier_keys
-    update = solve_layer_update(3, keys, residuals, second_moment, gram, 5.0, 0.9, beta, stored.float())
+    update = solve_layer_update(
+        layer=3, keys=keys, residuals=residuals, second_moment=second_moment, kp=gram, mom2_update_weight=5.0,
+        neuron_threshold=0.9, earlier_edits_weight=beta, earlier_stored_keys=stored.float(),
+    )
     s = update.neurons
     new, now, kept = keys.double()[:n, s], keys.double()[n:, s], stored.float().double()[:, s]
     a = 5.0 * second_moment[s][:, s] + beta * (gram[s][:, s] - kept.T @ kept + now.T @ now) + new.T @ new

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from nse_engine.editing.requests import EditRequest, NeighborhoodCheck
+from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.errors import Cancelled
 from nse_engine.evaluation import evaluate, says, score_targets
 from nse_engine.evaluation.scoring import greedy_continuations

@@ -2,7 +2,7 @@
 
 import random
 
-from nse_engine.editing.requests import EditRequest
+from nse_engine.facts import EditRequest
 from nse_engine.evaluation.retention import retention_sample
 
 

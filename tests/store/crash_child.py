@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import nse_engine.atomic
-from nse_engine.editing.requests import FactOutcome
+from nse_engine.facts import FactOutcome
 from nse_engine.store import FactEvaluation, Project
 
 NEW_STATE = b"state after the batch " * 4096

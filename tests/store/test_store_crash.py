@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nse_engine.editing.requests import EditRequest, FactOutcome
+from nse_engine.facts import EditRequest, FactOutcome
 from nse_engine.store import Project
 
 CHILD = Path(__file__).with_name("crash_child.py")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nse_engine.cli import main
-from nse_engine.editing.requests import EditRequest, NeighborhoodCheck
+from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.errors import Cancelled, ImportFormatError
 from nse_engine.progress import JobControl
 from nse_engine.store import Project, TokenLimit, fact_from_fields

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nse_engine.editing.requests import EditRequest, NeighborhoodCheck
+from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.errors import ImportFormatError
 from nse_engine.store import Project
 

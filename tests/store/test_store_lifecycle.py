@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from nse_engine.editing.requests import EditRequest, FactOutcome, NeighborhoodCheck
+from nse_engine.facts import EditRequest, FactOutcome, NeighborhoodCheck
 from nse_engine.errors import ProjectError
 from nse_engine.store import FactEvaluation, InvalidFactError, Project
 

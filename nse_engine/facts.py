@@ -1,8 +1,9 @@
-"""What a user asks to edit, and what became of it."""
+"""What a user asks to edit, and what became of it: the records that editing, evaluation and
+the edit log all speak (the bottom layer of the engine; it imports nothing of the engine)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -65,22 +66,3 @@ class FactOutcome:
     reason: str | None = None  # why not, when not applied
     distance_before: float = 0.0  # ‖z − h‖ at the last edited layer before the round
     distance_after: float = 0.0
-
-
-@dataclass
-class RoundResult:
-    """The record of one edit round, as returned to the caller after it was committed."""
-
-    round_index: int
-    outcomes: list[FactOutcome]
-    editing_passes: int
-    seconds_by_phase: dict[str, float] = field(default_factory=dict)
-    refreshed: list[str] = field(default_factory=list)  # earlier edits (prompt texts) pulled back
-
-    @property
-    def applied(self) -> list[FactOutcome]:
-        return [o for o in self.outcomes if o.applied]
-
-    @property
-    def not_applied(self) -> list[FactOutcome]:
-        return [o for o in self.outcomes if not o.applied]

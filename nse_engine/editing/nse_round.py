@@ -1,0 +1,204 @@
+"""One NSE round (Algorithm 1 of the paper), given the facts' target states z.
+
+    dist ← ‖z − h_L‖ for every new fact
+    for pass = 1 … max_iterations:
+        rows ← facts with alpha < dist < upper_bound               (iterative multi-layer editing)
+        before the last pass: + earlier facts this round moved away (refresh_drifted, ours)
+        for each edited layer l, lowest first:                      (editing_pass)
+            K ← keys at l; R ← share_l · (z − h_L)                  (the residual spread over layers)
+            S ← neurons covering neuron_threshold of Σ|K|           (neuron-level update)
+            ΔW_S (λ C_SS + β Kp_SS + K_Sᵀ K_S) = Rᵀ K_S
+        dist ← ‖z − h_L‖
+
+The weights are written as the round goes; the caller keeps the round all-or-nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.ledger import WeightLedger
+from nse_engine.editing.reading import FactReader
+from nse_engine.editing.update import LayerUpdate, residual_shares, solve_layer_update
+from nse_engine.facts import EditRequest
+from nse_engine.progress import JobControl
+
+# A drifted earlier fact needs another pass while it is this share of alpha short of its goal.
+EARLIER_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class DriftedFacts:
+    """Earlier edits this round moved away, to pull back in its last pass (see refresh_drifted)."""
+
+    requests: list[EditRequest]
+    targets: torch.Tensor  # (e, hidden) float64, their target states
+    goal: torch.Tensor  # (e,) float64, the distance from z each is pulled back to
+    distance: torch.Tensor  # (e,) float64, the distance from z now
+    stored_keys: dict[int, torch.Tensor]  # layer -> (e, d_ff), their keys as Kp holds them
+
+
+@dataclass(frozen=True)
+class RoundRows:
+    """The facts a round edits: its new facts first, then any earlier facts pulled back."""
+
+    requests: list[EditRequest]
+    targets: torch.Tensor  # (r, hidden) float64 on the solve device
+    goal: torch.Tensor  # (r,) distance from z each row is edited to: 0 for new facts
+    stored_keys: dict[int, torch.Tensor]  # layer -> (r - n_new, d_ff): the earlier rows' keys in Kp
+    n_new: int
+
+    @classmethod
+    def new_facts(cls, requests: list[EditRequest], targets: torch.Tensor, layers: tuple[int, ...], d_ff: int) -> RoundRows:
+        goal = torch.zeros(len(requests), dtype=torch.float64, device=targets.device)
+        return cls(list(requests), targets, goal, {l: torch.zeros(0, d_ff) for l in layers}, len(requests))
+
+    @property
+    def has_earlier(self) -> bool:
+        return len(self.requests) > self.n_new
+
+    def with_earlier(self, drifted: DriftedFacts) -> RoundRows:
+        device = self.targets.device
+        return RoundRows(
+            self.requests + drifted.requests,
+            torch.cat([self.targets, drifted.targets.to(device)]),
+            torch.cat([self.goal, drifted.goal.to(device)]),
+            drifted.stored_keys,
+            self.n_new,
+        )
+
+    def far(self, dist: torch.Tensor, alpha: float) -> torch.Tensor:
+        """(r,) bool: rows still short of where they should get."""
+        n = self.n_new
+        return torch.cat([dist[:n] > alpha, dist[n:] - self.goal[n:] > EARLIER_TOLERANCE * alpha])
+
+
+@dataclass
+class RoundEdits:
+    """What `run_nse_round` did: the updates in order, and how far each new fact was before and after."""
+
+    updates: list[LayerUpdate]
+    distance_before: torch.Tensor  # (n,) ‖z − h_L‖ before the round
+    distance_after: torch.Tensor  # (n,)
+    editing_passes: int
+    pulled_back: list[EditRequest]
+
+
+def run_nse_round(
+    *,
+    reader: FactReader,
+    ledger: WeightLedger,
+    hp: NseHyperParams,
+    second_moments: dict[int, torch.Tensor],
+    requests: list[EditRequest],
+    targets: torch.Tensor,
+    prefixes: list[str],
+    control: JobControl,
+) -> RoundEdits:
+    """Edit `requests` towards `targets` (n, hidden) with up to `hp.max_iterations` passes."""
+    rows = RoundRows.new_facts(requests, targets.to(ledger.solve_device, torch.float64), ledger.layers, ledger.points.d_ff)
+    round_offset = {l: torch.zeros_like(ledger.offsets[l]) for l in ledger.layers}
+    updates: list[LayerUpdate] = []
+    dist_before = (rows.targets - reader.hidden_at_last_layer(requests)).norm(dim=1)  # (n,)
+    dist = dist_before
+    passes = 0
+    for pass_index in range(hp.max_iterations):
+        far = rows.far(dist, hp.alpha)
+        last_chance = pass_index == hp.max_iterations - 1 or not bool(far[: rows.n_new].any())
+        if hp.refresh_drifted and last_chance and not rows.has_earlier:
+            drifted = find_drifted_facts(reader, ledger, hp, requests)
+            rows = rows.with_earlier(drifted)
+            dist = torch.cat([dist, drifted.distance.to(dist.device)])
+            far = torch.cat([far, torch.ones(len(drifted.requests), dtype=torch.bool, device=far.device)])
+        selected = (far & (dist < hp.upper_bound)).nonzero().flatten().cpu()  # sorted: earlier rows come last
+        if len(selected) == 0:
+            break
+        passes = pass_index + 1
+        updates += editing_pass(
+            reader=reader, ledger=ledger, hp=hp, second_moments=second_moments, rows=rows, selected=selected,
+            round_offset=round_offset, prefixes=prefixes, control=control, pass_index=pass_index,
+        )
+        dist = (rows.targets - reader.hidden_at_last_layer(rows.requests)).norm(dim=1)
+    control.report("layer updates", 1, 1, "done")
+    return RoundEdits(updates, dist_before, dist[: rows.n_new], passes, rows.requests[rows.n_new :])
+
+
+def editing_pass(
+    *,
+    reader: FactReader,
+    ledger: WeightLedger,
+    hp: NseHyperParams,
+    second_moments: dict[int, torch.Tensor],
+    rows: RoundRows,
+    selected: torch.Tensor,
+    round_offset: dict[int, torch.Tensor],
+    prefixes: list[str],
+    control: JobControl,
+    pass_index: int,
+) -> list[LayerUpdate]:
+    """Update every edited layer once, lowest first, for the rows `selected` (sorted indices);
+    each layer takes its share of what is left of the residual after the layers below it."""
+    chosen = [rows.requests[i] for i in selected.tolist()]
+    reads = reader.layer_trace(chosen, prefixes)
+    layer_share = residual_shares(len(ledger.layers), hp.layer_share_ratio)
+    earlier = selected[selected >= rows.n_new] - rows.n_new  # (e,) which earlier rows are selected
+    updates = []
+    for i, layer in enumerate(ledger.layers):
+        control.report("layer updates", pass_index * len(ledger.layers) + i, hp.max_iterations * len(ledger.layers),
+                       f"pass {pass_index + 1}, layer {layer}, {len(chosen)} facts")
+        keys, hidden = reads.keys_and_hidden(layer)  # (s, d_ff), (s, hidden)
+        to_target = rows.targets[selected] - hidden  # (s, hidden)
+        share = (1 - rows.goal[selected] / to_target.norm(dim=1).clamp_min(1e-12)).clamp_min(0)  # (s,)
+        residual = to_target * share[:, None] * layer_share[i]  # (s, hidden)
+        update = solve_layer_update(
+            layer=layer, keys=keys, residuals=residual, second_moment=second_moments[layer], kp=ledger.kp[layer],
+            mom2_update_weight=hp.mom2_update_weight, neuron_threshold=hp.neuron_threshold,
+            earlier_edits_weight=hp.earlier_edits_weight, earlier_stored_keys=rows.stored_keys[layer][earlier],
+        )
+        round_offset[layer][:, update.neurons] += update.delta()
+        ledger.write_weights(layer, ledger.offsets[layer] + round_offset[layer], update.neurons)
+        updates.append(update)
+    return updates
+
+
+def find_drifted_facts(
+    reader: FactReader, ledger: WeightLedger, hp: NseHyperParams, new: list[EditRequest]
+) -> DriftedFacts:
+    """Applied facts of earlier rounds that this round's passes moved farther from their target
+    state than both alpha and the distance their own round left them at (targets stay valid
+    for ever: weights rewinding computes them with the original weights, and nothing above
+    the last edited layer is edited). A fact edited again later, or in this round, is superseded."""
+    seen = {r.text for r in new}
+    requests: list[EditRequest] = []
+    targets: list[torch.Tensor] = []
+    left_at: list[float] = []
+    stored: dict[int, list[torch.Tensor]] = {l: [] for l in ledger.layers}
+    for record in reversed(ledger.rounds):
+        if record.targets is None:
+            continue
+        keep = []
+        for o in record.applied:
+            keep.append(o.request.text not in seen)
+            seen.add(o.request.text)
+        requests += [o.request for o, k in zip(record.applied, keep) if k]
+        left_at += [o.distance_after for o, k in zip(record.applied, keep) if k]
+        current = torch.tensor(keep, dtype=torch.bool)  # (a,)
+        targets.append(record.targets[current])
+        for layer in ledger.layers:
+            stored[layer].append(record.keys[layer][current])
+    hidden, d_ff = ledger.original[ledger.layers[0]].shape
+    if not requests:
+        empty = torch.zeros(0, dtype=torch.float64)
+        return DriftedFacts([], torch.zeros(0, hidden, dtype=torch.float64), empty, empty,
+                            {l: torch.zeros(0, d_ff) for l in ledger.layers})
+    z = torch.cat(targets).double()  # (e, hidden)
+    dist = (z.to(ledger.solve_device) - reader.hidden_at_last_layer(requests)).norm(dim=1).cpu()  # (e,)
+    goal = torch.tensor(left_at, dtype=torch.float64)  # (e,)
+    drifted = (dist > torch.clamp(goal, min=hp.alpha)) & (dist < hp.upper_bound)
+    return DriftedFacts(
+        [r for r, d in zip(requests, drifted.tolist()) if d], z[drifted], goal[drifted], dist[drifted],
+        {l: torch.cat(k)[drifted] for l, k in stored.items()},
+    )

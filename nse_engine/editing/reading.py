@@ -1,0 +1,102 @@
+"""Keys and hidden states of facts, read out of the model as it is now (compute-only).
+
+A fact is read at its subject's last token, in its bare prompt and (for keys) in each
+context-prefixed copy; a key is half the bare prompt's and half the mean over the prefixed
+copies, as in the authors' code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from nse_engine.editing.prompts import tokenize_at_subject
+from nse_engine.editing.tracing import LayerByLayerTrace, trace_states
+from nse_engine.facts import EditRequest
+from nse_engine.model.architecture import EditPoints
+from nse_engine.model.loading import LoadedModel
+from nse_engine.model.tokens import right_pad
+
+
+@dataclass
+class _Encoded:
+    ids: torch.Tensor  # (rows, seq), right-padded, up to each row's subject token
+    mask: torch.Tensor  # (rows, seq)
+    subject_at: torch.Tensor  # (rows,) index of each row's subject token
+    rows_per_fact: int  # the bare prompt, then one row per prefix
+
+
+class FactReader:
+    """Reads facts' keys at the edited layers and their state at the last one."""
+
+    def __init__(self, loaded: LoadedModel, points: EditPoints, layers: tuple[int, ...], solve_device: torch.device) -> None:
+        self.loaded = loaded
+        self.points = points
+        self.layers = layers
+        self.solve_device = solve_device
+
+    def _encode(self, requests: list[EditRequest], prefixes: list[str]) -> _Encoded:
+        """Token ids for the bare prompt and the prefixed copies of each request, up to the
+        subject's last token (nothing after it can change keys or states there in a causal model)."""
+        templates = ["", *prefixes]
+        seqs, lookup = [], []
+        for req in requests:
+            for prefix in templates:
+                ids, last = tokenize_at_subject(self.loaded.tokenizer, prefix, req.prompt, req.subject)
+                seqs.append(ids[: last + 1])
+                lookup.append(last)
+        ids, mask = right_pad(seqs, self.loaded.tokenizer.pad_token_id)
+        device = self.loaded.device
+        return _Encoded(ids.to(device), mask.to(device), torch.tensor(lookup, device=device), len(templates))
+
+    def hidden_at_last_layer(self, requests: list[EditRequest]) -> torch.Tensor:
+        """Current block output at the last edited layer, at each bare prompt's subject token."""
+        enc = self._encode(requests, [])
+        rows = torch.arange(len(enc.subject_at), device=enc.ids.device)
+        _, hidden = trace_states(self.loaded.model, self.points, enc.ids, enc.mask, rows, enc.subject_at, [], self.layers[-1])
+        return hidden.to(self.solve_device, torch.float64)  # (n, hidden)
+
+    def average_keys(self, requests: list[EditRequest], layers: list[int], prefixes: list[str]) -> dict[int, torch.Tensor]:
+        """Each request's key at each of `layers`, (n, d_ff) float32 on the CPU."""
+        enc = self._encode(requests, prefixes)
+        rows = torch.arange(len(enc.subject_at), device=enc.ids.device)
+        keys, _ = trace_states(self.loaded.model, self.points, enc.ids, enc.mask, rows, enc.subject_at, layers, None)
+        return {l: fact_keys(keys[l], enc.rows_per_fact, self.solve_device).float().cpu() for l in layers}
+
+    def layer_trace(self, requests: list[EditRequest], prefixes: list[str]) -> LayeredReads:
+        """One forward pass over the bare and prefixed prompts of `requests`, kept so that each
+        edited layer's keys can be read after the layers below it were updated."""
+        enc = self._encode(requests, prefixes)
+        rows = torch.arange(len(enc.subject_at), device=enc.ids.device)
+        bare = torch.arange(len(requests), device=enc.ids.device) * enc.rows_per_fact  # rows without a prefix
+        trace = LayerByLayerTrace(
+            self.loaded.model, self.points, enc.ids, enc.mask, rows, enc.subject_at, list(self.layers), self.layers[-1], bare
+        )
+        return LayeredReads(self, trace, enc.rows_per_fact)
+
+
+def fact_keys(keys: torch.Tensor, rows_per_fact: int, device: torch.device) -> torch.Tensor:
+    """Per request, from its rows' keys (n · T, d_ff): half the bare prompt's key, half the mean
+    over the prefixed copies; (n, d_ff) float64 on `device`."""
+    per_request = keys.to(device, torch.float64).view(-1, rows_per_fact, keys.shape[-1])  # (n, T, d_ff)
+    if rows_per_fact == 1:
+        return per_request[:, 0]
+    return 0.5 * per_request[:, 0] + 0.5 * per_request[:, 1:].mean(1)  # (n, d_ff)
+
+
+@dataclass
+class LayeredReads:
+    """An editing pass's view of its facts while the edited layers change one after another."""
+
+    reader: FactReader
+    trace: LayerByLayerTrace
+    rows_per_fact: int
+
+    def keys_and_hidden(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys at `layer` averaged over contexts (n, d_ff) and current hidden states at the last
+        edited layer on the bare prompts (n, hidden), float64, with every lower edited layer as it
+        is now; call for the edited layers in order."""
+        keys, hidden = self.trace.keys_and_state(layer)
+        device = self.reader.solve_device
+        return fact_keys(keys, self.rows_per_fact, device), hidden.to(device, torch.float64)

@@ -1,0 +1,169 @@
+"""Recording batches and their undo together with the state files they produce (the crash protocol).
+
+The log and the state files never disagree, even if the process is killed at any moment: a new
+state file is written under a fresh name (temporary file, fsync, rename) *before* the one
+transaction that records it; the current state is the newest state file the log names, and any
+other file in `state/` is a leftover of a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Mapping, NamedTuple, Sequence
+
+from sqlite_utils import Database
+
+from nse_engine.atomic import atomic_path, sha256_file
+from nse_engine.errors import ProjectError
+from nse_engine.facts import FactOutcome
+from nse_engine.store.database import iso, now
+from nse_engine.store.log_queries import LogQueries
+from nse_engine.store.records import Batch, FactEvaluation, WriteState
+
+log = logging.getLogger(__name__)
+
+STATE_SUFFIX = ".safetensors"
+
+
+class _NewState(NamedTuple):
+    id: int
+    file_name: str
+    sha256: str
+
+
+class BatchHistory:
+    """Commits and undoes batches; the only writer of `batches`, `batch_facts`, `state_files`."""
+
+    def __init__(self, db: Database, queries: LogQueries, state_dir: Path) -> None:
+        self._db = db
+        self._queries = queries
+        self.state_dir = state_dir
+
+    def commit_batch(
+        self,
+        outcomes: Sequence[FactOutcome],
+        method: str,
+        hparams: Mapping[str, object],
+        started: datetime,
+        finished: datetime,
+        write_state: WriteState | None,
+        evaluations: Sequence[FactEvaluation] = (),
+        metrics: Mapping[str, object] | None = None,
+        before: Mapping[int, tuple[float | None, float | None]] | None = None,
+    ) -> Batch:
+        """Record a finished batch together with the state file it produced.
+
+        `write_state` writes the edited state to the path it is given; pass None only when no
+        fact was applied (the model is unchanged). The state file is made durable before the
+        single transaction that records the batch, its facts' outcomes and the evaluations.
+        `before` maps fact ids to (P(target_new), P(target_true)) measured just before the batch.
+        """
+        fact_ids = [o.request.fact_id for o in outcomes]
+        if not outcomes or None in fact_ids or len(set(fact_ids)) != len(fact_ids):
+            raise ProjectError("a batch needs at least one fact, each from this log and named once")
+        for fact_id in fact_ids:
+            self._queries.require_status(fact_id, {"queued"}, "run")  # type: ignore[arg-type]
+        applied = sum(o.applied for o in outcomes)
+        if applied and write_state is None:
+            raise ProjectError("a batch that applied facts must write its state")
+        outcome = "applied" if applied == len(outcomes) else "partial" if applied else "failed"
+        state = self._write_state(write_state) if write_state else None
+        try:
+            with self._db.atomic():
+                batch_id = self._db.execute(
+                    "INSERT INTO batches (method, hparams, started_at, finished_at, duration_s, outcome, metrics) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [method, json.dumps(dict(hparams), sort_keys=True, default=str), iso(started), iso(finished),
+                     (finished - started).total_seconds(), outcome, json.dumps(dict(metrics or {}), default=str)],
+                ).lastrowid
+                if state:
+                    self._record_state(state, "batch", batch_id)
+                    self._db.execute("UPDATE batches SET state_id = ? WHERE id = ?", [state.id, batch_id])
+                self._db.conn.executemany(
+                    "INSERT INTO batch_facts (batch_id, fact_id, applied, reason, distance_before, distance_after, "
+                    "prob_new_before, prob_true_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(batch_id, o.request.fact_id, o.applied, o.reason, o.distance_before, o.distance_after,
+                      *(before or {}).get(o.request.fact_id, (None, None))) for o in outcomes],
+                )
+                self._db.conn.executemany(
+                    "UPDATE facts SET status = ?, batch_id = ?, reason = ? WHERE id = ?",
+                    [("applied" if o.applied else "failed", batch_id, o.reason, o.request.fact_id) for o in outcomes],
+                )
+                self._db.conn.executemany(
+                    "INSERT INTO evaluations (batch_id, fact_id, retained, prob_new, prob_true) VALUES (?, ?, ?, ?, ?)",
+                    [(batch_id, e.fact_id, bool(e.retained), e.prob_new, e.prob_true) for e in evaluations],
+                )
+        except BaseException:
+            if state:
+                (self.state_dir / state.file_name).unlink(missing_ok=True)
+            raise
+        return self._queries.batch(batch_id)
+
+    def undo_last_batch(self, write_state: WriteState | None) -> Batch:
+        """Undo the newest batch still in effect: its applied facts become 'undone'.
+
+        `write_state` writes the state as it was before that batch; None only when the batch
+        left the model unchanged. Same crash protocol as `commit_batch`.
+        """
+        row = self._db.execute("SELECT id, state_id FROM batches WHERE undone_at IS NULL ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            raise ProjectError("there is no batch to undo")
+        batch_id, batch_state = row
+        if batch_state is not None and write_state is None:
+            raise ProjectError(f"batch {batch_id} changed the model; undoing it must write the restored state")
+        state = self._write_state(write_state) if write_state else None
+        try:
+            with self._db.atomic():
+                if state:
+                    self._record_state(state, "undo", batch_id)
+                self._db.execute(
+                    "UPDATE batches SET undone_at = ?, undo_state_id = ? WHERE id = ?",
+                    [now(), state.id if state else None, batch_id],
+                )
+                self._db.execute("UPDATE facts SET status = 'undone' WHERE batch_id = ? AND status = 'applied'", [batch_id])
+        except BaseException:
+            if state:
+                (self.state_dir / state.file_name).unlink(missing_ok=True)
+            raise
+        return self._queries.batch(batch_id)
+
+    def current_state_file(self) -> Path | None:
+        """Path of the current state file (None: the base model); raises if the file went missing."""
+        state = self._queries.current_state()
+        if state is None:
+            return None
+        if not state.path.is_file():
+            raise ProjectError(f"the project's current state file {state.path} is missing")
+        return state.path
+
+    def verify_current_state(self) -> None:
+        """Raise `ProjectError` unless the current state file has the checksum the log recorded."""
+        state = self._queries.current_state()
+        if state is not None and sha256_file(self.current_state_file()) != state.sha256:  # type: ignore[arg-type]
+            raise ProjectError(f"the state file {state.path} was changed outside NSE Studio (checksum differs)")
+
+    def remove_orphan_states(self) -> None:
+        """Delete state files no batch names: leftovers of a run killed before its commit."""
+        named = {row["file_name"] for row in self._db.query("SELECT file_name FROM state_files")}
+        for path in self.state_dir.iterdir():
+            if path.name not in named and path.is_file():
+                log.warning("removing %s: no batch in the log names it (left by an interrupted run)", path)
+                path.unlink()
+
+    def _write_state(self, write_state: WriteState) -> _NewState:
+        """Write a new state file under a fresh name, durably, before anything records it."""
+        state_id = self._db.execute("SELECT coalesce(max(id), 0) + 1 FROM state_files").fetchone()[0]
+        name = f"state-{state_id:06d}{STATE_SUFFIX}"
+        self.state_dir.mkdir(exist_ok=True)
+        with atomic_path(self.state_dir / name) as tmp:
+            write_state(tmp)
+        return _NewState(state_id, name, sha256_file(self.state_dir / name))
+
+    def _record_state(self, state: _NewState, kind: str, batch_id: int) -> None:
+        self._db.execute(
+            "INSERT INTO state_files (id, file_name, sha256, kind, batch_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [*state, kind, batch_id, now()],
+        )

@@ -1,0 +1,166 @@
+"""Reading the edit log: facts, batches, evaluations, state files, chats and retention series."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from sqlite_utils import Database
+
+from nse_engine.errors import ProjectError
+from nse_engine.store.fact_rows import FACT_COLUMNS, QueuedKeys, fact_filter, fact_record
+from nse_engine.store.records import Batch, Chat, Evaluation, Fact, RetentionPoint, StateFile
+
+
+class LogQueries:
+    """Read-only queries over one project's log; every record returned is detached from SQLite."""
+
+    def __init__(self, db: Database, state_dir: Path) -> None:
+        self._db = db
+        self.state_dir = state_dir
+
+    # -- facts -------------------------------------------------------------------------------
+
+    def fact(self, fact_id: int) -> Fact:
+        found = self._select_facts("WHERE id = ?", [fact_id], "")
+        if not found:
+            raise ProjectError(f"there is no fact {fact_id} in this project")
+        return found[0]
+
+    def facts(self, status: str | None = None, search: str | None = None, limit: int | None = None, offset: int = 0) -> list[Fact]:
+        """Facts in log order, optionally of one status and containing `search` in any text field."""
+        where, params = fact_filter(status, search)
+        page = f"LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
+        return self._select_facts(where, params, f"ORDER BY id {page}")
+
+    def queued_facts(self) -> list[Fact]:
+        """The queue in run order."""
+        return self._select_facts("WHERE status = 'queued'", [], "ORDER BY position, id")
+
+    def count_facts(self, status: str | None = None, search: str | None = None) -> int:
+        where, params = fact_filter(status, search)
+        return self._db.execute(f"SELECT count(*) FROM facts {where}", params).fetchone()[0]
+
+    def queued_keys(self) -> QueuedKeys:
+        rows = self._db.execute("SELECT subject, prompt, id, target_new FROM facts WHERE status = 'queued'")
+        return {(s, p): (i, t) for s, p, i, t in rows}
+
+    def next_fact_slot(self) -> tuple[int, int]:
+        """The next free fact id and queue position."""
+        return self._db.execute("SELECT coalesce(max(id), 0) + 1, coalesce(max(position), 0) + 1 FROM facts").fetchone()
+
+    def require_status(self, fact_id: int, allowed: set[str], action: str) -> None:
+        row = self._db.execute("SELECT status FROM facts WHERE id = ?", [fact_id]).fetchone()
+        if row is None:
+            raise ProjectError(f"there is no fact {fact_id} in this project")
+        if row[0] not in allowed:
+            raise ProjectError(f"fact {fact_id} is {row[0]}; only {' or '.join(sorted(allowed))} facts can {action}")
+
+    # -- batches and evaluations -------------------------------------------------------------
+
+    def batch(self, batch_id: int) -> Batch:
+        found = self._select_batches("WHERE b.id = ?", [batch_id])
+        if not found:
+            raise ProjectError(f"there is no batch {batch_id} in this project")
+        return found[0]
+
+    def batches(self, include_undone: bool = True) -> list[Batch]:
+        return self._select_batches("" if include_undone else "WHERE b.undone_at IS NULL", [])
+
+    def evaluations(
+        self,
+        batch_id: int | None = None,
+        fact_id: int | None = None,
+        first_batch: int | None = None,
+        last_batch: int | None = None,
+    ) -> list[Evaluation]:
+        """Evaluation rows, filtered by batch, fact, or a range of batches."""
+        conditions, params = [], []
+        for sql, value in (("batch_id = ?", batch_id), ("fact_id = ?", fact_id),
+                           ("batch_id >= ?", first_batch), ("batch_id <= ?", last_batch)):
+            if value is not None:
+                conditions.append(sql)
+                params.append(value)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        return [
+            Evaluation(r["batch_id"], r["fact_id"], bool(r["retained"]), r["prob_new"], r["prob_true"])
+            for r in self._db.query(f"SELECT * FROM evaluations {where} ORDER BY batch_id, fact_id", params)
+        ]
+
+    def probabilities_before(self) -> dict[int, tuple[float | None, float | None]]:
+        """Per fact: (P(target_new), P(target_true)) just before the newest batch that ran it."""
+        return {
+            r["fact_id"]: (r["prob_new_before"], r["prob_true_before"])
+            for r in self._db.query("SELECT fact_id, prob_new_before, prob_true_before FROM batch_facts ORDER BY batch_id")
+        }
+
+    def retention_series(self, first_batch: int | None = None, last_batch: int | None = None) -> list[RetentionPoint]:
+        """Per batch in effect: edits applied so far, and how many earlier edits it still keeps.
+
+        Undone batches and their edits are left out; 'earlier' means applied by a batch before
+        this one that is still in effect.
+        """
+        retained = {
+            r["batch_id"]: (r["evaluated"], r["retained"])
+            for r in self._db.query(
+                """
+                WITH in_effect AS (SELECT bf.fact_id, bf.batch_id FROM batch_facts bf
+                                   JOIN batches b ON b.id = bf.batch_id
+                                   WHERE bf.applied AND b.undone_at IS NULL)
+                SELECT e.batch_id, count(*) AS evaluated, sum(e.retained) AS retained
+                FROM evaluations e JOIN in_effect a ON a.fact_id = e.fact_id AND a.batch_id < e.batch_id
+                GROUP BY e.batch_id
+                """
+            )
+        }
+        points, applied_so_far = [], 0
+        for batch in self.batches(include_undone=False):
+            applied_so_far += batch.applied_count
+            if (first_batch is None or batch.id >= first_batch) and (last_batch is None or batch.id <= last_batch):
+                evaluated, kept = retained.get(batch.id, (0, 0))
+                points.append(RetentionPoint(batch.id, applied_so_far, evaluated, kept))
+        return points
+
+    # -- state files and chats ---------------------------------------------------------------
+
+    def current_state(self) -> StateFile | None:
+        """The state the edited model is in: the newest state file the log names (None: the base model)."""
+        rows = list(self._db.query("SELECT * FROM state_files ORDER BY id DESC LIMIT 1"))
+        return self._state_record(rows[0]) if rows else None
+
+    def state_files(self) -> list[StateFile]:
+        """Every state file the log names, oldest first."""
+        return [self._state_record(r) for r in self._db.query("SELECT * FROM state_files ORDER BY id")]
+
+    def chats(self) -> list[Chat]:
+        return [Chat(**row) for row in self._db.query("SELECT id, prompt, answer, batch_id, created_at FROM chats ORDER BY id")]
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _select_facts(self, where: str, params: Sequence[object], order: str) -> list[Fact]:
+        return [fact_record(r) for r in self._db.query(f"SELECT {FACT_COLUMNS} FROM facts {where} {order}", params)]
+
+    def _select_batches(self, where: str, params: Sequence[object]) -> list[Batch]:
+        rows = self._db.query(
+            f"""
+            SELECT b.*, s.file_name AS state_file, s.sha256 AS state_sha256,
+                   (SELECT group_concat(fact_id) FROM batch_facts WHERE batch_id = b.id) AS fact_ids,
+                   (SELECT count(*) FROM batch_facts WHERE batch_id = b.id AND applied) AS applied_count
+            FROM batches b LEFT JOIN state_files s ON s.id = b.state_id {where} ORDER BY b.id
+            """,
+            params,
+        )
+        return [
+            Batch(
+                id=r["id"], method=r["method"], hparams=json.loads(r["hparams"]), started_at=r["started_at"],
+                finished_at=r["finished_at"], duration_s=r["duration_s"], outcome=r["outcome"],
+                fact_ids=tuple(int(i) for i in (r["fact_ids"] or "").split(",") if i),
+                applied_count=r["applied_count"], state_file=r["state_file"], state_sha256=r["state_sha256"],
+                undone_at=r["undone_at"], metrics=json.loads(r["metrics"] or "{}"),
+            )
+            for r in rows
+        ]
+
+    def _state_record(self, row: dict) -> StateFile:
+        return StateFile(row["id"], self.state_dir / row["file_name"], row["sha256"], row["kind"], row["batch_id"], row["created_at"])

@@ -1,0 +1,102 @@
+"""The queue of facts waiting for a batch: add, edit, remove, reorder, requeue."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from sqlite_utils import Database
+
+from nse_engine.errors import ProjectError
+from nse_engine.facts import EditRequest
+from nse_engine.store.database import now
+from nse_engine.store.fact_rows import INSERT_FACT, duplicate_problems, fact_row, normalised
+from nse_engine.store.log_queries import LogQueries
+from nse_engine.store.validation import FactProblem, InvalidFactError
+
+
+class FactQueue:
+    """Changes to queued facts; each call is one transaction, and invalid input changes nothing."""
+
+    def __init__(self, db: Database, queries: LogQueries) -> None:
+        self._db = db
+        self._queries = queries
+
+    def queue_facts(self, requests: Iterable[EditRequest], source_file: str | None = None) -> list[int]:
+        """Append facts to the queue, all or none; raises `InvalidFactError` naming each problem."""
+        problems: list[FactProblem] = []
+        built: list[EditRequest] = []
+        queued = self._queries.queued_keys()
+        seen: dict[tuple[str, str], int] = {}
+        for index, request in enumerate(requests, start=1):
+            fact, found = normalised(request)
+            if fact is not None:
+                key = (fact.subject, fact.prompt)
+                found = duplicate_problems(key, fact.target_new, queued)
+                if key in seen:
+                    found.append(FactProblem("prompt", "duplicate", f"same subject and prompt as fact {seen[key]} of this list"))
+                seen.setdefault(key, index)
+                built.append(fact)
+            problems += [FactProblem(p.field, p.code, f"fact {index}: {p.message}") for p in found]
+        if problems:
+            raise InvalidFactError(problems)
+        with self._db.atomic():
+            next_id, next_position = self._queries.next_fact_slot()
+            rows = [
+                fact_row(next_id + i, next_position + i, fact, source_file, None, now())
+                for i, fact in enumerate(built)
+            ]
+            self._db.conn.executemany(INSERT_FACT, rows)
+        return [row[0] for row in rows]
+
+    def update_fact(self, fact_id: int, request: EditRequest) -> EditRequest:
+        """Replace a queued fact's contents (the GUI's edit form)."""
+        self._queries.require_status(fact_id, {"queued"}, "edit")
+        fact, problems = normalised(request)
+        if fact is not None:
+            others = {k: v for k, v in self._queries.queued_keys().items() if v[0] != fact_id}
+            problems = duplicate_problems((fact.subject, fact.prompt), fact.target_new, others)
+        if problems:
+            raise InvalidFactError(problems)
+        row = fact_row(fact_id, 0, fact, None, None, "")  # type: ignore[arg-type]
+        self._db.execute(
+            "UPDATE facts SET subject = ?, prompt = ?, target_new = ?, target_true = ?, paraphrases = ?, "
+            "neighborhood = ?, relation = ? WHERE id = ?",
+            [*row[1:8], fact_id],
+        )
+        return self._queries.fact(fact_id).request
+
+    def remove_fact(self, fact_id: int) -> None:
+        """Delete a queued fact that never ran (a fact that ran stays, as part of its batch's record)."""
+        self._queries.require_status(fact_id, {"queued"}, "remove")
+        ran = self._db.execute("SELECT batch_id FROM batch_facts WHERE fact_id = ? LIMIT 1", [fact_id]).fetchone()
+        if ran:
+            raise ProjectError(f"fact {fact_id} ran in batch {ran[0]} and stays in its record; it can only be left unqueued")
+        self._db.execute("DELETE FROM facts WHERE id = ?", [fact_id])
+
+    def reorder(self, fact_ids: Sequence[int]) -> None:
+        """Set the run order of the queue; `fact_ids` must name every queued fact once."""
+        queued = [r[0] for r in self._db.execute("SELECT id FROM facts WHERE status = 'queued'").fetchall()]
+        if sorted(fact_ids) != sorted(queued):
+            raise ProjectError("the new order must list every queued fact exactly once")
+        with self._db.atomic():
+            self._db.conn.executemany(
+                "UPDATE facts SET position = ? WHERE id = ?", [(i, fid) for i, fid in enumerate(fact_ids, start=1)]
+            )
+
+    def requeue(self, fact_ids: Iterable[int]) -> None:
+        """Put failed or undone facts back at the end of the queue."""
+        fact_ids = list(fact_ids)
+        queued = self._queries.queued_keys()
+        problems = []
+        for fact_id in fact_ids:
+            self._queries.require_status(fact_id, {"failed", "undone"}, "requeue")
+            request = self._queries.fact(fact_id).request
+            problems += duplicate_problems((request.subject, request.prompt), request.target_new, queued)
+        if problems:
+            raise InvalidFactError(problems)
+        with self._db.atomic():
+            _, position = self._queries.next_fact_slot()
+            self._db.conn.executemany(
+                "UPDATE facts SET status = 'queued', reason = NULL, position = ? WHERE id = ?",
+                [(position + i, fid) for i, fid in enumerate(fact_ids)],
+            )
