@@ -3,14 +3,14 @@
     python benchmarks/bench_import.py [--rows N] [--out benchmarks/results/import.json]
 
 The CSV is written first (streamed, with paraphrases and neighbourhood prompts like real
-facts); only the import is timed. Writes rows/s, the duration and the peak memory as JSON.
+facts); only the import is timed. Writes rows/s, the duration and the peak memory as JSON,
+with the commit, command and date that produced them.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
 import resource
@@ -18,12 +18,12 @@ import sqlite3
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nse_engine.progress import JobControl, Progress  # noqa: E402
+from nse_engine.provenance import write_result  # noqa: E402
 from nse_engine.store import Project  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "import.json"
@@ -73,7 +73,6 @@ def run(rows: int) -> dict:
             "python": platform.python_version(),
             "sqlite": sqlite3.sqlite_version,
             "machine": f"{platform.system()} {platform.machine()}",
-            "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
 
@@ -83,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     result = run(args.rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"{result['rows']:,} rows imported in {result['seconds']} s ({result['rows_per_s']:,} rows/s; "
           f"{result['cpu_seconds']} s of CPU), peak memory {result['peak_rss_mib']} MiB -> {args.out}")
     return 0

@@ -76,14 +76,14 @@ def run_edit(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     from nse_engine.bench import BenchConfig, read_cases, run_benchmark
     from nse_engine.model.loading import load_model
+    from nse_engine.provenance import write_result
 
     control = progress_bar_control()
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control)
     cases = read_cases(args.cases, args.limit)
     config = BenchConfig(limit=args.limit, batch_size=args.batch_size, per_fact_baseline=args.per_fact_baseline)
     report = run_benchmark(loaded, cases, config, parse_overrides(args.set), control)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    write_result(args.json, report)
     for key in ("efficacy", "generalization", "specificity", "specificity_unedited_neighbours",
                 "first_round_retention", "fluency_before", "fluency_after", "seconds_per_edit", "peak_rss_mb"):
         value = report[key]
