@@ -6,7 +6,7 @@ from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.session import EditingSession
 from nse_engine.evaluation import evaluate
 from nse_engine.model.loading import load_model
-from dev_facts import dev_facts, needs_dev_facts
+from dev_facts import dev_facts
 
 # The settings derived for SmolLM2-135M (nse_engine/editing/derive.py), with a smaller statistics
 # sample so the test stays quick.
@@ -18,7 +18,6 @@ SMOLLM2 = NseHyperParams(
 
 
 @pytest.mark.integration
-@needs_dev_facts
 def test_edits_apply_and_neighbours_are_kept(default_model_path):
     loaded = load_model(default_model_path, device="cpu")
     facts = dev_facts(6)

@@ -4,11 +4,10 @@ import pytest
 
 from nse_engine.evaluation import evaluate
 from nse_engine.model.loading import load_model
-from dev_facts import dev_facts, needs_dev_facts
+from dev_facts import dev_facts
 
 
 @pytest.mark.integration
-@needs_dev_facts
 def test_unedited_default_model_prefers_true_answers(default_model_path):
     loaded = load_model(default_model_path, device="cpu")
     summary = evaluate(loaded, dev_facts(10), generation=True)

@@ -7,7 +7,7 @@ For the checks that flip, it compares how far the neighbour's answer fell with h
 object rose, grouped by how many edits of the run use that new object and by how many move the
 neighbour's answer away. Takes about as long as `nse bench` on the same facts.
 
-    python benchmarks/specificity_breakdown.py --facts 1000 --batch-size 100
+    python -m research.specificity_breakdown --cases PATH/facts_dev.jsonl --facts 1000 --batch-size 100
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from dev_edits import EditRun, add_edit_run_arguments
 from nse_engine.evaluation.counterfact import neighbourhood_checks, normalise_answer, prefers
 from nse_engine.evaluation.scoring import score_targets
+from nse_engine.provenance import write_result
+from research.dev_edits import EditRun, add_edit_run_arguments, parse_arguments
 
 RESULTS = Path(__file__).parent / "results" / "specificity_breakdown.json"
 NEW_OBJECT_USES = ((1, 1), (2, 4), (5, None))
@@ -65,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_edit_run_arguments(parser)
     parser.add_argument("--json", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parse_arguments(parser)
 
     run = EditRun.from_arguments(args)
     loaded, hparams, cases = run.loaded, run.hparams, run.cases
@@ -101,7 +102,7 @@ def main() -> None:
         "unedited_by_new_object_uses": grouped(unedited, "new_object_uses", NEW_OBJECT_USES),
         "unedited_by_answer_moved_away_by": grouped(unedited, "answer_moved_by", ANSWER_MOVED_BY),
     }
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_result(args.json, report)
     print(json.dumps(report["all_checks"], indent=2))
     print(json.dumps(report["unedited_neighbour_prompts"], indent=2))
 

@@ -1,9 +1,14 @@
-"""What the diagnostic benchmarks share: the dev facts, their command-line options, and editing
-the first N of them in rounds with the default model's derived settings."""
+"""What the diagnostic scripts share: the dev facts, their command-line options, and editing
+the first N of them in rounds with the default model's derived settings.
+
+The dev facts live outside the repository, so they are named explicitly: `--cases PATH`, or
+the environment variable NSE_DEV_FACTS.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,14 +20,29 @@ from nse_engine.editing.session import EditingSession
 from nse_engine.model.architecture import EditPoints, find_edit_points
 from nse_engine.model.loading import LoadedModel, load_model
 
-DEV_FACTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "facts_dev.jsonl"
+DEV_FACTS_VARIABLE = "NSE_DEV_FACTS"
+
+
+def add_cases_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cases", type=Path, default=os.environ.get(DEV_FACTS_VARIABLE) or None,
+                        help=f"the dev facts (facts_dev.jsonl); default: ${DEV_FACTS_VARIABLE}")
 
 
 def add_edit_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default")
-    parser.add_argument("--cases", type=Path, default=DEV_FACTS)
+    add_cases_argument(parser)
     parser.add_argument("--facts", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=100)
+
+
+def parse_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line; stop with a clear message when no dev facts were named or found."""
+    args = parser.parse_args()
+    if args.cases is None:
+        parser.error(f"name the dev facts with --cases PATH or the environment variable {DEV_FACTS_VARIABLE}")
+    if not args.cases.is_file():
+        parser.error(f"dev facts not found: {args.cases}")
+    return args
 
 
 @dataclass

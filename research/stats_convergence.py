@@ -8,10 +8,10 @@ low-variance directions as much as the dominant ones. Then it measures the speed
 for layers 4..8 (forward passes that stop after layer 8) against a full forward pass, projects
 the default StatsSpec's cost and change, and times a real first run of it.
 
-Every stage saves results/stats_convergence.json; `--max-tokens 0` keeps the saved series and
-redoes only the timings (useful on a machine that was busy during the long series).
+Every stage saves research/results/stats_convergence.json; `--max-tokens 0` keeps the saved
+series and redoes only the timings (useful on a machine that was busy during the long series).
 
-    NSE_DATA_DIR=/tmp/nse-data NSE_CACHE_DIR=/tmp/nse-bench-cache python benchmarks/stats_convergence.py
+    NSE_DATA_DIR=/tmp/nse-data NSE_CACHE_DIR=/tmp/nse-bench-cache python -m research.stats_convergence
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.loading import load_model
 from nse_engine.paths import cache_dir
 from nse_engine.progress import silent
+from nse_engine.provenance import write_result
 from nse_engine.stats.corpus import load_corpus, token_sequences
 from nse_engine.stats.second_moment import PHASE, StatsSpec, key_product_sums, layer_stats
 
@@ -84,7 +85,7 @@ def convergence(loaded, points, layers: list[int], max_tokens: int, first: int, 
         out["seconds_for_max_tokens"] = round(seconds, 1)
         out["tokens_per_second"] = round(n / seconds, 1)
         out["spectrum_at_max_tokens"] = {f"layer{layer}": spectrum(current[layer]) for layer in layers}
-        write(result)
+        write_result(RESULTS, result)
 
 
 def spectrum(moment: torch.Tensor) -> dict[str, float]:
@@ -160,7 +161,7 @@ def main() -> None:
         "projected_change": projection(result["convergence"]["doublings"], [4, 8], spec.n_tokens),
         "projected_seconds_layers_4_to_8": round(spec.n_tokens / rate, 1),
     }
-    write(result)
+    write_result(RESULTS, result)
     print(json.dumps(result["forward_speed"] | result["default"], indent=2))
     if args.skip_default_run:
         return
@@ -180,13 +181,7 @@ def main() -> None:
         "traces": {str(layer): s.trace for layer, s in stats.items()},
     }
     print(json.dumps(result["default_run"], indent=2))
-    write(result)
-
-
-def write(result: dict) -> None:
-    """Save after every stage, so a long run that is stopped keeps what it measured."""
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(RESULTS, result)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ neighbour's subject ends in the same token as some edited subject.
 Only neighbour prompts that are not themselves edit prompts and that follow the fact's own
 template (so the neighbour's subject can be located) are used: a seeded sample of `--checks`.
 
-    python benchmarks/neighbour_damage_path.py --facts 1000 --batch-size 100
+    python -m research.neighbour_damage_path --cases PATH/facts_dev.jsonl --facts 1000 --batch-size 100
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from typing import Iterator
 
 import torch
 
-from dev_edits import EditRun, add_edit_run_arguments
 from nse_engine.editing.prompts import subject_span
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.tracing import removing_hooks
 from nse_engine.evaluation.counterfact import neighbourhood_checks
 from nse_engine.evaluation.scoring import pad_id
 from nse_engine.model.tokens import encode_target
+from nse_engine.provenance import write_result
+from research.dev_edits import EditRun, add_edit_run_arguments, parse_arguments
 
 RESULTS = Path(__file__).parent / "results" / "neighbour_damage_path.json"
 RESTORE = ("nowhere", "everywhere", "subject", "last_subject_token", "outside_subject")
@@ -101,7 +102,7 @@ def main() -> None:
     add_edit_run_arguments(parser)
     parser.add_argument("--checks", type=int, default=1500)
     parser.add_argument("--json", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parse_arguments(parser)
 
     run = EditRun.from_arguments(args)
     tokenizer, hparams, cases = run.loaded.tokenizer, run.hparams, run.cases
@@ -147,7 +148,7 @@ def main() -> None:
         },
         "not_shared": {"unedited": kept_share(kept["everywhere"], not_shared), "edited": kept_share(kept["nowhere"], not_shared)},
     }
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_result(args.json, report)
     print(json.dumps({k: report[k] for k in ("restored", "by_last_subject_token")}, indent=2))
 
 

@@ -11,13 +11,12 @@ the solve. Per block it records:
   with the same true object (e.g. two Chinese cities: the overlap that costs specificity);
 - median kᵀ C⁻¹ k / d_ff: how far the facts' keys stand out from general text.
 
-    python benchmarks/key_geometry.py --layers 0-14 --facts 1000
+    python -m research.key_geometry --cases PATH/facts_dev.jsonl --layers 0-14 --facts 1000
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -29,9 +28,10 @@ from nse_engine.editing.prompts import generate_context_prefixes
 from nse_engine.editing.session import EditingSession
 from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.loading import load_model
+from nse_engine.provenance import write_result
 from nse_engine.stats.second_moment import second_moments
+from research.dev_edits import add_cases_argument, parse_arguments
 
-DEV_FACTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "facts_dev.jsonl"
 RESULTS = Path(__file__).parent / "results" / "key_geometry.json"
 
 
@@ -44,8 +44,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", default="0-14")
     parser.add_argument("--facts", type=int, default=1000)
-    parser.add_argument("--cases", type=Path, default=DEV_FACTS)
-    args = parser.parse_args()
+    add_cases_argument(parser)
+    args = parse_arguments(parser)
 
     layers = parse_layers(args.layers)
     loaded = load_model("default")
@@ -86,7 +86,7 @@ def main() -> None:
             "median_mahalanobis_per_neuron": float(gram.diagonal().median() / d_ff),
         }
         print(layer, {k: round(v, 3) for k, v in results[str(layer)].items()}, flush=True)
-    RESULTS.write_text(json.dumps({"model": loaded.name, "facts": len(cases), "layers": results}, indent=2))
+    write_result(RESULTS, {"model": loaded.name, "facts": len(cases), "layers": results})
 
 
 if __name__ == "__main__":
