@@ -1,62 +1,9 @@
 """Settings for models the paper did not tune: measured on the model itself, then cached.
 
-- layers: the same relative depth as Llama-3-8B's 4..8 of 32 and two blocks below, never block
-  0; v_loss_layer: the last block. Lower blocks' keys overlap less: for the first 1000 dev facts
-  on SmolLM2 the participation ratio of the C-whitened keys is 250–296 at blocks 1–5, then 236 /
-  198 / 178 at 6 / 7 / 8 and 35 at 14, and facts with the same true object grow alike above block
-  5 (benchmarks/key_geometry.py); block 0's keys mostly encode the subject's last token. At 1000
-  edits in rounds of 100 (target states cached), 2..8 / 3..8 / 1..8 gave efficacy 0.877 / 0.869 /
-  0.889, specificity 0.695 / 0.691 / 0.697, first-round retention 0.95 / 0.93 / 0.95, fluency
-  5.07 / 4.97 / 4.89 (5.13 before); 1..8 sits at the 0.95 × fluency line, so 2..8 it is. Earlier:
-  3..8 instead of 4..8 gave efficacy 0.859 / 0.841 and fluency 5.09 / 4.83 (without refresh_drifted).
-- layer_share_ratio: LAYER_SHARE_RATIO: each edited layer takes 0.9 × the residual share of the
-  one below, so the lower layers, whose keys overlap less, carry a little more of the edit. Measured
-  as above on 2..8: 1.0 (the paper's even spread) / 0.9 / 0.8 gave efficacy 0.877 / 0.896 / 0.895,
-  generalization 0.810 / 0.816 / 0.816, specificity 0.695 / 0.700 / 0.701, first-round retention
-  0.95 / 0.97 / 0.99, fluency 5.07 / 4.97 / 4.75; 0.8 falls below the 0.95 × fluency line.
-- alpha / upper_bound: scaled to the measured ‖z − h‖ of a built-in set of probe edits
-  (alpha = ALPHA_RATIO × median, upper_bound = UPPER_RATIO × median). In the paper's presets
-  alpha is roughly half a typical distance and upper_bound 4–20 × alpha.
-- v_lr: one Adam step moves a delta by about v_lr·√hidden; it is set so a step is
-  STEP_RATIO of the median ‖h‖ at the subject token, so a typical delta (0.5–0.75 ‖h‖) is
-  reached in a few steps. On SmolLM2, 0.08 left most facts short of the stop test after 25
-  steps; 0.25 reaches it in 9 steps on average at the same edit quality.
-- context_prefixes: CONTEXT_PREFIXES generated prefixes (plus the bare prompt). Every prefix
-  is one more row in every target-state step; on SmolLM2, 2 instead of 5 gave the same
-  efficacy and generalisation on 100 dev facts at 40 % of the cost.
-- neuron_threshold: 0.8. Measured on SmolLM2, 100 dev facts in 2 rounds of 50: 0.6 / 0.8 / 1.0
-  gave specificity 0.680 / 0.710 / 0.718, fluency 4.51 / 4.76 / 4.81 (5.13 before), first-round
-  retention 0.98 / 0.96 / 0.96. 0.8 and 1.0 are within noise of each other; 0.8 updates fewer
-  neurons (1.0 turns the neuron-level idea off), so it stays. At 1000 edits in rounds of 100
-  with the other settings as here (target states cached), 0.6 / 0.8 / 0.9 / 1.0 gave efficacy
-  0.846 / 0.896 / 0.892 / 0.902, specificity 0.687 / 0.700 / 0.705 / 0.707, first-round retention
-  0.93 / 0.97 / 0.98 / 0.99 and fluency 4.89 / 4.97 / 4.96 / 4.88: 1.0 gains a little but puts
-  fluency on the 0.95 × line, so 0.8 still stays.
-- mom2_update_weight: C is a mean, tr(C) = E‖k‖², so what matters is λ relative to the
-  number of neurons: the presets use λ/d_ff = 1.56 (GPT-2 XL), 0.92 (GPT-J), 1.05 (Llama-3);
-  we use MOM2_PER_NEURON × d_ff × (median ‖k_fact‖² / tr C). With the paper's balance
-  (MOM2_PER_NEURON 1) a 1,536-neuron MLP drifts: after 1000 SmolLM2 edits in rounds of 100 the
-  accumulated update of the last edited layer was 2.1 × the original weights' norm, new facts
-  started 60 % farther from their targets than the first ones, and fluency fell to 3.71 (5.13
-  before). Measured on those 1000 dev facts (rounds of 100, target states cached):
-  MOM2_PER_NEURON 1 / 4 / 8 / 16 → efficacy 0.605 / 0.835 / 0.841 / 0.775, first-round retention
-  0.57 / 0.81 / 0.88 / 0.83, fluency 3.71 / 4.66 / 4.83 / 4.97 (the last two with
-  earlier_edits_weight 10 and 5 passes).
-- earlier_edits_weight: EARLIER_EDITS_WEIGHT. An earlier edit's key counts that many times in
-  the solve: keys of 1000 facts overlap in 1,536 dimensions (participation ratio 24–150 per
-  edited layer), and with weight 1 each round pulls the earlier facts' outputs along. Measured
-  as above: 10 instead of 1 raised first-round retention 0.57 → 0.70 and fluency 3.71 → 4.01.
-- max_iterations: MAX_ITERATIONS passes; the stronger regularisation leaves more facts short of
-  alpha after each pass.
-- refresh_drifted: on (not in the paper). Before its last pass, a round looks for earlier edits
-  it moved beyond both alpha and the distance their own round left them at, and that pass pulls
-  them back; their target states are still valid thanks to weights rewinding, so this costs
-  layer updates only. Measured as above (3..8, target states cached): with λ 8 × and the check
-  at the start of each round instead, efficacy 0.859 → 0.880, generalization 0.799 → 0.812,
-  specificity 0.686 → 0.701, first-round retention 0.86 → 0.95, but fluency 5.09 → 4.82; λ 10 ×
-  kept fluency (check at the start: 0.875 / 0.805 / 0.696 / 0.94 / 5.04; before the last pass,
-  the default: 0.869 / 0.805 / 0.691 / 0.93 / 4.97, 654 s of editing instead of 537 s without
-  refresh). First-round facts now keep the efficacy they had right after their round (0.93).
+Layers at the relative depth of Llama-3-8B's span (plus two blocks below), alpha / upper_bound
+and v_lr scaled to distances measured on built-in probe edits, λ scaled to the keys' energy
+against general text, and the constants below for the rest. Why each rule and constant, with
+the measurements behind them: docs/settings.md.
 """
 
 from __future__ import annotations
