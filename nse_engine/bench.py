@@ -18,7 +18,7 @@ from nse_engine.facts import EditRequest
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.target_state import compute_target_states
 from nse_engine.errors import NseError
-from nse_engine.evaluation.counterfact import evaluate
+from nse_engine.evaluation.counterfact import EvalSummary, evaluate, generation_hits
 from nse_engine.evaluation.retention import retention_sample
 from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.loading import LoadedModel
@@ -50,6 +50,12 @@ def read_cases(path: Path, limit: int) -> list[EditRequest]:
     return cases
 
 
+def before_editing(loaded: LoadedModel, cases: list[EditRequest], control: JobControl | None = None) -> EvalSummary:
+    """The scores of the unedited model, as `run_benchmark` reports them under pre_*."""
+    return evaluate(loaded, cases, generation=True, fluency=True, control=control,
+                    edited_prompts={c.text for c in cases})
+
+
 def _peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
@@ -61,27 +67,36 @@ def run_benchmark(
     config: BenchConfig,
     overrides: dict[str, object] | None = None,
     control: JobControl | None = None,
+    method: str = "nse",
+    pre: EvalSummary | None = None,
 ) -> dict[str, object]:
-    """Edit `cases` round by round on a fresh model and measure what the JSON report holds."""
+    """Edit `cases` round by round on a fresh model and measure what the JSON report holds.
+
+    `pre` is `before_editing(loaded, cases)` when the caller has it already (several methods on
+    one model). The model is left edited; `compare.py` restores it between methods.
+    """
     control = control or silent()
     points = find_edit_points(loaded.model)
-    hp: NseHyperParams = default_hparams(loaded, points, control)
+    hp: NseHyperParams = default_hparams(loaded, points, control, method)
     if overrides:
         hp = hp.with_overrides(**overrides)
     session = EditingSession(loaded, hp, points)
 
     edited_prompts = {c.text for c in cases}
-    pre = evaluate(loaded, cases, generation=True, fluency=True, control=control, edited_prompts=edited_prompts)
+    pre = pre or before_editing(loaded, cases, control)
     baseline = _per_fact_baseline(session, cases, config, control) if config.per_fact_baseline else None
 
     seconds_by_phase: dict[str, float] = {}
     edit_seconds = 0.0
     curve: list[dict[str, float]] = []
+    generation_curve: list[dict[str, float]] = []
+    n_rounds = -(-len(cases) // config.batch_size)
     applied_so_far: list[tuple[int, EditRequest]] = []
     not_applied: list[dict[str, object]] = []
     refreshed_per_round: list[int] = []
     for start in range(0, len(cases), config.batch_size):
         batch = cases[start : start + config.batch_size]
+        control.report("rounds", start // config.batch_size, n_rounds, f"{hp.method} round {start // config.batch_size + 1}")
         t0 = time.perf_counter()
         result = session.apply_round(batch, control)
         edit_seconds += time.perf_counter() - t0
@@ -89,11 +104,16 @@ def run_benchmark(
             seconds_by_phase[phase] = seconds_by_phase.get(phase, 0.0) + seconds
         not_applied += [{"subject": o.request.subject, "reason": o.reason} for o in result.not_applied]
         refreshed_per_round.append(len(result.refreshed))
-        if applied_so_far:
-            sample = [r for _, r in retention_sample(applied_so_far, config.retention_sample)]
+        sample = [r for _, r in retention_sample(applied_so_far, config.retention_sample)]
+        current = [o.request for o in result.applied]
+        applied_now = len(applied_so_far) + len(current)
+        if sample:
             earlier = evaluate(loaded, sample, generation=False, control=control)
-            curve.append({"edits_applied": len(applied_so_far) + len(result.applied), "efficacy_on_earlier": earlier.efficacy})
-        applied_so_far += [(result.round_index, o.request) for o in result.applied]
+            curve.append({"edits_applied": applied_now, "efficacy_on_earlier": earlier.efficacy})
+        if sample or current:
+            says_new = generation_hits(loaded, sample + current)
+            generation_curve.append({"edits_applied": applied_now, "generation_on_applied": sum(says_new) / len(says_new)})
+        applied_so_far += [(result.round_index, r) for r in current]
         log.info("round %d: %d/%d applied, %.1f s", result.round_index, len(result.applied), len(batch),
                  time.perf_counter() - t0)
 
@@ -117,6 +137,8 @@ def run_benchmark(
         "pre_generation": pre.generation,
         "first_round_retention": sum(f.efficacy for f in first_round) / len(first_round),
         "retention_curve": curve,
+        "generation_curve": generation_curve,
+        "method": hp.method,
         "not_applied": not_applied,
         "refreshed_per_round": refreshed_per_round,
         "seconds_per_edit": edit_seconds / len(cases),

@@ -18,10 +18,11 @@ from nse_engine.editing.derive import default_hparams
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.facts import EditRequest
 from nse_engine.editing.session import EditingSession
-from nse_engine.errors import EditError
+from nse_engine.errors import EditError, ProjectError
 from nse_engine.evaluation.counterfact import evaluate, prompt_probabilities
 from nse_engine.evaluation.fluency import fluency_score
 from nse_engine.evaluation.retention import retention_sample
+from nse_engine.method_names import METHOD_NAMES, METHODS
 from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl, silent
 from nse_engine.store import FactEvaluation, Project
@@ -29,7 +30,6 @@ from nse_engine.store.project import LOG_FILE
 
 log = logging.getLogger(__name__)
 
-METHOD = "NSE"
 
 
 @dataclass
@@ -56,17 +56,35 @@ class Workspace:
         self.measure_fluency = True
 
     @classmethod
-    def open(cls, loaded: LoadedModel, project_folder: Path, control: JobControl | None = None) -> Workspace:
-        """Open (or create) the project and restore its edited model onto `loaded`."""
+    def open(
+        cls, loaded: LoadedModel, project_folder: Path, control: JobControl | None = None, method: str | None = None
+    ) -> Workspace:
+        """Open (or create) the project and restore its edited model onto `loaded`.
+
+        `method` (nse, memit, alphaedit) is chosen when a project is created and fixed from then
+        on: naming another one for an existing project is refused.
+        """
         control = control or silent()
         folder = Path(project_folder)
         project = Project.open(folder) if (folder / LOG_FILE).exists() else Project.create(folder)
+        if method is not None and method not in METHODS:
+            project.close()
+            raise ProjectError(f"unknown editing method {method!r}; use one of {', '.join(METHODS)}")
+        known = project.method
+        if method is not None and known is not None and method != known:
+            project.close()
+            raise ProjectError(
+                f"{folder} edits with {METHOD_NAMES[known]}; it cannot continue with {METHOD_NAMES[method]}. "
+                "Create a new project for another method."
+            )
+        chosen = known or method or "nse"
         state = project.current_state_file()
         if state is not None:
             session = EditingSession.from_state(loaded, state)
         else:
-            session = EditingSession(loaded, default_hparams(loaded, _points(loaded), control))
+            session = EditingSession(loaded, default_hparams(loaded, _points(loaded), control, chosen))
         project.check_base_model(loaded.source, session.base_fingerprint)
+        project.check_method(session.hparams.method)
         return cls(loaded, session, project)
 
     @property
@@ -96,7 +114,8 @@ class Workspace:
             evaluations, metrics = self._evaluate_after_round(earlier, result.applied, control)
             applied = [o for o in result.outcomes if o.applied]
             self.project.commit_batch(
-                result.outcomes, METHOD, self.hparams.to_dict(), started, datetime.now(timezone.utc),
+                result.outcomes, METHOD_NAMES[self.hparams.method], self.hparams.to_dict(), started,
+                datetime.now(timezone.utc),
                 self.session.save_state if applied else None, evaluations, metrics, before,
             )
         except BaseException:

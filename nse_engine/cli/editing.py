@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nse_engine.cli.models import add_model_options
 from nse_engine.cli.progress_bar import progress_bar_control
+from nse_engine.method_names import METHODS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--project", required=True, type=Path, help="project folder (created if missing)")
     p.add_argument("--batch-size", type=int, default=10, help="facts per edit round (default 10)")
     p.add_argument("--limit", type=int, default=None, help="edit at most this many queued facts")
+    p.add_argument("--method", choices=METHODS, default=None,
+                   help="editing method of a new project (default nse); an existing project keeps its own")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override an NSE setting")
     add_model_options(p)
     p.set_defaults(run=run_edit)
@@ -27,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=100, help="number of cases (default 100)")
     p.add_argument("--batch-size", type=int, default=10, help="facts per edit round (default 10)")
     p.add_argument("--json", required=True, type=Path, help="where to write the results")
+    p.add_argument("--method", choices=METHODS, default="nse", help="editing method (default nse)")
     p.add_argument("--per-fact-baseline", type=int, default=0, metavar="K",
                    help="also time a plain per-fact target-state loop on K cases")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override an NSE setting")
@@ -54,7 +58,7 @@ def run_edit(args: argparse.Namespace) -> int:
 
     control = progress_bar_control()
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control)
-    workspace = Workspace.open(loaded, args.project, control)
+    workspace = Workspace.open(loaded, args.project, control, method=args.method)
     with workspace.closing():
         report = workspace.project.import_facts(args.cases, control=control)
         if report.rejected:
@@ -82,7 +86,7 @@ def run_bench(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control)
     cases = read_cases(args.cases, args.limit)
     config = BenchConfig(limit=args.limit, batch_size=args.batch_size, per_fact_baseline=args.per_fact_baseline)
-    report = run_benchmark(loaded, cases, config, parse_overrides(args.set), control)
+    report = run_benchmark(loaded, cases, config, parse_overrides(args.set), control, method=args.method)
     write_result(args.json, report)
     for key in ("efficacy", "generalization", "specificity", "specificity_unedited_neighbours",
                 "first_round_retention", "fluency_before", "fluency_after", "seconds_per_edit", "peak_rss_mb"):

@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", default="default", help="'default' (bundled Wikipedia lead paragraphs) or a .txt / .jsonl file")
     p.add_argument("--seq-len", type=int, help="tokens per sequence, BOS included (default 128)")
     p.add_argument("--batch-size", type=int, help="sequences per forward pass (default 16)")
+    p.add_argument("--nullspace-threshold", type=float, default=0.02,
+                   help="also show how many eigen-directions of C lie below this (AlphaEdit's free space; paper 0.02)")
     add_model_options(p)
     p.set_defaults(run=run_stats)
 
@@ -39,6 +41,7 @@ def run_stats(args: argparse.Namespace) -> int:
     from nse_engine.editing.hparams import default_layers
     from nse_engine.model.architecture import find_edit_points
     from nse_engine.model.loading import load_model
+    from nse_engine.stats.nullspace import eigenbasis
     from nse_engine.stats.second_moment import StatsSpec, layer_stats
 
     control = progress_bar_control()
@@ -49,8 +52,11 @@ def run_stats(args: argparse.Namespace) -> int:
     spec = StatsSpec(corpus=args.corpus, **{name: value for name, value in given.items() if value is not None})
     stats = layer_stats(loaded, points, layers, spec, control)
     print(f"{loaded.name}: E[kkᵀ] of {points.blocks_path}.<i>.{points.mlp_out_path} inputs (d_ff {points.d_ff}), corpus {args.corpus}")
-    print(f"{'layer':>5}  {'tokens':>9}  {'seconds':>8}  {'trace':>11}  cache")
+    threshold = args.nullspace_threshold
+    print(f"{'layer':>5}  {'tokens':>9}  {'seconds':>8}  {'trace':>11}  {f'free < {threshold:g}':>16}  cache")
     for layer, s in stats.items():
         source = "cached" if s.cached else "computed"
-        print(f"{layer:>5}  {s.tokens:>9,}  {s.seconds:>8.1f}  {s.trace:>11.5g}  {s.path} ({source})")
+        basis = eigenbasis(s.moment)
+        free = f"{basis.free_directions(threshold).shape[1]} ({basis.free_energy_share(threshold):.0%} energy)"
+        print(f"{layer:>5}  {s.tokens:>9,}  {s.seconds:>8.1f}  {s.trace:>11.5g}  {free:>16}  {s.path} ({source})")
     return 0

@@ -8,19 +8,27 @@ the measurements behind them: docs/settings.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import statistics
 
 import torch
 
 from nse_engine.editing.hparams import PRESETS, NseHyperParams, preset_name, relative_depth_layers
+from nse_engine.editing.norm_anchor import reference_norm, target_values
+from nse_engine.editing.prompts import generate_context_prefixes
+from nse_engine.editing.session import EditingSession
+from nse_engine.editing.target_state import compute_target_states
 from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import EditPoints
 from nse_engine.model.fingerprint import config_digest
 from nse_engine.model.loading import LoadedModel
 from nse_engine.paths import cache_dir
 from nse_engine.progress import JobControl, silent
+from nse_engine.stats.nullspace import eigenbasis
+from nse_engine.stats.second_moment import second_moments
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +40,15 @@ MOM2_PER_NEURON = 10.0
 EARLIER_EDITS_WEIGHT = 10.0
 MAX_ITERATIONS = 5
 LAYER_SHARE_RATIO = 0.9
-DERIVATION_VERSION = 10
+# ENCORE's ‖ΔW‖² weight and AlphaEdit's L2, as shares of a fact key's energy (median ‖k‖² at the
+# last edited layer): no public measurement carries over to other models, so both scale with
+# the keys; 0.2 gives AlphaEdit's published L2 of 10 on SmolLM2 (median ‖k‖² 51).
+ENCORE_NORM_PER_KEY = 0.1
+ALPHAEDIT_L2_PER_KEY = 0.2
+# AlphaEdit's free directions may carry at most this share of general text's key energy at the
+# last edited layer (the paper's absolute 0.02 leaves 19-62 % of it free on SmolLM2's layers 2..8).
+NULLSPACE_ENERGY = 0.05
+DERIVATION_VERSION = 11
 
 # Counterfactual probe edits across common relations; only their geometry is used.
 PROBES = [
@@ -51,29 +67,48 @@ PROBES = [
 ]
 
 
-def default_hparams(loaded: LoadedModel, points: EditPoints, control: JobControl | None = None) -> NseHyperParams:
+def default_hparams(
+    loaded: LoadedModel, points: EditPoints, control: JobControl | None = None, method: str = "nse"
+) -> NseHyperParams:
     """The paper's preset for its models, otherwise settings derived (and cached) for this one."""
     name = preset_name(loaded.model)
     if name is not None:
-        return PRESETS[name]
-    cache_file = cache_dir() / "hparams" / f"{config_digest(loaded.model)[:24]}-v{DERIVATION_VERSION}.json"
+        return for_method(PRESETS[name], method, alphaedit_l2=10.0, nullspace_threshold=0.02)
+    cache_file = cache_dir() / "hparams" / f"{config_digest(loaded.model)[:24]}-{method}-v{DERIVATION_VERSION}.json"
     if cache_file.exists():
         try:
             return NseHyperParams.from_dict(json.loads(cache_file.read_text(encoding="utf-8")))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable derived settings %s: %s", cache_file, exc)
-    hparams = derive_hparams(loaded, points, control)
+    hparams = derive_hparams(loaded, points, control, method)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_text(json.dumps(hparams.to_dict(), indent=2), encoding="utf-8")
     return hparams
 
 
-def derive_hparams(loaded: LoadedModel, points: EditPoints, control: JobControl | None = None) -> NseHyperParams:
-    """Measure the model on the probe edits and scale the settings to what was measured."""
-    from nse_engine.editing.prompts import generate_context_prefixes
-    from nse_engine.editing.session import EditingSession
-    from nse_engine.editing.target_state import compute_target_states
+def for_method(
+    nse: NseHyperParams, method: str, alphaedit_l2: float, nullspace_threshold: float, notes: dict[str, str] | None = None
+) -> NseHyperParams:
+    """NSE's settings turned into MEMIT_seq's or AlphaEdit's: the same loop with every neuron, one
+    pass, the residual spread evenly, every fact edited (no alpha, no upper_bound) and Kp at weight 1;
+    AlphaEdit adds its L2 and null-space threshold."""
+    if method == "nse":
+        return nse
+    loop = dict(method=method, neuron_threshold=1.0, max_iterations=1, layer_share_ratio=1.0, alpha=0.0,
+                upper_bound=math.inf, refresh_drifted=False, earlier_edits_weight=1.0)
+    if method == "alphaedit":
+        loop |= dict(update_norm_weight=alphaedit_l2, nullspace_threshold=nullspace_threshold)
+    own = {
+        "memit": "MEMIT_seq: every neuron, one pass, even shares, every fact, Kp at weight 1",
+        "alphaedit": "AlphaEdit: the MEMIT_seq loop with the update projected onto general text's null space",
+    }
+    return dataclasses.replace(nse, **loop, notes={**nse.notes, "method": own[method], **(notes or {})})
 
+
+def derive_hparams(
+    loaded: LoadedModel, points: EditPoints, control: JobControl | None = None, method: str = "nse"
+) -> NseHyperParams:
+    """Measure the model on the probe edits and scale the settings to what was measured."""
     control = control or silent()
     layers = relative_depth_layers(points.n_layers)
     base = NseHyperParams(
@@ -93,20 +128,22 @@ def derive_hparams(loaded: LoadedModel, points: EditPoints, control: JobControl 
                                         session.prefixes, control)
     distances = (targets.z - targets.h_init).norm(dim=1).tolist()
     median = statistics.median(distances)
+    values = target_values(targets.z, targets.h_init, session.reader.mlp_output_at_last_layer(PROBES))
+    anchor = round(reference_norm(values.norm(dim=1)), 2)
     control.report("deriving settings", 1, 2, "measuring keys")
     keys = session.reader.average_keys(PROBES, [layers[-1]], session.prefixes)[layers[-1]].double()  # (probes, d_ff)
-    from nse_engine.stats.second_moment import second_moments
-
     moment = second_moments(loaded, points, list(layers), control=control)[layers[-1]]
-    key_energy = float(keys.pow(2).sum(1).median()) / float(moment.diagonal().sum())
+    key_norm2 = float(keys.pow(2).sum(1).median())
+    key_energy = key_norm2 / float(moment.diagonal().sum())
     mom2 = round(MOM2_PER_NEURON * points.d_ff * key_energy, 1)
     control.report("deriving settings", 2, 2, "done")
-    return NseHyperParams(
+    nse = NseHyperParams(
         layers=layers, v_loss_layer=points.n_layers - 1, v_lr=v_lr, v_num_grad_steps=25,
         alpha=round(ALPHA_RATIO * median, 2), upper_bound=round(UPPER_RATIO * median, 2),
         mom2_update_weight=mom2, neuron_threshold=0.8, earlier_edits_weight=EARLIER_EDITS_WEIGHT,
         layer_share_ratio=LAYER_SHARE_RATIO,
         max_iterations=MAX_ITERATIONS, refresh_drifted=True, context_prefixes=CONTEXT_PREFIXES, source="derived",
+        norm_anchor=anchor, encore_norm_weight=round(ENCORE_NORM_PER_KEY * key_norm2, 3),
         notes={
             "layers": f"relative depth of Llama-3-8B's 4..8 of 32, and two blocks below (never block 0) → {layers[0]}..{layers[-1]} of {points.n_layers}",
             "v_lr": f"{STEP_RATIO} × median ‖h‖ {h_norm:.1f} / √{points.hidden_size}",
@@ -118,5 +155,14 @@ def derive_hparams(loaded: LoadedModel, points: EditPoints, control: JobControl 
             "layer_share_ratio": f"{LAYER_SHARE_RATIO}: the lower edited layers, whose keys overlap less, take a little more of each edit",
             "max_iterations": f"{MAX_ITERATIONS} passes: the stronger regularisation needs more to reach alpha",
             "refresh_drifted": "on: earlier edits that later rounds moved away are pulled back (retention 0.86 → 0.95 at 1000 edits)",
+            "norm_anchor": f"NAS: trimmed mean ‖v*‖ of {len(PROBES)} probe edits on the original model",
+            "encore_norm_weight": f"{ENCORE_NORM_PER_KEY} × median ‖k‖² {key_norm2:.1f} (used when encore is on)",
         },
     )
+    if method != "alphaedit":
+        return for_method(nse, method, 0.0, nse.nullspace_threshold)
+    threshold = eigenbasis(moment).threshold_for_energy(NULLSPACE_ENERGY)
+    return for_method(nse, method, round(ALPHAEDIT_L2_PER_KEY * key_norm2, 3), threshold, notes={
+        "update_norm_weight": f"AlphaEdit's L2: {ALPHAEDIT_L2_PER_KEY} × median ‖k‖² {key_norm2:.1f}",
+        "nullspace_threshold": f"the free directions of layer {layers[-1]} carry {NULLSPACE_ENERGY:.0%} of C's energy",
+    })

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedModel
 
+from nse_engine.method_names import METHODS
+
 
 @dataclass
 class NseHyperParams:
@@ -30,6 +32,13 @@ class NseHyperParams:
     context_prefixes: int = 5  # generated text prefixes in front of each prompt (plus the bare prompt)
     context_prefix_tokens: int = 8  # length of each generated prefix
     stats_tokens: int = 0  # token positions for C; 0 = the statistics module's default
+    method: str = "nse"  # the editing method: "nse", "memit" (MEMIT_seq) or "alphaedit"; fixed per project
+    nullspace_threshold: float = 0.02  # AlphaEdit: C's eigen-directions below this are free to change
+    update_norm_weight: float = 0.0  # weight of ‖ΔW‖² in the solve (AlphaEdit's L2; 0 for NSE and MEMIT)
+    norm_anchoring: bool = False  # NAS: rescale each target value v* to norm_anchor, skip one beyond 2×
+    norm_anchor: float = 0.0  # NAS: mean ‖v*‖ of the probe edits on the original model (derived)
+    encore: bool = False  # ENCORE: stop a target state once the new object is top-1 everywhere, + norm penalty
+    encore_norm_weight: float = 0.0  # ENCORE: added to update_norm_weight when `encore` is on (derived)
     source: str = "derived"  # "preset:<name>", "derived" or "derived+user"
     notes: dict[str, str] = field(default_factory=dict)  # how each derived value was chosen
 
@@ -73,6 +82,14 @@ class NseHyperParams:
             raise ValueError("layer_share_ratio must be positive")
         if self.max_iterations < 1 or self.v_num_grad_steps < 1:
             raise ValueError("max_iterations and v_num_grad_steps must be at least 1")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.nullspace_threshold <= 0 or self.update_norm_weight < 0 or self.encore_norm_weight < 0:
+            raise ValueError("nullspace_threshold must be positive, update_norm_weight and encore_norm_weight ≥ 0")
+        if self.method == "alphaedit" and self.refresh_drifted:
+            raise ValueError("refresh_drifted is NSE's; AlphaEdit's projected solve cannot pull earlier edits back")
+        if self.norm_anchoring and self.norm_anchor <= 0:
+            raise ValueError("norm_anchoring needs a positive norm_anchor (derived settings measure it)")
 
 
 def _paper(layers: range, v_loss_layer: int, v_lr: float, steps: int, alpha: float, upper: float,

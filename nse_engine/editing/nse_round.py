@@ -1,4 +1,4 @@
-"""One NSE round (Algorithm 1 of the paper), given the facts' target states z.
+"""One editing round (NSE's Algorithm 1), given the facts' target states z.
 
     dist ← ‖z − h_L‖ for every new fact
     for pass = 1 … max_iterations:
@@ -10,7 +10,9 @@
             ΔW_S (λ C_SS + β Kp_SS + K_Sᵀ K_S) = Rᵀ K_S
         dist ← ‖z − h_L‖
 
-The weights are written as the round goes; the caller keeps the round all-or-nothing.
+MEMIT_seq is this loop with one pass, every neuron and even shares; AlphaEdit the same with its
+own layer solve (methods.py). The weights are written as the round goes; the caller keeps the
+round all-or-nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import torch
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.ledger import WeightLedger
 from nse_engine.editing.reading import FactReader
-from nse_engine.editing.update import LayerUpdate, residual_shares, solve_layer_update
+from nse_engine.editing.methods import LayerSolver
+from nse_engine.editing.update import LayerUpdate, residual_shares
 from nse_engine.facts import EditRequest
 from nse_engine.progress import JobControl
 
@@ -92,7 +95,7 @@ def run_nse_round(
     reader: FactReader,
     ledger: WeightLedger,
     hp: NseHyperParams,
-    second_moments: dict[int, torch.Tensor],
+    solve: LayerSolver,
     requests: list[EditRequest],
     targets: torch.Tensor,
     prefixes: list[str],
@@ -118,7 +121,7 @@ def run_nse_round(
             break
         passes = pass_index + 1
         updates += editing_pass(
-            reader=reader, ledger=ledger, hp=hp, second_moments=second_moments, rows=rows, selected=selected,
+            reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, selected=selected,
             round_offset=round_offset, prefixes=prefixes, control=control, pass_index=pass_index,
         )
         dist = (rows.targets - reader.hidden_at_last_layer(rows.requests)).norm(dim=1)
@@ -131,7 +134,7 @@ def editing_pass(
     reader: FactReader,
     ledger: WeightLedger,
     hp: NseHyperParams,
-    second_moments: dict[int, torch.Tensor],
+    solve: LayerSolver,
     rows: RoundRows,
     selected: torch.Tensor,
     round_offset: dict[int, torch.Tensor],
@@ -153,11 +156,7 @@ def editing_pass(
         to_target = rows.targets[selected] - hidden  # (s, hidden)
         share = (1 - rows.goal[selected] / to_target.norm(dim=1).clamp_min(1e-12)).clamp_min(0)  # (s,)
         residual = to_target * share[:, None] * layer_share[i]  # (s, hidden)
-        update = solve_layer_update(
-            layer=layer, keys=keys, residuals=residual, second_moment=second_moments[layer], kp=ledger.kp[layer],
-            mom2_update_weight=hp.mom2_update_weight, neuron_threshold=hp.neuron_threshold,
-            earlier_edits_weight=hp.earlier_edits_weight, earlier_stored_keys=rows.stored_keys[layer][earlier],
-        )
+        update = solve(layer=layer, keys=keys, residuals=residual, earlier_stored_keys=rows.stored_keys[layer][earlier])
         round_offset[layer][:, update.neurons] += update.delta()
         ledger.write_weights(layer, ledger.offsets[layer] + round_offset[layer], update.neurons)
         updates.append(update)

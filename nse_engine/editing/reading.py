@@ -64,6 +64,16 @@ class FactReader:
         keys, _ = trace_states(self.loaded.model, self.points, enc.ids, enc.mask, rows, enc.subject_at, layers, None)
         return {l: fact_keys(keys[l], enc.rows_per_fact, self.solve_device).float().cpu() for l in layers}
 
+    def mlp_output_at_last_layer(self, requests: list[EditRequest]) -> torch.Tensor:
+        """v0: the last edited layer's MLP output at each bare prompt's subject token, (n, hidden)
+        float32 on the CPU (the projection applied to the key, so no extra hook is needed)."""
+        layer = self.layers[-1]
+        keys = self.average_keys(requests, [layer], [])[layer]  # (n, d_ff)
+        projection = self.points.mlp_out(layer)
+        weight = self.points.weight(layer)
+        with torch.no_grad():
+            return projection(keys.to(weight.device, weight.dtype)).float().cpu()
+
     def layer_trace(self, requests: list[EditRequest], prefixes: list[str]) -> LayeredReads:
         """One forward pass over the bare and prefixed prompts of `requests`, kept so that each
         edited layer's keys can be read after the layers below it were updated."""

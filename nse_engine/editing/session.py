@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ContextManager
@@ -17,6 +18,8 @@ import torch
 
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.ledger import EditRound, WeightLedger
+from nse_engine.editing.methods import layer_solver, rewinds_targets
+from nse_engine.editing.norm_anchor import SKIP_RATIO, anchor_targets
 from nse_engine.editing.nse_round import run_nse_round
 from nse_engine.editing.prompts import generate_context_prefixes
 from nse_engine.editing.reading import FactReader
@@ -28,6 +31,7 @@ from nse_engine.model.architecture import EditPoints, find_edit_points
 from nse_engine.model.fingerprint import prefix_fingerprint
 from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl, silent
+from nse_engine.stats.nullspace import eigenbasis
 from nse_engine.stats.second_moment import StatsSpec, second_moments
 
 log = logging.getLogger(__name__)
@@ -63,6 +67,8 @@ class EditingSession:
         self.layers = tuple(hparams.layers)
         self.prefixes: list[str] | None = None
         self.second_moments: dict[int, torch.Tensor] = {}
+        self.projections: dict[int, torch.Tensor] = {}  # AlphaEdit's P per layer, for `projected_at`
+        self.projected_at: float | None = None  # the nullspace_threshold the projections were made for
         w_device = self.points.weight(self.layers[0]).device
         solve_device = w_device if w_device.type == "cuda" else torch.device("cpu")
         self.ledger = WeightLedger(self.points, self.layers, solve_device)
@@ -92,6 +98,11 @@ class EditingSession:
         if hparams is not None:
             if tuple(hparams.layers) != self.layers:
                 raise EditError("The edited layers cannot change within a project; start a new project.")
+            if hparams.method != self.hparams.method:
+                raise EditError(
+                    f"This project edits with {self.hparams.method}; the method cannot change within a project "
+                    "(start a new project to compare methods)."
+                )
             hparams.validate(self.points.n_layers)
             self.hparams = hparams
         if not requests:
@@ -114,9 +125,11 @@ class EditingSession:
         )
 
     def prepare(self, control: JobControl) -> None:
-        """Context prefixes and key statistics, both from the original weights."""
+        """Context prefixes and key statistics (and AlphaEdit's projections), from the original weights."""
         missing = [l for l in self.layers if l not in self.second_moments]
-        if self.prefixes is not None and not missing:
+        if self.hparams.method == "alphaedit" and self.projected_at != self.hparams.nullspace_threshold:
+            self.projections = {}
+        if self.prefixes is not None and not missing and (self.projections or self.hparams.method != "alphaedit"):
             return
         with self.original_weights():
             if self.prefixes is None:
@@ -130,6 +143,13 @@ class EditingSession:
                 self.second_moments.update(
                     {l: m.to(self.ledger.solve_device, torch.float64) for l, m in moments.items()}
                 )
+        if self.hparams.method == "alphaedit" and not self.projections:
+            threshold = self.hparams.nullspace_threshold
+            self.projections = {
+                l: eigenbasis(self.second_moments[l]).projection(threshold).to(self.ledger.solve_device)
+                for l in self.layers
+            }
+            self.projected_at = threshold
 
     def _run_round(self, requests: list[EditRequest], control: JobControl) -> EditRound:
         hp = self.hparams
@@ -140,33 +160,42 @@ class EditingSession:
         timings["statistics"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        with torch.enable_grad(), self.original_weights():
+        skipped = torch.zeros(len(requests), dtype=torch.bool)
+        with torch.enable_grad(), self.original_weights() if rewinds_targets(hp) else nullcontext():
             targets = compute_target_states(
-                self.loaded.model, self.loaded.tokenizer, self.points, requests, hp, prefixes, control
+                self.loaded.model, self.loaded.tokenizer, self.points, requests, hp, prefixes, control,
+                stop_at_top1=hp.encore,
             )
+            z = targets.z
+            if hp.norm_anchoring:
+                anchored = anchor_targets(z, targets.h_init, self.reader.mlp_output_at_last_layer(requests), hp.norm_anchor)
+                z, skipped = anchored.z, anchored.skipped
         timings["target_states"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        edited = [r for r, s in zip(requests, skipped.tolist()) if not s]
+        solve = layer_solver(hp, self.second_moments, self.ledger.kp, self.projections)
         edits = run_nse_round(
-            reader=self.reader, ledger=self.ledger, hp=hp, second_moments=self.second_moments,
-            requests=requests, targets=targets.z, prefixes=prefixes, control=control,
-        )
+            reader=self.reader, ledger=self.ledger, hp=hp, solve=solve,
+            requests=edited, targets=z[~skipped], prefixes=prefixes, control=control,
+        ) if edited else None
         timings["layer_updates"] = time.perf_counter() - t0
         for layer in self.layers:
             if not torch.isfinite(self.points.weight_view(layer)).all():
                 raise FloatingPointError(f"layer {layer} has NaN or inf after the update")
 
+        distances = iter(zip(edits.distance_before.tolist(), edits.distance_after.tolist()) if edits else ())
         outcomes = [
-            _outcome(req, float(before), float(after), hp.upper_bound)
-            for req, before, after in zip(requests, edits.distance_before, edits.distance_after)
+            _skipped(req) if s else _outcome(req, *next(distances), hp.upper_bound)
+            for req, s in zip(requests, skipped.tolist())
         ]
         applied = [o.request for o in outcomes if o.applied]
         keys = self.reader.average_keys(applied, list(self.layers), prefixes) if applied else {
             l: torch.zeros((0, self.points.d_ff)) for l in self.layers
         }
-        applied_z = targets.z[torch.tensor([o.applied for o in outcomes], dtype=torch.bool)].float().cpu()
-        return EditRound(requests, outcomes, edits.updates, keys, edits.editing_passes, hp.to_dict(), timings,
-                         applied_z, [r.text for r in edits.pulled_back])
+        applied_z = z[torch.tensor([o.applied for o in outcomes], dtype=torch.bool)].float().cpu()
+        return EditRound(requests, outcomes, edits.updates if edits else [], keys, edits.editing_passes if edits else 0,
+                         hp.to_dict(), timings, applied_z, [r.text for r in edits.pulled_back] if edits else [])
 
     # ----- history -------------------------------------------------------------------------
 
@@ -218,6 +247,13 @@ def _check_request(req: EditRequest) -> None:
         raise EditError(f"The prompt {req.prompt!r} has no '{{}}' where the subject goes.")
     if not req.subject.strip() or not req.target_new.strip():
         raise EditError("Subject and new object must not be empty.")
+
+
+def _skipped(req: EditRequest) -> FactOutcome:
+    return FactOutcome(req, False, (
+        f"its target value is more than {SKIP_RATIO:g}× the anchor norm (NAS norm anchoring skips such edits; "
+        "turn norm_anchoring off to force it)"
+    ))
 
 
 def _outcome(req: EditRequest, before: float, after: float, upper_bound: float) -> FactOutcome:

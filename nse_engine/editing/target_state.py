@@ -137,14 +137,20 @@ def compute_target_states(
     control: JobControl,
     chunk_size: int = 32,
     stop_nll: float = EARLY_STOP_NLL,
+    stop_at_top1: bool = False,
 ) -> TargetStates:
-    """z for every request, optimised in memory-bounded chunks of facts of similar length."""
+    """z for every request, optimised in memory-bounded chunks of facts of similar length.
+
+    `stop_at_top1` adds ENCORE's most-probable early stop: a fact also stops once every token
+    of its new object is the argmax on every rewriting prompt.
+    """
     order = sorted(range(len(requests)), key=lambda i: suffix_length(tokenizer, requests[i], prefixes))
     parts: list[TargetStates] = []
     for start in range(0, len(order), chunk_size):
         chunk = [requests[i] for i in order[start : start + chunk_size]]
         parts.append(
-            _optimise_chunk(model, tokenizer, points, chunk, hp, prefixes, control, start, len(requests), stop_nll)
+            _optimise_chunk(model, tokenizer, points, chunk, hp, prefixes, control, start, len(requests), stop_nll,
+                            stop_at_top1)
         )
     merged = [torch.cat([getattr(p, name) for p in parts]) for name in ("z", "h_init", "loss", "steps")]
     inverse = torch.argsort(torch.tensor(order))
@@ -162,6 +168,7 @@ def _optimise_chunk(
     done_before: int,
     total: int,
     stop_nll: float,
+    stop_at_top1: bool,
 ) -> TargetStates:
     """Adam on one delta per fact. A fact stops once its rewriting loss is below `stop_nll`, and
     its rows are dropped from the replay at once (Adam's per-element state carried over, so the
@@ -176,7 +183,7 @@ def _optimise_chunk(
     max_norm = hp.clamp_norm_factor * h_init.norm(dim=1)  # (n,)
     delta = torch.zeros_like(h_init)  # (n, hidden), final values
     loss_each = torch.zeros(n, device=device)
-    nll_each = torch.full((n,), float("inf"), device=device)
+    stopped = torch.zeros(n, dtype=torch.bool, device=device)
     steps = torch.zeros(n, dtype=torch.long, device=device)
     kl_init: torch.Tensor | None = None  # (n, vocab) next-token distribution with delta = 0
     remaining = torch.arange(n, device=device)  # facts still being optimised
@@ -203,10 +210,13 @@ def _optimise_chunk(
         decay = hp.v_weight_decay * param.norm(dim=1) / h_init[remaining].norm(dim=1) ** 2  # (m,)
         loss = nll + kl + decay  # (m,)
         loss_each[remaining] = loss.detach()
-        nll_each[remaining] = nll.detach()
         delta[remaining] = param.detach()
         done = nll.detach() < stop_nll  # (m,)
-        control.report("target states", done_before + int((nll_each < stop_nll).sum()), total)
+        if stop_at_top1:
+            missed = (target_logp.detach().argmax(dim=1) != batch.target_ids).float()  # (t,)
+            done |= torch.zeros(len(remaining), device=device).index_add(0, batch.target_fact, missed) == 0
+        stopped[remaining] = done
+        control.report("target states", done_before + int(stopped.sum()), total)
         if bool(done.all()) or it == hp.v_num_grad_steps - 1:
             break
         opt.zero_grad()

@@ -1,4 +1,4 @@
-"""The neuron-level least-squares update of one layer's MLP output projection.
+"""The least-squares updates of one layer's MLP output projection: NSE's (and MEMIT's) and AlphaEdit's.
 
 With keys K (n, d_ff) of the facts being edited and residuals R (n, hidden) that the layer's
 output must move by, NSE updates only the neurons S whose summed |key| covers
@@ -73,8 +73,12 @@ def solve_layer_update(
     neuron_threshold: float,
     earlier_edits_weight: float = 1.0,
     earlier_stored_keys: torch.Tensor | None = None,  # (e, d_ff): the last e rows are earlier edits, keys as in Kp
+    update_norm_weight: float = 0.0,
 ) -> LayerUpdate:
-    """Solve NSE's regularised least squares for one layer, in float64 (Cholesky)."""
+    """Solve NSE's regularised least squares for one layer, in float64 (Cholesky).
+
+    `update_norm_weight` > 0 adds ENCORE's penalty on ‖ΔW‖²: that weight times I in the system.
+    """
     neurons = select_neurons(keys, neuron_threshold)  # (s,)
     k_s = keys.double()[:, neurons]  # (n, s)
     e = 0 if earlier_stored_keys is None else len(earlier_stored_keys)
@@ -87,6 +91,8 @@ def solve_layer_update(
     if e:
         stored = earlier_stored_keys.to(k_s.device, torch.float64)[:, neurons]  # (e, s)
         a = a + earlier_edits_weight * (now.T @ now - stored.T @ stored)
+    if update_norm_weight:
+        a = a + update_norm_weight * torch.eye(len(neurons), dtype=a.dtype, device=a.device)
     chol, info = torch.linalg.cholesky_ex(a)
     if int(info) == 0:
         right = torch.cholesky_solve(k_s.T, chol).T  # (n, s) = K_S A⁻¹
@@ -95,6 +101,33 @@ def solve_layer_update(
     left = residuals.double().T  # (hidden, n)
     if e:
         left = torch.cat([left[:, : len(k_s) - e], earlier_edits_weight * left[:, len(k_s) - e :]], dim=1)
+    return _finite_update(layer, neurons, left, right)
+
+
+def solve_projected_update(
+    *,
+    layer: int,
+    keys: torch.Tensor,  # (n, d_ff)
+    residuals: torch.Tensor,  # (n, hidden)
+    projection: torch.Tensor,  # (d_ff, d_ff) float64, P onto the directions general text leaves free
+    kp: torch.Tensor,  # (d_ff, d_ff) float64, Kp = Σ k kᵀ of earlier edits
+    update_norm_weight: float,
+) -> LayerUpdate:
+    """AlphaEdit's update (arXiv 2410.02355, eq. 12) for one layer, in float64:
+
+        ΔWᵀ = (P (Kᵀ K + Kp) + L2 · I)⁻¹ P Kᵀ R
+
+    Every column of ΔWᵀ lies in the range of P, so the update leaves the output of every key
+    in the directions P projects out (general text's keys) exactly as it was.
+    """
+    k = keys.to(projection.device, torch.float64)  # (n, d_ff)
+    a = projection @ (k.T @ k + kp) + update_norm_weight * torch.eye(k.shape[1], dtype=k.dtype, device=k.device)
+    right = torch.linalg.solve(a, projection @ k.T).T  # (n, d_ff) = (A⁻¹ P Kᵀ)ᵀ
+    left = residuals.double().T.to(right.device)  # (hidden, n)
+    return _finite_update(layer, torch.arange(k.shape[1]), left, right)
+
+
+def _finite_update(layer: int, neurons: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> LayerUpdate:
     if not (torch.isfinite(right).all() and torch.isfinite(left).all()):
         raise FloatingPointError(f"layer {layer}: the update is not finite (NaN or inf)")
     return LayerUpdate(layer, neurons.cpu(), left.float().cpu(), right.float().cpu())

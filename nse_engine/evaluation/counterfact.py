@@ -141,6 +141,13 @@ def evaluate(
     )
 
 
+def generation_hits(loaded: LoadedModel, requests: Sequence[EditRequest], batch_size: int = 32) -> list[bool]:
+    """Per request: does the greedy continuation of its prompt say target_new?"""
+    limits = [len(encode_target(loaded.tokenizer, r.target_new)) + GENERATION_SLACK for r in requests]
+    texts = greedy_continuations(loaded.model, loaded.tokenizer, [r.text for r in requests], limits, batch_size)
+    return [says(text, r.target_new) for text, r in zip(texts, requests)]
+
+
 def prompt_probabilities(loaded: LoadedModel, requests: Sequence[EditRequest]) -> list[tuple[float, float | None]]:
     """(P(target_new), P(target_true) or None) after each request's own prompt, as the model is
     now: what the Log shows as "before" for facts about to be edited."""

@@ -128,6 +128,24 @@ class Project:
     def created_at(self) -> str:
         return database.read_meta(self._db, "created_at") or ""
 
+    @property
+    def method(self) -> str | None:
+        """The editing method the project was created with (None: not chosen yet, or a project from
+        before methods were recorded; its batches say which)."""
+        known = database.read_meta(self._db, "method")
+        if known is None and self.queries.batches():
+            return "nse"  # projects from before the choice existed were all edited with NSE
+        return known
+
+    def check_method(self, method: str) -> None:
+        """Refuse a method other than the project's; the first one checked becomes it."""
+        known = self.method
+        if known is not None and known != method:
+            raise ProjectError(f"this project edits with {known}; it cannot continue with {method}")
+        if database.read_meta(self._db, "method") is None:
+            with self._db.atomic():
+                database.write_meta(self._db, "method", method)
+
     def check_base_model(self, source: str, fingerprint: str) -> None:
         """Refuse a base model other than the project's; the first model checked becomes it."""
         known = self.base_model_fingerprint
