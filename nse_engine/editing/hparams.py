@@ -26,6 +26,7 @@ class NseHyperParams:
     layer_share_ratio: float = 1.0  # each edited layer takes this × the residual share of the one below; paper: 1
     clamp_norm_factor: float = 0.75  # ‖delta‖ ≤ factor · ‖h‖
     v_weight_decay: float = 0.5
+    target_stop_nll: float = 0.05  # a target state stops once its new object's mean NLL is below this (0: never)
     kl_factor: float = 0.0625  # keeps "{subject} is a" predictions close to the original
     max_iterations: int = 3  # editing passes per round (the paper's meaning, not the code's)
     refresh_drifted: bool = False  # also re-edit earlier facts that drifted beyond alpha (not in the paper)

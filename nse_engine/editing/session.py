@@ -164,7 +164,7 @@ class EditingSession:
         with torch.enable_grad(), self.original_weights() if rewinds_targets(hp) else nullcontext():
             targets = compute_target_states(
                 self.loaded.model, self.loaded.tokenizer, self.points, requests, hp, prefixes, control,
-                stop_at_top1=hp.encore,
+                stop_nll=hp.target_stop_nll, stop_at_top1=hp.encore,
             )
             z = targets.z
             if hp.norm_anchoring:
