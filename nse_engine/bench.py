@@ -53,7 +53,15 @@ def read_cases(path: Path, limit: int) -> list[EditRequest]:
 def before_editing(loaded: LoadedModel, cases: list[EditRequest], control: JobControl | None = None) -> EvalSummary:
     """The scores of the unedited model, as `run_benchmark` reports them under pre_*."""
     return evaluate(loaded, cases, generation=True, fluency=True, control=control,
-                    edited_prompts={c.text for c in cases})
+                    edited_prompts={c.text for c in cases}, chat=True)
+
+
+def subject_spelling(pre: EvalSummary, post: EvalSummary) -> dict[str, float | int | None]:
+    """Of the facts whose subject the unedited model spells right in "Tell me about {subject}.",
+    the share the edited model still spells right; with that count beside it."""
+    spelled = [after.written.subject_mentioned for before, after in zip(pre.facts, post.facts)
+               if before.written and after.written and before.written.subject_mentioned]
+    return {"subject_spelling": sum(spelled) / len(spelled) if spelled else None, "subject_spelled_before": len(spelled)}
 
 
 def _peak_rss_mb() -> float:
@@ -117,7 +125,8 @@ def run_benchmark(
         log.info("round %d: %d/%d applied, %.1f s", result.round_index, len(result.applied), len(batch),
                  time.perf_counter() - t0)
 
-    post = evaluate(loaded, cases, generation=True, fluency=True, control=control, edited_prompts=edited_prompts)
+    post = evaluate(loaded, cases, generation=True, fluency=True, control=control, edited_prompts=edited_prompts,
+                    chat=True)
     first_round = post.facts[: config.batch_size]
     report: dict[str, object] = {
         "cases": len(cases),
@@ -128,6 +137,10 @@ def run_benchmark(
         "specificity_unedited_neighbours": post.specificity_unedited,
         "top1": post.top1,
         "generation": post.generation,
+        "generation_paraphrase": post.generation_paraphrase,
+        "chat_answer": post.chat_answer,
+        "neighbour_generation": post.neighbour_generation,
+        **subject_spelling(pre, post),
         "fluency_before": pre.fluency,
         "fluency_after": post.fluency,
         "pre_efficacy": pre.efficacy,
@@ -135,6 +148,9 @@ def run_benchmark(
         "pre_specificity": pre.specificity,
         "pre_specificity_unedited_neighbours": pre.specificity_unedited,
         "pre_generation": pre.generation,
+        "pre_generation_paraphrase": pre.generation_paraphrase,
+        "pre_chat_answer": pre.chat_answer,
+        "pre_neighbour_generation": pre.neighbour_generation,
         "first_round_retention": sum(f.efficacy for f in first_round) / len(first_round),
         "retention_curve": curve,
         "generation_curve": generation_curve,

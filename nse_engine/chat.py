@@ -14,7 +14,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from nse_engine.facts import EditRequest
-from nse_engine.evaluation.scoring import greedy_kwargs, pad_id
+from nse_engine.model.generation import greedy_continuations_of_ids, greedy_kwargs, pad_id
 from nse_engine.model.loading import LoadedModel
 from nse_engine.model.tokens import bos_token_id, encode_prompt
 
@@ -41,8 +41,9 @@ def is_chat_model(loaded: LoadedModel) -> bool:
     return bool(getattr(loaded.tokenizer, "chat_template", None))
 
 
-def build_inputs(loaded: LoadedModel, conversation: Conversation) -> dict[str, torch.Tensor]:
-    """input_ids and attention_mask (1, seq) for generate(), starting with exactly one BOS."""
+def conversation_ids(loaded: LoadedModel, conversation: Conversation) -> list[int]:
+    """Token ids of a conversation as the model should continue it, starting with exactly one BOS:
+    through the chat template for instruct models, the last user message as plain text otherwise."""
     tokenizer = loaded.tokenizer
     messages = [{"role": "user", "content": conversation}] if isinstance(conversation, str) else list(conversation)
     if is_chat_model(loaded):
@@ -53,11 +54,26 @@ def build_inputs(loaded: LoadedModel, conversation: Conversation) -> dict[str, t
         bos = bos_token_id(tokenizer)
         if ids[0] != bos:  # templates without a BOS of their own (Qwen2) still follow our convention
             ids = [bos, *ids]
-    else:
-        last_user = [m["content"] for m in messages if m["role"] == "user"]
-        ids = encode_prompt(tokenizer, last_user[-1] if last_user else "")
-    input_ids = torch.tensor([ids], dtype=torch.long, device=loaded.device)  # (1, seq)
+        return ids
+    last_user = [m["content"] for m in messages if m["role"] == "user"]
+    return encode_prompt(tokenizer, last_user[-1] if last_user else "")
+
+
+def build_inputs(loaded: LoadedModel, conversation: Conversation) -> dict[str, torch.Tensor]:
+    """input_ids and attention_mask (1, seq) for generate()."""
+    input_ids = torch.tensor([conversation_ids(loaded, conversation)], dtype=torch.long, device=loaded.device)  # (1, seq)
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+
+def replies(loaded: LoadedModel, questions: Sequence[str], max_new_tokens: int, batch_size: int = 32) -> list[str]:
+    """Greedy replies to many one-message conversations at once (evaluation; the Chat screen streams)."""
+    encoded = [conversation_ids(loaded, q) for q in questions]
+    return greedy_continuations_of_ids(loaded.model, loaded.tokenizer, encoded, max_new_tokens, batch_size)
+
+
+def subject_question(subject: str) -> str:
+    """The open question whose reply shows whether the model still spells the subject."""
+    return f"Tell me about {subject}."
 
 
 def _generate_kwargs(loaded: LoadedModel, max_new_tokens: int, temperature: float) -> dict[str, object]:

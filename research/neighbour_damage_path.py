@@ -30,8 +30,8 @@ import torch
 from nse_engine.editing.prompts import subject_span
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.tracing import removing_hooks
-from nse_engine.evaluation.counterfact import neighbourhood_checks
-from nse_engine.evaluation.scoring import pad_id
+from nse_engine.evaluation.written import neighbourhood_checks
+from nse_engine.model.generation import pad_id
 from nse_engine.model.tokens import encode_target
 from nse_engine.provenance import write_result
 from research.dev_edits import EditRun, add_edit_run_arguments, parse_arguments

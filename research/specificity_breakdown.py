@@ -18,7 +18,9 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from nse_engine.evaluation.counterfact import neighbourhood_checks, normalise_answer, prefers
+from nse_engine.evaluation.counterfact import prefers
+from nse_engine.answers import normalise_answer
+from nse_engine.evaluation.written import neighbourhood_checks
 from nse_engine.evaluation.scoring import score_targets
 from nse_engine.provenance import write_result
 from research.dev_edits import EditRun, add_edit_run_arguments, parse_arguments

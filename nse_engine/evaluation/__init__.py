@@ -3,7 +3,8 @@
 from nse_engine.evaluation.counterfact import EvalSummary, FactScores, evaluate, prefers, says
 from nse_engine.evaluation.fluency import FLUENCY_PROMPTS, fluency_score, mean_ngram_entropy, ngram_entropy
 from nse_engine.evaluation.retention import DEFAULT_RETENTION_SAMPLE, retention_sample
-from nse_engine.evaluation.scoring import TargetScore, greedy_continuations, score_targets
+from nse_engine.evaluation.scoring import TargetScore, score_targets
+from nse_engine.model.generation import greedy_continuations
 
 __all__ = [
     "DEFAULT_RETENTION_SAMPLE",

@@ -8,20 +8,24 @@ actually write, because that is how users judge an edit.
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Collection, Sequence
 
+from nse_engine.answers import says
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.evaluation.fluency import FLUENCY_PROMPTS, fluency_score
-from nse_engine.evaluation.scoring import TargetScore, greedy_continuations, score_targets
+from nse_engine.evaluation.scoring import TargetScore, score_targets
+from nse_engine.evaluation.written import (
+    WrittenScores,
+    continuations,
+    neighbourhood_checks,
+    work_units,
+    written_scores,
+)
 from nse_engine.model.loading import LoadedModel
-from nse_engine.model.tokens import encode_target
 from nse_engine.progress import JobControl, silent
 
-# Tokens generated beyond the target's length: room for a leading article or punctuation.
-GENERATION_SLACK = 3
 
 
 @dataclass
@@ -41,6 +45,7 @@ class FactScores:
     specificity_unedited: float | None  # the same over neighbour prompts not edited themselves
     generation: bool | None  # the greedy continuation starts with target_new
     generated: str | None  # that continuation
+    written: WrittenScores | None = None  # what the model writes (evaluate(chat=True))
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -57,6 +62,10 @@ class EvalSummary:
     specificity_unedited: float | None  # neighbours whose own prompt was not edited (see evaluate)
     top1: float | None
     generation: float | None
+    generation_paraphrase: float | None  # the chat-level means (None unless evaluate(chat=True))
+    neighbour_generation: float | None
+    chat_answer: float | None
+    subject_mentioned: float | None
     fluency: float | None  # weighted bi/tri-gram entropy of greedy text on built-in prompts
     seconds: float
     facts: list[FactScores] = field(default_factory=list)
@@ -73,16 +82,6 @@ def prefers(first: TargetScore, second: TargetScore) -> bool:
     return first.mean_logprob > second.mean_logprob
 
 
-def says(generated: str, target: str) -> bool:
-    """Does `generated` start with `target`, ignoring case, spacing and leading punctuation?"""
-    return normalise_answer(generated).startswith(normalise_answer(target))
-
-
-def normalise_answer(text: str) -> str:
-    text = re.sub(r"^[\W_]+", "", text.lower())
-    return re.sub(r"\s+", " ", text).strip()
-
-
 def _mean(values: Sequence[float | bool | None]) -> float | None:
     present = [float(v) for v in values if v is not None]
     return sum(present) / len(present) if present else None
@@ -96,6 +95,7 @@ def evaluate(
     batch_size: int = 32,
     control: JobControl | None = None,
     edited_prompts: Collection[str] = (),
+    chat: bool = False,
 ) -> EvalSummary:
     """Score `requests` on the model as it is now; the model is not changed.
 
@@ -104,13 +104,15 @@ def evaluate(
     `edited_prompts`: prompts the user edited; a neighbourhood prompt among them was changed on
     purpose, so `specificity_unedited` leaves it out (in the dev set a third of the neighbour
     prompts of 1000 facts are other facts' edit prompts).
+    `chat` adds what the model writes (written.py): paraphrase and neighbour continuations, the
+    Chat screen's fact question and the subject-spelling question.
     """
     control = control or silent()
     started = time.monotonic()
     model, tokenizer = loaded.model, loaded.tokenizer
     pairs = _pairs(requests)
-    gen_prompts = [r.text for r in requests] if generation else []
-    total = len(set(pairs)) + len(gen_prompts) + (len(FLUENCY_PROMPTS) if fluency else 0)
+    total = (len(set(pairs)) + (len(requests) if generation else 0) + (len(FLUENCY_PROMPTS) if fluency else 0)
+             + (work_units(requests, edited_prompts) if chat else 0))
     done = 0
 
     def advance(n: int) -> None:
@@ -122,10 +124,13 @@ def evaluate(
     scores = dict(zip(pairs, score_targets(model, tokenizer, pairs, batch_size, advance)))
     texts: list[str | None] = [None] * len(requests)
     if generation:
-        limits = [len(encode_target(tokenizer, r.target_new)) + GENERATION_SLACK for r in requests]
-        texts = list(greedy_continuations(model, tokenizer, gen_prompts, limits, batch_size, advance))
+        written = continuations(loaded, [(r.text, r.target_new) for r in requests], batch_size, advance)
+        texts = [written[(r.text, r.target_new)] for r in requests]
     edited = frozenset(edited_prompts)
     facts = [_fact_scores(r, scores, text, edited) for r, text in zip(requests, texts)]
+    if chat:
+        for fact, extra in zip(facts, written_scores(loaded, requests, edited, batch_size, advance)):
+            fact.written = extra
     fluency_value = fluency_score(loaded, batch_size, advance) if fluency else None
     return EvalSummary(
         n_facts=len(facts),
@@ -135,6 +140,10 @@ def evaluate(
         specificity_unedited=_mean([f.specificity_unedited for f in facts]),
         top1=_mean([f.top1 for f in facts]),
         generation=_mean([f.generation for f in facts]),
+        generation_paraphrase=_mean([f.written.generation_paraphrase for f in facts if f.written]),
+        neighbour_generation=_mean([f.written.neighbour_generation for f in facts if f.written]),
+        chat_answer=_mean([f.written.chat_answer for f in facts if f.written]),
+        subject_mentioned=_mean([f.written.subject_mentioned for f in facts if f.written]),
         fluency=fluency_value,
         seconds=time.monotonic() - started,
         facts=facts,
@@ -143,9 +152,8 @@ def evaluate(
 
 def generation_hits(loaded: LoadedModel, requests: Sequence[EditRequest], batch_size: int = 32) -> list[bool]:
     """Per request: does the greedy continuation of its prompt say target_new?"""
-    limits = [len(encode_target(loaded.tokenizer, r.target_new)) + GENERATION_SLACK for r in requests]
-    texts = greedy_continuations(loaded.model, loaded.tokenizer, [r.text for r in requests], limits, batch_size)
-    return [says(text, r.target_new) for text, r in zip(texts, requests)]
+    written = continuations(loaded, [(r.text, r.target_new) for r in requests], batch_size)
+    return [says(written[(r.text, r.target_new)], r.target_new) for r in requests]
 
 
 def prompt_probabilities(loaded: LoadedModel, requests: Sequence[EditRequest]) -> list[tuple[float, float | None]]:
@@ -176,11 +184,6 @@ def _pairs(requests: Sequence[EditRequest]) -> list[tuple[str, str]]:
         for check in neighbourhood_checks(r):
             pairs += [(check.prompt, check.target), (check.prompt, r.target_new)]
     return pairs
-
-
-def neighbourhood_checks(r: EditRequest) -> list[NeighborhoodCheck]:
-    """Neighbourhood checks that can fail: one whose answer is target_new itself tests nothing."""
-    return [n for n in r.neighborhood if normalise_answer(n.target) != normalise_answer(r.target_new)]
 
 
 def _fact_scores(

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from typing import Sequence
 
-from nse_engine.evaluation.scoring import OnBatch, greedy_continuations
+from nse_engine.model.generation import OnBatch, greedy_continuations
 from nse_engine.model.loading import LoadedModel
 
 FLUENCY_TOKENS = 64

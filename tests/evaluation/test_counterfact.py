@@ -8,7 +8,7 @@ import pytest
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.errors import Cancelled
 from nse_engine.evaluation import evaluate, says, score_targets
-from nse_engine.evaluation.scoring import greedy_continuations
+from nse_engine.model.generation import greedy_continuations
 from nse_engine.progress import JobControl
 
 PROMPT = "The capital of {} is"

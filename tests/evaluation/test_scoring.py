@@ -4,7 +4,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, Gemma2Config
 
-from nse_engine.evaluation.scoring import greedy_continuations, score_targets
+from nse_engine.evaluation.scoring import score_targets
+from nse_engine.model.generation import greedy_continuations
 from nse_engine.model.tokens import encode_prompt, encode_target
 from tiny import TINY_CONFIGS, make_model, make_tokenizer
 
