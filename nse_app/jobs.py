@@ -57,8 +57,10 @@ def plain(value: Any) -> Any:
 
 def load_model(engine: Engine, ctx: JobContext, source: str) -> dict[str, Any]:
     """Load a model (closing the open project, which belongs to the previous model)."""
+    from nse_engine.editing.hparams import default_layers
     from nse_engine.model.architecture import find_edit_points
     from nse_engine.model.loading import load_model as engine_load
+    from nse_engine.model.memory_plan import plan_for_loaded
     from nse_engine.model.recent import remember_model
 
     loaded = engine_load(source, control=ctx.control)
@@ -67,7 +69,8 @@ def load_model(engine: Engine, ctx: JobContext, source: str) -> dict[str, Any]:
     engine.loaded = loaded
     gc.freeze()  # the model's many long-lived objects: full collections skip them (they held the GIL)
     remember_model(loaded.source, loaded.name, loaded.architecture)
-    return loaded.describe() | {"edit_points": points.describe()}
+    plan = plan_for_loaded(loaded, points, default_layers(loaded.model, points.n_layers))
+    return loaded.describe() | {"edit_points": points.describe(), "memory_plan": plan.summary()}
 
 
 def open_project(engine: Engine, ctx: JobContext, folder: str) -> dict[str, Any]:

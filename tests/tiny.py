@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -17,6 +18,10 @@ from transformers import (
     PreTrainedTokenizerFast,
     Qwen2Config,
 )
+
+# Where the suite runs its models: "cpu" here; scripts/gpu-check.sh sets NSE_TEST_DEVICE=cuda
+# and tests/conftest.py then moves every LoadedModel the tests build onto it.
+TEST_DEVICE = torch.device(os.environ.get("NSE_TEST_DEVICE", "cpu"))
 
 _TEXT = """The capital of France is Paris. The capital of Germany is Berlin. Rome is the capital of Italy.
 Danielle Darrieux is a native speaker of French. The Eiffel Tower is located in Paris.

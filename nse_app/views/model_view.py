@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nse_engine.model.default_model import DEFAULT_MODEL_NAME
+from nse_engine.model.default_model import BUILTIN_MODELS, DEFAULT_MODEL_NAME
 from nse_engine.model.recent import recent_models
 from nse_engine.paths import data_dir
 
@@ -31,6 +31,7 @@ _FIELDS = (
     ("device", "Device"),
     ("edit_layers", "Edited layers"),
     ("projection", "Edited modules"),
+    ("memory", "Memory plan"),
 )
 
 
@@ -56,7 +57,13 @@ class ModelView(QWidget):
         folder_button.clicked.connect(self.choose_folder)
         gguf_button = QPushButton("Open .gguf file…")
         gguf_button.clicked.connect(self.choose_gguf)
-        self._load_buttons = (self.default_button, folder_button, gguf_button)
+        self.builtin_buttons = {
+            key: QPushButton(f"Load {model.name}") for key, model in BUILTIN_MODELS.items() if key != "default"
+        }
+        for key, button in self.builtin_buttons.items():
+            button.setToolTip(BUILTIN_MODELS[key].description)
+            button.clicked.connect(lambda _checked=False, key=key: self.load(key))
+        self._load_buttons = (self.default_button, *self.builtin_buttons.values(), folder_button, gguf_button)
         self.recent_list = QListWidget()
         self.recent_list.setToolTip("Double-click to load")
         self.recent_list.itemActivated.connect(lambda item: self.load(item.data(Qt.ItemDataRole.UserRole)))
@@ -64,6 +71,8 @@ class ModelView(QWidget):
         choose = QGroupBox("Model")
         buttons = QHBoxLayout()
         buttons.addWidget(self.default_button)
+        for button in self.builtin_buttons.values():
+            buttons.addWidget(button)
         buttons.addWidget(folder_button)
         buttons.addWidget(gguf_button)
         buttons.addStretch()
@@ -153,7 +162,7 @@ class ModelView(QWidget):
         for entry in recent_models():
             source = str(entry["source"])
             text = f"{entry.get('name', source)}  ({entry.get('architecture', '?')})"
-            if source != "default":
+            if source not in BUILTIN_MODELS:
                 text += f"\n{source}"
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, source)
@@ -175,6 +184,7 @@ class ModelView(QWidget):
                 projection=f"{str(points.get('mlp_output_projection', '?')).replace('<i>', 'N')} — d_ff {points.get('d_ff', '?')}, "
                 f"hidden {points.get('hidden_size', '?')}",
                 edit_layers="set when a project is opened",
+                memory="\n".join(info.get("memory_plan", {}).get("lines", ())) or "—",
             )
         for key, label in self.info_labels.items():
             label.setText(values[key])

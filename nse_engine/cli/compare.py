@@ -34,7 +34,7 @@ def run_compare(args: argparse.Namespace) -> int:
     runs = parse_methods(args.methods)
     overrides = parse_overrides(args.set)
     control = progress_bar_control()
-    loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control)
+    loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     cases = read_cases(args.cases, args.limit)
     config = BenchConfig(limit=args.limit, batch_size=args.batch_size)
     comparison = run_comparison(loaded, cases, config, runs, overrides, control)

@@ -57,7 +57,7 @@ def run_edit(args: argparse.Namespace) -> int:
     from nse_engine.workspace import Workspace
 
     control = progress_bar_control()
-    loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control)
+    loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     workspace = Workspace.open(loaded, args.project, control, method=args.method)
     with workspace.closing():
         report = workspace.project.import_facts(args.cases, control=control)
@@ -83,7 +83,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from nse_engine.provenance import write_result
 
     control = progress_bar_control()
-    loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control)
+    loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     cases = read_cases(args.cases, args.limit)
     config = BenchConfig(limit=args.limit, batch_size=args.batch_size, per_fact_baseline=args.per_fact_baseline)
     report = run_benchmark(loaded, cases, config, parse_overrides(args.set), control, method=args.method)

@@ -45,7 +45,7 @@ def run_stats(args: argparse.Namespace) -> int:
     from nse_engine.stats.second_moment import StatsSpec, layer_stats
 
     control = progress_bar_control()
-    loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control)
+    loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     points = find_edit_points(loaded.model)
     layers = parse_layers(args.layers) if args.layers else list(default_layers(loaded.model, points.n_layers))
     given = {"n_tokens": args.tokens, "seq_len": args.seq_len, "batch_size": args.batch_size}

@@ -15,12 +15,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from nse_engine.errors import InsufficientMemoryError, ModelLoadError
+from nse_engine.model.default_model import BUILTIN_MODELS, ensure_builtin_model
 from nse_engine.model.device import dtype_name, free_memory_bytes, pick_device, pick_dtype
 from nse_engine.progress import JobControl, silent
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "default"
 
 # Model types whose checkpoints are encoders; transformers can bolt an LM head on some of them,
 # but they are not autoregressive language models and NSE's target states make no sense there.
@@ -44,7 +43,7 @@ class LoadedModel:
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
-    source: str  # the path the user gave, or "default"
+    source: str  # the path the user gave, or a built-in model's key ("default", "gemma3-270m")
     name: str
     device: torch.device
     dtype: torch.dtype
@@ -77,18 +76,19 @@ def load_model(
     dtype: str | None = None,
     trust_remote_code: bool = False,
     control: JobControl | None = None,
+    device_map: str | dict[str, object] | None = None,
 ) -> LoadedModel:
-    """Load `source` (a model folder, a .gguf file, or "default") for editing.
+    """Load `source` (a model folder, a .gguf file, or a built-in model's key) for editing.
 
+    `device_map` spreads a model folder over several devices with accelerate: "auto",
+    "balanced" (every GPU) or "balanced:0,1" (those GPUs), or an explicit module -> device map.
     Every problem a user can cause raises ModelLoadError / InsufficientMemoryError with a message
     that says what is wrong and what to do; nothing here touches the network.
     """
     control = control or silent()
     source_str = str(source)
-    if source_str == DEFAULT_MODEL:
-        from nse_engine.model.default_model import ensure_default_model
-
-        path = ensure_default_model(control)
+    if source_str in BUILTIN_MODELS:
+        path = ensure_builtin_model(source_str, control)
     else:
         path = Path(source).expanduser()
     torch_device = pick_device(device)
@@ -103,11 +103,18 @@ def load_model(
                 f"{path} is a file but not a .gguf model. Choose a model folder (with config.json) "
                 "or a single .gguf file."
             )
+        if device_map is not None:
+            raise ModelLoadError(
+                f"{path.name}: a device map needs a model folder; a .gguf file loads on one device."
+            )
         return _load_gguf(path, source_str, torch_device, torch_dtype, control)
 
     config = read_config(path, trust_remote_code)
     weight_bytes = check_weight_files(path, torch_dtype)
-    check_memory(weight_bytes, torch_device, torch_dtype, path.name)
+    if device_map is None:
+        check_memory(weight_bytes, torch_device, torch_dtype, path.name)
+    else:
+        device_map = resolve_device_map(device_map, config, torch_dtype)
 
     control.report("loading model", 1, 3, "loading tokenizer")
     tokenizer = _load_tokenizer(path, trust_remote_code=trust_remote_code)
@@ -119,10 +126,15 @@ def load_model(
             dtype=torch_dtype,
             local_files_only=True,
             trust_remote_code=trust_remote_code,
+            **({} if device_map is None else {"device_map": device_map, "offload_folder": offload_folder(path)}),
         )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"The weights in {path} cannot be loaded: {_first_line(exc)}") from exc
-    loaded = _finish(model, tokenizer, source_str, path.name, torch_device, torch_dtype)
+    if device_map is not None:
+        torch_device = model.get_input_embeddings().weight.device
+        if torch_device.type == "meta":
+            torch_device = pick_device(device)
+    loaded = _finish(model, tokenizer, source_str, path.name, torch_device, torch_dtype, placed=device_map is not None)
     control.report("loading model", 3, 3, "ready")
     return loaded
 
@@ -223,6 +235,39 @@ def _safetensors_elements(file: Path) -> int:
     return elements
 
 
+def offload_folder(path: Path) -> Path:
+    """Where accelerate keeps the blocks a device map offloads to disk (recomputable: a cache)."""
+    from nse_engine.paths import cache_dir
+
+    return cache_dir() / "offload" / path.name
+
+
+def resolve_device_map(
+    device_map: str | dict[str, object], config: PretrainedConfig, dtype: torch.dtype
+) -> str | dict[str, object]:
+    """What from_pretrained gets: "auto" as is, "balanced[:gpus]" as the memory plan's own
+    placement over those GPUs, an explicit map as given."""
+    from nse_engine.model.memory_plan import Device, model_shape, place_weights
+    from nse_engine.model.placement import check_device_map, parse_gpu_list
+
+    if isinstance(device_map, dict):
+        return device_map
+    check_device_map(device_map)
+    if device_map == "auto":
+        return device_map
+    available = torch.cuda.device_count()
+    gpus = parse_gpu_list(device_map)
+    gpus = list(range(available)) if gpus is None else gpus
+    missing = [g for g in gpus if g >= available]
+    if not gpus or missing:
+        raise ModelLoadError(
+            f"--device-map {device_map}: this machine has {available} CUDA GPU(s)"
+            + (f"; there is no GPU {', '.join(map(str, missing))}." if missing else ".")
+        )
+    devices = [Device(f"cuda:{g}", int(torch.cuda.mem_get_info(g)[0])) for g in gpus]
+    return dict(place_weights(model_shape(config), tuple(devices)))
+
+
 def check_memory(weight_bytes: int, device: torch.device, dtype: torch.dtype, name: str) -> None:
     """Refuse early, with numbers, when the model cannot fit in the free memory of `device`."""
     needed = int(weight_bytes * _OVERHEAD_FACTOR) + _OVERHEAD_BYTES
@@ -293,8 +338,11 @@ def _finish(
     name: str,
     device: torch.device,
     dtype: torch.dtype,
+    placed: bool = False,
 ) -> LoadedModel:
-    model.to(device)
+    """Eval mode, no gradients, on `device` (a model placed by a device map stays where it is)."""
+    if not placed:
+        model.to(device)
     model.eval()
     model.requires_grad_(False)
     log.info("loaded %s (%s) on %s in %s", name, type(model).__name__, device, dtype_name(dtype))
