@@ -66,3 +66,6 @@ class FactOutcome:
     reason: str | None = None  # why not, when not applied
     distance_before: float = 0.0  # ‖z − h‖ at the last edited layer before the round
     distance_after: float = 0.0
+    continuation: str | None = None  # what the model wrote after the prompt once the round was done
+    held: bool | None = None  # that continuation says target_new (None: the round did not check)
+    extra_passes: int = 0  # targeted passes the round added for this fact before it held (or gave up)

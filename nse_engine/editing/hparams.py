@@ -30,6 +30,7 @@ class NseHyperParams:
     kl_factor: float = 0.0625  # keeps "{subject} is a" predictions close to the original
     max_iterations: int = 3  # editing passes per round (the paper's meaning, not the code's)
     refresh_drifted: bool = False  # also re-edit earlier facts that drifted beyond alpha (not in the paper)
+    verify_passes: int = 0  # after the passes, up to this many more for new facts the model does not yet say (ours)
     context_prefixes: int = 5  # generated text prefixes in front of each prompt (plus the bare prompt)
     context_prefix_tokens: int = 8  # length of each generated prefix
     stats_tokens: int = 0  # token positions for C; 0 = the statistics module's default
@@ -81,6 +82,8 @@ class NseHyperParams:
             raise ValueError("earlier_edits_weight must be positive")
         if self.layer_share_ratio <= 0:
             raise ValueError("layer_share_ratio must be positive")
+        if self.verify_passes < 0:
+            raise ValueError("verify_passes must be 0 (no check) or more")
         if self.max_iterations < 1 or self.v_num_grad_steps < 1:
             raise ValueError("max_iterations and v_num_grad_steps must be at least 1")
         if self.method not in METHODS:

@@ -9,6 +9,8 @@
             S ← neurons covering neuron_threshold of Σ|K|           (neuron-level update)
             ΔW_S (λ C_SS + β Kp_SS + K_Sᵀ K_S) = Rᵀ K_S
         dist ← ‖z − h_L‖
+    verify (ours): new facts whose prompt the model does not yet continue with the new object get
+        up to verify_passes more passes of their own, until what it writes says it
 
 MEMIT_seq is this loop with one pass, every neuron and even shares; AlphaEdit the same with its
 own layer solve (methods.py). The weights are written as the round goes; the caller keeps the
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from nse_engine.answers import says
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.ledger import WeightLedger
 from nse_engine.editing.reading import FactReader
@@ -88,6 +91,16 @@ class RoundEdits:
     distance_after: torch.Tensor  # (n,)
     editing_passes: int
     pulled_back: list[EditRequest]
+    checks: list[WrittenCheck] | None  # per new fact, when the round verified them
+
+
+@dataclass(frozen=True)
+class WrittenCheck:
+    """What the model wrote after a new fact's prompt at the end of the round."""
+
+    continuation: str
+    held: bool  # it says target_new
+    extra_passes: int  # passes the verification added before it held (or gave up)
 
 
 def run_nse_round(
@@ -125,8 +138,53 @@ def run_nse_round(
             round_offset=round_offset, prefixes=prefixes, control=control, pass_index=pass_index,
         )
         dist = (rows.targets - reader.hidden_at_last_layer(rows.requests)).norm(dim=1)
+    checks = None
+    if hp.verify_passes:
+        eligible = (dist_before < hp.upper_bound).cpu()  # (n,) facts beyond upper_bound are not edited
+        checks = verify_written(
+            reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, eligible=eligible,
+            round_offset=round_offset, prefixes=prefixes, control=control, updates=updates, first_pass=passes,
+        )
+        dist = (rows.targets - reader.hidden_at_last_layer(rows.requests)).norm(dim=1)
     control.report("layer updates", 1, 1, "done")
-    return RoundEdits(updates, dist_before, dist[: rows.n_new], passes, rows.requests[rows.n_new :])
+    return RoundEdits(updates, dist_before, dist[: rows.n_new], passes, rows.requests[rows.n_new :], checks)
+
+
+def verify_written(
+    *,
+    reader: FactReader,
+    ledger: WeightLedger,
+    hp: NseHyperParams,
+    solve: LayerSolver,
+    rows: RoundRows,
+    eligible: torch.Tensor,
+    round_offset: dict[int, torch.Tensor],
+    prefixes: list[str],
+    control: JobControl,
+    updates: list[LayerUpdate],
+    first_pass: int,
+) -> list[WrittenCheck]:
+    """Check each new fact by what the model writes after its prompt; a fact that does not say
+    its new object yet gets another pass of its own (its keys, its whole residual), up to
+    `hp.verify_passes` times. Appends those passes' updates to `updates`."""
+    new = rows.requests[: rows.n_new]
+    written = reader.continuations(new)
+    held = [says(text, r.target_new) for text, r in zip(written, new)]
+    extra = [0] * len(new)
+    for attempt in range(hp.verify_passes):
+        failing = [i for i in range(len(new)) if not held[i] and bool(eligible[i])]
+        control.report("verifying", attempt, hp.verify_passes, f"{len(failing)} facts not said yet")
+        if not failing:
+            break
+        updates += editing_pass(
+            reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, selected=torch.tensor(failing),
+            round_offset=round_offset, prefixes=prefixes, control=control, pass_index=first_pass + attempt,
+        )
+        retried = reader.continuations([new[i] for i in failing])
+        for i, text in zip(failing, retried):
+            written[i], held[i], extra[i] = text, says(text, new[i].target_new), attempt + 1
+    control.report("verifying", hp.verify_passes, hp.verify_passes, "done")
+    return [WrittenCheck(text, ok, n) for text, ok, n in zip(written, held, extra)]
 
 
 def editing_pass(

@@ -16,7 +16,8 @@ from nse_engine.editing.tracing import LayerByLayerTrace, trace_states
 from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import EditPoints
 from nse_engine.model.loading import LoadedModel
-from nse_engine.model.tokens import right_pad
+from nse_engine.model.generation import GENERATION_SLACK, greedy_continuations
+from nse_engine.model.tokens import encode_target, right_pad
 
 
 @dataclass
@@ -73,6 +74,12 @@ class FactReader:
         weight = self.points.weight(layer)
         with torch.no_grad():
             return projection(keys.to(weight.device, weight.dtype)).float().cpu()
+
+    def continuations(self, requests: list[EditRequest]) -> list[str]:
+        """What the model writes now after each bare prompt, greedily, long enough for target_new."""
+        tokenizer = self.loaded.tokenizer
+        limits = [len(encode_target(tokenizer, r.target_new)) + GENERATION_SLACK for r in requests]
+        return greedy_continuations(self.loaded.model, tokenizer, [r.text for r in requests], limits)
 
     def layer_trace(self, requests: list[EditRequest], prefixes: list[str]) -> LayeredReads:
         """One forward pass over the bare and prefixed prompts of `requests`, kept so that each

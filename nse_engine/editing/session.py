@@ -20,7 +20,7 @@ from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.ledger import EditRound, WeightLedger
 from nse_engine.editing.methods import layer_solver, rewinds_targets
 from nse_engine.editing.norm_anchor import SKIP_RATIO, anchor_targets
-from nse_engine.editing.nse_round import run_nse_round
+from nse_engine.editing.nse_round import WrittenCheck, run_nse_round
 from nse_engine.editing.prompts import generate_context_prefixes
 from nse_engine.editing.reading import FactReader
 from nse_engine.editing.state_file import SavedSession, read_state, write_state
@@ -184,9 +184,10 @@ class EditingSession:
             if not torch.isfinite(self.points.weight_view(layer)).all():
                 raise FloatingPointError(f"layer {layer} has NaN or inf after the update")
 
-        distances = iter(zip(edits.distance_before.tolist(), edits.distance_after.tolist()) if edits else ())
+        checks = edits.checks if edits and edits.checks else [None] * len(edited)
+        measured = iter(zip(edits.distance_before.tolist(), edits.distance_after.tolist(), checks) if edits else ())
         outcomes = [
-            _skipped(req) if s else _outcome(req, *next(distances), hp.upper_bound)
+            _skipped(req) if s else _outcome(req, *next(measured), hp.upper_bound)
             for req, s in zip(requests, skipped.tolist())
         ]
         applied = [o.request for o in outcomes if o.applied]
@@ -256,10 +257,13 @@ def _skipped(req: EditRequest) -> FactOutcome:
     ))
 
 
-def _outcome(req: EditRequest, before: float, after: float, upper_bound: float) -> FactOutcome:
+def _outcome(req: EditRequest, before: float, after: float, check: WrittenCheck | None, upper_bound: float) -> FactOutcome:
+    written = {} if check is None else {
+        "continuation": check.continuation, "held": check.held, "extra_passes": check.extra_passes,
+    }
     if before >= upper_bound:
         return FactOutcome(req, False, (
             f"its target state is {before:.1f} away from the model's state, beyond upper_bound "
             f"{upper_bound:g}; editing it could damage the model (raise upper_bound to force it)"
-        ), before, after)
-    return FactOutcome(req, True, None, before, after)
+        ), before, after, **written)
+    return FactOutcome(req, True, None, before, after, **written)

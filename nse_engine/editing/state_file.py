@@ -54,7 +54,8 @@ def write_state(path: Path, session: SavedSession) -> None:
             "requests": [q.to_dict() for q in record.requests],
             "outcomes": [
                 {"applied": o.applied, "reason": o.reason, "distance_before": o.distance_before,
-                 "distance_after": o.distance_after} for o in record.outcomes
+                 "distance_after": o.distance_after, "continuation": o.continuation, "held": o.held,
+                 "extra_passes": o.extra_passes} for o in record.outcomes
             ],
             "update_layers": [u.layer for u in record.updates],
             "editing_passes": record.editing_passes,

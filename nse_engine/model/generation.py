@@ -15,6 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from nse_engine.model.tokens import bos_token_id, encode_prompt
 
 OnBatch = Callable[[int], None]  # called with the number of items a finished batch covered
+GENERATION_SLACK = 3  # tokens generated beyond an answer's length: room for an article or punctuation
 
 
 def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:

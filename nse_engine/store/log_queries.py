@@ -10,7 +10,7 @@ from sqlite_utils import Database
 
 from nse_engine.errors import ProjectError
 from nse_engine.store.fact_rows import FACT_COLUMNS, QueuedKeys, fact_filter, fact_record
-from nse_engine.store.records import Batch, Chat, Evaluation, Fact, RetentionPoint, StateFile
+from nse_engine.store.records import Batch, Chat, Evaluation, Fact, RetentionPoint, StateFile, WrittenOutcome
 
 
 class LogQueries:
@@ -93,6 +93,13 @@ class LogQueries:
         return {
             r["fact_id"]: (r["prob_new_before"], r["prob_true_before"])
             for r in self._db.query("SELECT fact_id, prob_new_before, prob_true_before FROM batch_facts ORDER BY batch_id")
+        }
+
+    def written_outcomes(self) -> dict[int, WrittenOutcome]:
+        """Per fact: what the model wrote after its prompt when the newest batch that ran it ended."""
+        return {
+            r["fact_id"]: WrittenOutcome(r["continuation"], None if r["held"] is None else bool(r["held"]), r["extra_passes"])
+            for r in self._db.query("SELECT fact_id, continuation, held, extra_passes FROM batch_facts ORDER BY batch_id")
         }
 
     def retention_series(self, first_batch: int | None = None, last_batch: int | None = None) -> list[RetentionPoint]:

@@ -32,6 +32,7 @@ from nse_engine.store.records import (
     RetentionPoint,
     StateFile,
     WriteState,
+    WrittenOutcome,
 )
 from nse_engine.store.validation import TokenLimit
 
@@ -260,3 +261,6 @@ class Project:
 
     def retention_series(self, first_batch: int | None = None, last_batch: int | None = None) -> list[RetentionPoint]:
         return self.queries.retention_series(first_batch, last_batch)
+
+    def written_outcomes(self) -> dict[int, WrittenOutcome]:
+        return self.queries.written_outcomes()

@@ -98,6 +98,15 @@ class RetentionPoint:
 
 
 @dataclass(frozen=True)
+class WrittenOutcome:
+    """What the model wrote after a fact's prompt when its batch ended (None: not checked)."""
+
+    continuation: str | None
+    held: bool | None  # it said the new object
+    extra_passes: int  # passes the round added for this fact
+
+
+@dataclass(frozen=True)
 class Chat:
     id: int
     prompt: str

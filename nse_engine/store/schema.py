@@ -125,6 +125,19 @@ def _probabilities_before(db: Database) -> None:
     )
 
 
+@_migration("0005_written_outcomes")
+def _written_outcomes(db: Database) -> None:
+    """What the model wrote after each fact's prompt when its batch ended, and whether it said
+    the new object (the round verifies its facts by generation)."""
+    db.executescript(
+        """
+        ALTER TABLE batch_facts ADD COLUMN continuation TEXT;
+        ALTER TABLE batch_facts ADD COLUMN held INTEGER;
+        ALTER TABLE batch_facts ADD COLUMN extra_passes INTEGER NOT NULL DEFAULT 0;
+        """
+    )
+
+
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
 
 

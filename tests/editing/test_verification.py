@@ -1,0 +1,51 @@
+"""A round checks what the model writes after each new fact's prompt, and edits again the facts
+it does not say yet, within a budget; the round stays all-or-nothing."""
+
+import pytest
+import torch
+
+from nse_engine.answers import says
+from nse_engine.editing.session import EditingSession
+from nse_engine.editing.state_file import read_state
+from nse_engine.errors import Cancelled
+from nse_engine.progress import JobControl
+from test_session import ROUND_1, ROUND_2, edited_weights, loaded_tiny, tiny_hparams
+
+
+def test_facts_not_said_get_extra_passes_until_the_budget_ends(tmp_path):
+    # a random tiny model never writes the new objects, so every fact uses the whole budget
+    session = EditingSession(loaded_tiny(), tiny_hparams(verify_passes=2, max_iterations=1))
+    result = session.apply_round(ROUND_1)
+    record = session.rounds[-1]
+    assert len(record.updates) == (1 + 2) * len(session.layers)  # one pass, then two of verification
+    for outcome in result.outcomes:
+        assert outcome.applied and outcome.held is False and outcome.extra_passes == 2
+        assert outcome.continuation == session.reader.continuations([outcome.request])[0]
+        assert not says(outcome.continuation, outcome.request.target_new)
+    session.save_state(tmp_path / "state.safetensors")
+    assert [o.held for o in read_state(tmp_path / "state.safetensors").rounds[0].outcomes] == [False, False]
+
+
+def test_without_a_budget_nothing_is_checked():
+    session = EditingSession(loaded_tiny(), tiny_hparams())
+    result = session.apply_round(ROUND_1)
+    assert all(o.held is None and o.continuation is None and o.extra_passes == 0 for o in result.outcomes)
+
+
+def test_a_round_cancelled_while_verifying_leaves_everything_as_before():
+    session = EditingSession(loaded_tiny(), tiny_hparams(verify_passes=3, max_iterations=1))
+    session.apply_round(ROUND_1)
+    weights = edited_weights(session)
+    kp = {l: g.clone() for l, g in session.ledger.kp.items()}
+
+    def cancel_in_verification(progress):
+        if progress.phase == "verifying" and progress.done >= 1:
+            control.cancel()
+
+    control = JobControl(cancel_in_verification)
+    with pytest.raises(Cancelled):
+        session.apply_round(ROUND_2, control)
+    assert len(session.rounds) == 1
+    for l in session.layers:
+        assert torch.equal(weights[l], session.points.weight(l))
+        assert torch.equal(kp[l], session.ledger.kp[l])
