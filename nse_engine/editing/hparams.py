@@ -31,6 +31,8 @@ class NseHyperParams:
     max_iterations: int = 3  # editing passes per round (the paper's meaning, not the code's)
     refresh_drifted: bool = False  # also re-edit earlier facts that drifted beyond alpha (not in the paper)
     verify_passes: int = 0  # after the passes, up to this many more for new facts the model does not yet say (ours)
+    schedule_ramp_edits: int = 0  # λ and β grow with the edits in Kp up to this many (0: constant; schedule.py)
+    schedule_start: float = 1.0  # share of λ (and of β − 1) a session starts with
     context_prefixes: int = 5  # generated text prefixes in front of each prompt (plus the bare prompt)
     context_prefix_tokens: int = 8  # length of each generated prefix
     stats_tokens: int = 0  # token positions for C; 0 = the statistics module's default
@@ -82,6 +84,8 @@ class NseHyperParams:
             raise ValueError("earlier_edits_weight must be positive")
         if self.layer_share_ratio <= 0:
             raise ValueError("layer_share_ratio must be positive")
+        if self.schedule_ramp_edits < 0 or not 0 < self.schedule_start <= 1:
+            raise ValueError("schedule_ramp_edits must be ≥ 0 and schedule_start in (0, 1]")
         if self.verify_passes < 0:
             raise ValueError("verify_passes must be 0 (no check) or more")
         if self.max_iterations < 1 or self.v_num_grad_steps < 1:

@@ -23,6 +23,7 @@ from nse_engine.editing.norm_anchor import SKIP_RATIO, anchor_targets
 from nse_engine.editing.nse_round import WrittenCheck, run_nse_round
 from nse_engine.editing.prompts import generate_context_prefixes
 from nse_engine.editing.reading import FactReader
+from nse_engine.editing.schedule import settings_for_round
 from nse_engine.editing.state_file import SavedSession, read_state, write_state
 from nse_engine.editing.target_state import compute_target_states
 from nse_engine.errors import Cancelled, EditError, ProjectError
@@ -152,7 +153,7 @@ class EditingSession:
             self.projected_at = threshold
 
     def _run_round(self, requests: list[EditRequest], control: JobControl) -> EditRound:
-        hp = self.hparams
+        hp = settings_for_round(self.hparams, self.n_edits)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         self.prepare(control)
