@@ -1,0 +1,41 @@
+"""`nse compare`: method names with switches, and the report files a comparison writes."""
+
+import json
+
+import pytest
+
+from nse_engine.compare import parse_methods
+from nse_engine.compare_report import markdown_table, write_comparison
+from nse_engine.errors import NseError
+
+
+def test_methods_and_switches_are_parsed_and_wrong_names_refused():
+    runs = parse_methods("nse, memit+nas,alphaedit+nas+encore")
+    assert [(r.label, r.method) for r in runs] == [("nse", "nse"), ("memit+nas", "memit"), ("alphaedit+nas+encore", "alphaedit")]
+    assert runs[1].overrides == {"norm_anchoring": True}
+    assert runs[2].overrides == {"norm_anchoring": True, "encore": True}
+    for bad in ("rome", "nse+fast", "nse,nse", ""):
+        with pytest.raises(NseError):
+            parse_methods(bad)
+
+
+def _report(efficacy: float) -> dict:
+    figures = {"efficacy": efficacy, "generalization": 0.8, "specificity": 0.7, "pre_efficacy": 0.05,
+               "pre_specificity": 0.84, "pre_generation": 0.0, "fluency_before": 5.1, "fluency_after": 5.0,
+               "seconds_per_edit": 1.5, "chat_answer": None}
+    return figures | {"retention_curve": [{"edits_applied": 20, "efficacy_on_earlier": 0.9}],
+                      "generation_curve": [{"edits_applied": 10, "generation_on_applied": 0.8},
+                                           {"edits_applied": 20, "generation_on_applied": 0.7}]}
+
+
+def test_a_comparison_writes_its_table_json_and_charts(tmp_path):
+    comparison = {"cases": 20, "batch_size": 10, "model": "tiny", "methods": ["nse", "memit"],
+                  "results": {"nse": _report(0.95), "memit": _report(0.9)}}
+    written = write_comparison(tmp_path / "out", comparison)
+    assert [p.name for p in written] == ["compare.json", "compare.md", "retention.png", "generation.png"]
+    saved = json.loads(written[0].read_text(encoding="utf-8"))
+    assert saved["results"]["memit"]["efficacy"] == 0.9 and "commit" in saved["provenance"]
+    table = markdown_table(comparison)
+    assert "| nse | 0.950 |" in table and "| memit | 0.900 |" in table and "| – |" in table  # a missing figure
+    for chart in written[2:]:
+        assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
