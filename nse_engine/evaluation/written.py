@@ -78,7 +78,9 @@ def written_scores(
     wanted += [(n.prompt, n.target) for r in requests for n in unedited_neighbours(r, edited)]
     written = continuations(loaded, wanted, batch_size, on_batch)
     chat_replies = replies(loaded, [fact_question(r, loaded) for r in requests], CHAT_ANSWER_TOKENS, batch_size)
-    subject_replies = replies(loaded, [subject_question(r.subject) for r in requests], SUBJECT_REPLY_TOKENS, batch_size)
+    subjects = list(dict.fromkeys(r.subject for r in requests))  # a subject edited twice is asked about once
+    asked = dict(zip(subjects, replies(loaded, [subject_question(s) for s in subjects], SUBJECT_REPLY_TOKENS, batch_size)))
+    subject_replies = [asked[r.subject] for r in requests]
     if on_batch is not None:
         on_batch(2 * len(requests))
     scores = []
