@@ -12,7 +12,8 @@ import torch
 from nse_engine.atomic import sha256_file
 from nse_engine.errors import InsufficientMemoryError, ModelLoadError
 from nse_engine.model import default_model
-from nse_engine.model.default_model import BUILTIN_MODELS, builtin_model, ensure_builtin_model
+from nse_engine.model.builtin_models import BUILTIN_MODELS, builtin_model
+from nse_engine.model.default_model import ensure_builtin_model
 from nse_engine.model.loading import check_memory, load_model
 from tiny import TEST_DEVICE, TINY_CONFIGS, save_model
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nse_engine.model.default_model import BUILTIN_MODELS, DEFAULT_MODEL_NAME
+from nse_engine.model.builtin_models import BUILTIN_MODELS, DEFAULT_MODEL_NAME
 from nse_engine.model.recent import recent_models
 from nse_engine.paths import data_dir
 

@@ -29,7 +29,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from nse_engine.model.default_model import BUILTIN_MODELS
+    from nse_engine.model.builtin_models import BUILTIN_MODELS
     from nse_engine.model.recent import recent_models
 
     for key, model in BUILTIN_MODELS.items():

@@ -5,17 +5,11 @@ Everything here is compute-only: the model's weights are the same before and aft
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
-
 import torch
 from torch import nn
 
 from nse_engine.model.architecture import EditPoints
-
-
-class _StopForward(Exception):
-    """Raised from a hook once everything needed was captured; the blocks above never run."""
+from nse_engine.model.hooks import StopForward, removing_hooks, run_until_stopped
 
 
 def _block_hidden(output: object) -> torch.Tensor:
@@ -37,15 +31,6 @@ def _select_call(call: tuple[tuple, dict], rows: torch.Tensor, batch: int) -> tu
     """A recorded block call's (args, kwargs), restricted to the sequences `rows`."""
     args, kwargs = call
     return _select_rows(args, rows, batch), {k: _select_rows(v, rows, batch) for k, v in kwargs.items()}
-
-
-@contextmanager
-def removing_hooks(handles: list) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @torch.no_grad()
@@ -74,7 +59,7 @@ def trace_states(
             k = args[0]  # (batch, seq, d_ff)
             keys[layer] = k[rows, cols].float()
             if layer == last and state_layer != last:
-                raise _StopForward
+                raise StopForward
 
         return hook
 
@@ -85,14 +70,11 @@ def trace_states(
         def state_hook(_module: nn.Module, _args: tuple, output: object) -> None:
             state.append(_block_hidden(output)[rows, cols].float())
             if state_layer == last:
-                raise _StopForward
+                raise StopForward
 
         handles.append(points.blocks[state_layer].register_forward_hook(state_hook))
     with removing_hooks(handles):
-        try:
-            model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        except _StopForward:
-            pass
+        run_until_stopped(lambda: model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False))
     return keys, (state[0] if state else None)
 
 
@@ -198,16 +180,13 @@ class LayerByLayerTrace:
                 self.inputs[index] = args[0]
                 self.calls[index] = (tuple(args[1:]), dict(kwargs))
                 if index == state_layer:
-                    raise _StopForward
+                    raise StopForward
             return hook
 
         handles = [points.blocks[i].register_forward_pre_hook(record(i), with_kwargs=True)
                    for i in range(layers[0], state_layer + 1)]
         with removing_hooks(handles), torch.no_grad():
-            try:
-                model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-            except _StopForward:
-                pass
+            run_until_stopped(lambda: model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False))
         # Blocks above the first edited layer also run on the state's sequences alone.
         for index in range(layers[0] + 1, state_layer + 1):
             self.state_calls[index] = _select_call(self.calls[index], self.state_sequences, input_ids.shape[0])

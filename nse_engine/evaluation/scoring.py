@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from nse_engine.model.generation import OnBatch, pad_id
-from nse_engine.model.tokens import encode_prompt, encode_target, right_pad
+from nse_engine.model.generation import OnBatch
+from nse_engine.model.tokens import encode_prompt, encode_target, pad_id, right_pad
 
 
 @dataclass(frozen=True)

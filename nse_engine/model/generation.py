@@ -12,26 +12,10 @@ from typing import Callable, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from nse_engine.model.tokens import bos_token_id, encode_prompt
+from nse_engine.model.tokens import encode_prompt, greedy_kwargs, pad_id
 
 OnBatch = Callable[[int], None]  # called with the number of items a finished batch covered
 GENERATION_SLACK = 3  # tokens generated beyond an answer's length: room for an article or punctuation
-
-
-def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else bos_token_id(tokenizer)
-
-
-def greedy_kwargs(max_new_tokens: int, pad: int) -> dict[str, object]:
-    """generate() arguments for plain greedy decoding, whatever the model's generation config
-    suggests (sampling, repetition penalties): the same weights always write the same text."""
-    return {
-        "max_new_tokens": max_new_tokens,
-        "do_sample": False,
-        "num_beams": 1,
-        "repetition_penalty": 1.0,
-        "pad_token_id": pad,
-    }
 
 
 def greedy_continuations(

@@ -10,13 +10,18 @@ from pathlib import Path
 
 import nse_engine  # noqa: F401  (sets the offline flags before transformers is imported)
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
+from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-from nse_engine.errors import InsufficientMemoryError, ModelLoadError
-from nse_engine.model.default_model import BUILTIN_MODELS, ensure_builtin_model
-from nse_engine.model.device import dtype_name, free_memory_bytes, pick_device, pick_dtype
+from nse_engine.errors import ModelLoadError
+from nse_engine.model.builtin_models import BUILTIN_MODELS
+from nse_engine.model.default_model import ensure_builtin_model
+from nse_engine.model.device import dtype_name, pick_device, pick_dtype
+from nse_engine.model.memory_plan import Device, model_shape, place_weights
+from nse_engine.model.model_files import check_memory, first_line, load_tokenizer, read_gguf
+from nse_engine.model.placement import check_device_map, parse_gpu_list
+from nse_engine.paths import cache_dir
 from nse_engine.progress import JobControl, silent
 
 log = logging.getLogger(__name__)
@@ -32,9 +37,6 @@ _SAFETENSORS_DTYPE_BYTES = {
     "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
     "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1,
 }
-# Activations, the tokenizer and allocator slack on top of the weights themselves.
-_OVERHEAD_BYTES = 512 * 2**20
-_OVERHEAD_FACTOR = 1.15
 
 
 @dataclass
@@ -117,7 +119,7 @@ def load_model(
         device_map = resolve_device_map(device_map, config, torch_dtype)
 
     control.report("loading model", 1, 3, "loading tokenizer")
-    tokenizer = _load_tokenizer(path, trust_remote_code=trust_remote_code)
+    tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
     control.report("loading model", 2, 3, "loading weights")
     try:
         model = AutoModelForCausalLM.from_pretrained(
@@ -129,7 +131,7 @@ def load_model(
             **({} if device_map is None else {"device_map": device_map, "offload_folder": offload_folder(path)}),
         )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise ModelLoadError(f"The weights in {path} cannot be loaded: {_first_line(exc)}") from exc
+        raise ModelLoadError(f"The weights in {path} cannot be loaded: {first_line(exc)}") from exc
     if device_map is not None:
         torch_device = model.get_input_embeddings().weight.device
         if torch_device.type == "meta":
@@ -165,7 +167,7 @@ def read_config(path: Path, trust_remote_code: bool = False) -> PretrainedConfig
             " This model ships its own Python code; load it only if you trust its author, with "
             "--trust-remote-code." if needs_code else ""
         )
-        raise ModelLoadError(f"The config in {path} cannot be read: {_first_line(exc)}.{hint}") from exc
+        raise ModelLoadError(f"The config in {path} cannot be read: {first_line(exc)}.{hint}") from exc
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not trust_remote_code:
         raise ModelLoadError(
             f"{path.name} ({config.model_type}) is not a causal language model that transformers "
@@ -237,8 +239,6 @@ def _safetensors_elements(file: Path) -> int:
 
 def offload_folder(path: Path) -> Path:
     """Where accelerate keeps the blocks a device map offloads to disk (recomputable: a cache)."""
-    from nse_engine.paths import cache_dir
-
     return cache_dir() / "offload" / path.name
 
 
@@ -247,9 +247,6 @@ def resolve_device_map(
 ) -> str | dict[str, object]:
     """What from_pretrained gets: "auto" as is, "balanced[:gpus]" as the memory plan's own
     placement over those GPUs, an explicit map as given."""
-    from nse_engine.model.memory_plan import Device, model_shape, place_weights
-    from nse_engine.model.placement import check_device_map, parse_gpu_list
-
     if isinstance(device_map, dict):
         return device_map
     check_device_map(device_map)
@@ -268,67 +265,13 @@ def resolve_device_map(
     return dict(place_weights(model_shape(config), tuple(devices)))
 
 
-def check_memory(weight_bytes: int, device: torch.device, dtype: torch.dtype, name: str) -> None:
-    """Refuse early, with numbers, when the model cannot fit in the free memory of `device`."""
-    needed = int(weight_bytes * _OVERHEAD_FACTOR) + _OVERHEAD_BYTES
-    free = free_memory_bytes(device)
-    if needed > free:
-        raise InsufficientMemoryError(
-            f"Loading {name} in {dtype_name(dtype)} needs about {needed / 2**30:.1f} GiB but only "
-            f"{free / 2**30:.1f} GiB is free on {device}. Close other programs, choose a smaller "
-            "model, or a lower-precision dtype."
-        )
-
-
-def _load_tokenizer(path: Path, trust_remote_code: bool = False, gguf_file: str | None = None):
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            path, local_files_only=True, trust_remote_code=trust_remote_code, gguf_file=gguf_file
-        )
-    except Exception as exc:  # tokenizers raise many unrelated types for a broken folder
-        raise ModelLoadError(f"The tokenizer of {path.name} cannot be loaded: {_first_line(exc)}") from exc
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
 def _load_gguf(
     file: Path, source: str, device: torch.device, dtype: torch.dtype, control: JobControl
 ) -> LoadedModel:
-    weight_bytes = gguf_parameter_count(file) * torch.empty((), dtype=dtype).element_size()
-    check_memory(weight_bytes, device, dtype, file.name)
-    control.report("loading model", 1, 3, "loading tokenizer")
-    tokenizer = _load_tokenizer(file.parent, gguf_file=file.name)
-    control.report("loading model", 2, 3, "de-quantizing GGUF weights")
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            file.parent, gguf_file=file.name, dtype=dtype, local_files_only=True
-        )
-    except (OSError, ValueError, RuntimeError, KeyError, ImportError) as exc:
-        raise ModelLoadError(f"The GGUF file {file.name} cannot be loaded: {_first_line(exc)}") from exc
-    clear_gguf_marker(model)
+    model, tokenizer = read_gguf(file, device, dtype, control)
     loaded = _finish(model, tokenizer, source, file.stem, device, dtype)
     control.report("loading model", 3, 3, "ready")
     return loaded
-
-
-def gguf_parameter_count(file: Path) -> int:
-    """Number of weights in a GGUF file, read from its tensor table."""
-    from gguf import GGUFReader
-
-    try:
-        reader = GGUFReader(file)
-    except Exception as exc:  # gguf raises ValueError/struct errors/IndexError for bad files
-        raise ModelLoadError(f"{file.name} is not a readable GGUF file: {_first_line(exc)}") from exc
-    return int(sum(int(t.n_elements) for t in reader.tensors))
-
-
-def clear_gguf_marker(model: PreTrainedModel) -> None:
-    """A GGUF-loaded model is plain de-quantized weights; drop the marker that blocks saving."""
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
 
 
 def _finish(
@@ -347,8 +290,3 @@ def _finish(
     model.requires_grad_(False)
     log.info("loaded %s (%s) on %s in %s", name, type(model).__name__, device, dtype_name(dtype))
     return LoadedModel(model, tokenizer, source, name, device, dtype)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

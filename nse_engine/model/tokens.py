@@ -1,8 +1,9 @@
 """Tokenising prompts and targets the same way everywhere: editing, evaluation, statistics, chat.
 
-Every sequence starts with a BOS token, prepended when the tokenizer does not add one itself
-(SmolLM2's does not). Position 0 is an attention sink with an outlier hidden state, so a
-subject placed there could never be edited.
+Every sequence starts with the same start token (`bos_token_id`: BOS, else EOS), prepended when
+the tokenizer does not add one itself (SmolLM2's does not). Position 0 is an attention sink
+with an outlier hidden state, so a subject placed there could never be edited; and the keys
+the statistics average must be read with the same start token as the keys of an edit.
 """
 
 from __future__ import annotations
@@ -17,6 +18,23 @@ def bos_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
     if token_id is None:
         raise ValueError("the tokenizer has neither a BOS nor an EOS token to start sequences with")
     return int(token_id)
+
+
+def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The id padded positions get (they are masked out): the pad token, else the start token."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else bos_token_id(tokenizer)
+
+
+def greedy_kwargs(max_new_tokens: int, pad: int) -> dict[str, object]:
+    """generate() arguments for plain greedy decoding, whatever the model's generation config
+    suggests (sampling, repetition penalties): the same weights always write the same text."""
+    return {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": False,
+        "num_beams": 1,
+        "repetition_penalty": 1.0,
+        "pad_token_id": pad,
+    }
 
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:

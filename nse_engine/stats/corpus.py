@@ -17,6 +17,7 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerBase
 
 from nse_engine.errors import NseError
+from nse_engine.model.tokens import bos_token_id
 from nse_engine.paths import packaged_file
 from nse_engine.progress import JobControl
 
@@ -105,21 +106,11 @@ def _jsonl_texts(text: str, path: Path) -> list[str]:
     return texts
 
 
-def bos_prefix(tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """[BOS] when the tokenizer has one, else []: the engine starts every prompt with it.
-
-    Tokenizers that add no BOS themselves (SmolLM2, GPT-2) get it prepended, so the statistics
-    see position 0 exactly as the edited prompts do.
-    """
-    return [] if tokenizer.bos_token_id is None else [int(tokenizer.bos_token_id)]
-
-
 def tokenization_tag(tokenizer: PreTrainedTokenizerBase) -> str:
-    """How text becomes token ids here; part of the cache key (a different tokenizer gives other keys)."""
+    """How text becomes token ids here; part of the cache key (a different tokenizer, or another
+    start token, gives other keys)."""
     vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
-    prefix = bos_prefix(tokenizer)
-    start = f"bos={prefix[0]}" if prefix else "bos=none"
-    return f"{start}+text;vocab={hashlib.sha256(vocab.encode()).hexdigest()[:16]}"
+    return f"bos={bos_token_id(tokenizer)}+text;vocab={hashlib.sha256(vocab.encode()).hexdigest()[:16]}"
 
 
 def token_sequences(
@@ -131,12 +122,15 @@ def token_sequences(
     control: JobControl,
     phase: str,
 ) -> list[list[int]]:
-    """Exactly `n_tokens` positions as sequences of at most `seq_len` ids, each BOS + a piece of one document.
+    """Exactly `n_tokens` positions as sequences of at most `seq_len` ids, each the start token
+    + a piece of one document.
 
-    Documents come in a seeded shuffled order; a long one is cut into several sequences. The
-    last sequence is shortened so the count is exact, so a smaller sample is a prefix of a larger one.
+    The start token is the one every edited prompt starts with (model/tokens.py: BOS, else EOS),
+    so the statistics see position 0 exactly as the keys of an edit do. Documents come in a
+    seeded shuffled order; a long one is cut into several sequences. The last sequence is
+    shortened so the count is exact, so a smaller sample is a prefix of a larger one.
     """
-    prefix = bos_prefix(tokenizer)
+    prefix = [bos_token_id(tokenizer)]
     step = seq_len - len(prefix)
     assert step > 0, f"seq_len {seq_len} leaves no room for text"
     order = list(range(len(corpus.texts)))

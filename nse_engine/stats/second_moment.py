@@ -19,6 +19,7 @@ from nse_engine.errors import NseError
 from nse_engine.model.architecture import EditPoints
 from nse_engine.model.device import dtype_name
 from nse_engine.model.fingerprint import prefix_fingerprint
+from nse_engine.model.hooks import StopForward, removing_hooks, run_until_stopped
 from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl, silent
 from nse_engine.stats import cache
@@ -133,10 +134,6 @@ def layer_stats(
     return {layer: result[layer] for layer in layers}
 
 
-class _StopForward(Exception):
-    """Raised by the hook of the last needed projection: later blocks and the LM head are never run."""
-
-
 @torch.no_grad()
 def key_product_sums(
     model: nn.Module,
@@ -172,8 +169,8 @@ def key_product_sums(
             for chunk in keys.split(_GEMM_ROWS):
                 partial[layer].addmm_(chunk.T, chunk)  # (d_ff, d_ff) += (d_ff, rows) @ (rows, d_ff)
             seen.add(layer)
-            if layer == last:
-                raise _StopForward
+            if layer == last:  # later blocks and the LM head never run
+                raise StopForward
 
         return hook
 
@@ -190,29 +187,25 @@ def key_product_sums(
     was_training = model.training
     model.eval()
     try:
-        done = pending = 0
-        for start in range(0, len(order), batch_size):
-            batch = [sequences[i] for i in order[start : start + batch_size]]
-            longest = max(len(s) for s in batch)
-            ids = torch.tensor([s + [pad_id] * (longest - len(s)) for s in batch], device=device)  # (batch, longest)
-            mask = torch.tensor([[1] * len(s) + [0] * (longest - len(s)) for s in batch], device=device)
-            real = mask.bool()
-            seen.clear()
-            try:
-                model(input_ids=ids, attention_mask=mask, use_cache=False)
-            except _StopForward:
-                pass
-            assert seen == set(layers), f"the forward pass never reached the projections of layers {set(layers) - seen}"
-            n = sum(len(s) for s in batch)
-            done += n
-            pending += n
-            if pending >= _FLUSH_ROWS:
-                flush()
-                pending = 0
-            control.report(PHASE, done, total, f"{done:,}/{total:,} tokens")
-        flush()
+        with removing_hooks(handles):
+            done = pending = 0
+            for start in range(0, len(order), batch_size):
+                batch = [sequences[i] for i in order[start : start + batch_size]]
+                longest = max(len(s) for s in batch)
+                ids = torch.tensor([s + [pad_id] * (longest - len(s)) for s in batch], device=device)  # (batch, longest)
+                mask = torch.tensor([[1] * len(s) + [0] * (longest - len(s)) for s in batch], device=device)
+                real = mask.bool()
+                seen.clear()
+                run_until_stopped(lambda: model(input_ids=ids, attention_mask=mask, use_cache=False))
+                assert seen == set(layers), f"the forward pass never reached the projections of layers {set(layers) - seen}"
+                n = sum(len(s) for s in batch)
+                done += n
+                pending += n
+                if pending >= _FLUSH_ROWS:
+                    flush()
+                    pending = 0
+                control.report(PHASE, done, total, f"{done:,}/{total:,} tokens")
+            flush()
     finally:
-        for handle in handles:
-            handle.remove()
         model.train(was_training)
     return totals
