@@ -356,8 +356,14 @@ def estimate(
     items: list[MemoryItem] = []
 
     def add(phase: str, what: str, device: str, n_bytes: float) -> None:
-        if n_bytes > 0:
-            items.append(MemoryItem(phase, what, device, int(n_bytes)))
+        """Record an allocation, adding it to an earlier one of the same kind on the same device."""
+        if n_bytes <= 0:
+            return
+        for k, item in enumerate(items):
+            if (item.phase, item.what, item.device) == (phase, what, device):
+                items[k] = MemoryItem(phase, what, device, item.bytes + int(n_bytes))
+                return
+        items.append(MemoryItem(phase, what, device, int(n_bytes)))
 
     # ---- resident -----------------------------------------------------------------------
     per_device: dict[str, int] = {}

