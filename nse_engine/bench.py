@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import resource
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import torch
 
 from nse_engine.editing.derive import default_hparams
@@ -24,6 +24,12 @@ from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl, silent
 from nse_engine.store.importing import FactFile
+from nse_engine.store.log_rows import first_round_retention
+
+try:
+    import resource  # POSIX only: the peak resident set size since the process started
+except ImportError:  # Windows
+    resource = None
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,8 @@ def subject_spelling(pre: EvalSummary, post: EvalSummary) -> dict[str, float | i
 
 
 def _peak_rss_mb() -> float:
+    if resource is None:
+        return psutil.Process().memory_info().peak_wset / 2**20  # Windows keeps the peak working set
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
@@ -127,7 +135,6 @@ def run_benchmark(
 
     post = evaluate(loaded, cases, generation=True, fluency=True, control=control, edited_prompts=edited_prompts,
                     chat=True)
-    first_round = post.facts[: config.batch_size]
     report: dict[str, object] = {
         "cases": len(cases),
         "batch_size": config.batch_size,
@@ -151,7 +158,10 @@ def run_benchmark(
         "pre_generation_paraphrase": pre.generation_paraphrase,
         "pre_chat_answer": pre.chat_answer,
         "pre_neighbour_generation": pre.neighbour_generation,
-        "first_round_retention": sum(f.efficacy for f in first_round) / len(first_round),
+        # every case of the first round, applied or not: the model either gives it after all rounds or not
+        "first_round_retention": first_round_retention(
+            (i // config.batch_size, f.efficacy) for i, f in enumerate(post.facts)
+        ),
         "retention_curve": curve,
         "generation_curve": generation_curve,
         "method": hp.method,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -23,27 +22,14 @@ from nse_engine.evaluation.counterfact import evaluate, prompt_probabilities
 from nse_engine.evaluation.fluency import fluency_score
 from nse_engine.evaluation.retention import retention_sample
 from nse_engine.method_names import METHOD_NAMES, METHODS
+from nse_engine.model.architecture import EditPoints, find_edit_points
 from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl, silent
 from nse_engine.store import FactEvaluation, Project
+from nse_engine.store.log_rows import BatchChanges, first_round_retention
 from nse_engine.store.project import LOG_FILE
 
 log = logging.getLogger(__name__)
-
-
-
-@dataclass
-class BatchChanges:
-    """What a mutating job changed; each view decides from it whether to refresh."""
-
-    batch_id: int | None
-    applied_fact_ids: list[int]
-    failed: dict[int, str]  # fact_id -> why it was not applied
-    retention: float | None  # share of earlier edits still retained after this batch
-    seconds_by_phase: dict[str, float] = field(default_factory=dict)
-    metrics: dict[str, float | None] = field(default_factory=dict)
-    undone: bool = False
-    refreshed: int = 0  # earlier edits that the round moved away and pulled back
 
 
 class Workspace:
@@ -122,6 +108,7 @@ class Workspace:
             self.session.undo_last_round()
             raise
         batch = self.project.batches()[-1]
+        points = self.project.queries.retention_points()
         return BatchChanges(
             batch_id=batch.id,
             applied_fact_ids=[o.request.fact_id for o in result.applied],
@@ -130,6 +117,9 @@ class Workspace:
             seconds_by_phase=result.seconds_by_phase,
             metrics=metrics,
             refreshed=len(result.refreshed),
+            batch=batch,
+            point=points[-1] if points and points[-1].batch_id == batch.id else None,
+            fact_ids=tuple(dict.fromkeys([*batch.fact_ids, *(e.fact_id for e in evaluations)])),
         )
 
     def _applied_requests(self) -> list[tuple[int, EditRequest]]:
@@ -142,7 +132,8 @@ class Workspace:
         ]
 
     def _evaluate_after_round(self, earlier, applied_now, control: JobControl):
-        sample = [r for _, r in retention_sample(earlier)]
+        sampled = retention_sample(earlier)
+        sample = [r for _, r in sampled]
         current = [o.request for o in applied_now]
         summary = evaluate(self.loaded, sample + current, generation=False, control=control)
         scores = summary.facts
@@ -159,8 +150,9 @@ class Workspace:
             "specificity": summary.specificity,
         }
         if earlier:
-            first_round = [s for (rnd, _), s in zip(retention_sample(earlier), earlier_scores) if rnd == earlier[0][0]]
-            metrics["first_round_retention"] = _mean([s.efficacy for s in first_round])
+            metrics["first_round_retention"] = first_round_retention(
+                (rnd, s.efficacy) for (rnd, _), s in zip(sampled, earlier_scores)
+            )
         if self.measure_fluency:
             metrics["fluency"] = fluency_score(self.loaded)
         return evaluations, metrics
@@ -178,7 +170,8 @@ class Workspace:
             if removed is not None:
                 self.session.restore_round(removed)
             raise
-        return BatchChanges(batch.id, [], {}, None, undone=True)
+        return BatchChanges(batch.id, [], {}, None, undone=True, batch=self.project.batch(batch.id),
+                            fact_ids=batch.fact_ids)
 
     def export_model(self, folder: Path, control: JobControl | None = None) -> None:
         (control or silent()).report("export", 0, 1, str(folder))
@@ -193,9 +186,7 @@ class Workspace:
             self.project.close()
 
 
-def _points(loaded: LoadedModel):
-    from nse_engine.model.architecture import find_edit_points
-
+def _points(loaded: LoadedModel) -> EditPoints:
     return find_edit_points(loaded.model)
 
 

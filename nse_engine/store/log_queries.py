@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 from sqlite_utils import Database
 
 from nse_engine.errors import ProjectError
 from nse_engine.store.fact_rows import FACT_COLUMNS, QueuedKeys, fact_filter, fact_record
+from nse_engine.store.log_rows import LogRow, RetentionRow, first_round_retention
 from nse_engine.store.records import Batch, Chat, Evaluation, Fact, RetentionPoint, StateFile, WrittenOutcome
 
 
@@ -128,6 +129,67 @@ class LogQueries:
                 evaluated, kept = retained.get(batch.id, (0, 0))
                 points.append(RetentionPoint(batch.id, applied_so_far, evaluated, kept))
         return points
+
+    # -- what the Log and Retention screens show ---------------------------------------------
+
+    def log_rows(
+        self, status: str | None = None, search: str | None = None, fact_ids: Collection[int] | None = None
+    ) -> list[LogRow]:
+        """Facts in log order (of one status, containing `search`, among `fact_ids`, as asked) with
+        their probabilities just before and after their own batch and at the newest measurement."""
+        where, params = fact_filter(status, search)
+        if fact_ids is not None:
+            ids = sorted(set(fact_ids))
+            if not ids:
+                return []
+            where = f"{where} {'AND' if where else 'WHERE'} id IN ({', '.join('?' * len(ids))})"
+            params = [*params, *ids]
+        facts = self._select_facts(where, params, "ORDER BY id")
+        before = self.probabilities_before()
+        history: dict[int, list[Evaluation]] = {}
+        for evaluation in self.evaluations():
+            history.setdefault(evaluation.fact_id, []).append(evaluation)
+        rows = []
+        for fact in facts:
+            evals = history.get(fact.id, [])
+            own = next((e for e in evals if e.batch_id == fact.batch_id), None)
+            latest = evals[-1] if evals else None
+            prob_new_before, prob_true_before = before.get(fact.id, (None, None))
+            rows.append(LogRow(
+                request=fact.request, status=fact.status, batch_id=fact.batch_id, reason=fact.reason,
+                source_file=fact.source_file, source_line=fact.source_line,
+                prob_new_before=prob_new_before, prob_true_before=prob_true_before,
+                prob_new_after=own.prob_new if own else None, prob_true_after=own.prob_true if own else None,
+                prob_new_now=latest.prob_new if latest else None, prob_true_now=latest.prob_true if latest else None,
+                retained=latest.retained if latest else None,
+            ))
+        return rows
+
+    def retention_points(self) -> list[RetentionRow]:
+        """Per batch in effect: the retention series, first-round retention over the edits
+        measured after the batch, and the batch's summary scores."""
+        batches = {b.id: b for b in self.batches(include_undone=False)}
+        applied_by = {
+            r["fact_id"]: r["batch_id"]
+            for r in self._db.query(
+                "SELECT bf.fact_id, bf.batch_id FROM batch_facts bf JOIN batches b ON b.id = bf.batch_id "
+                "WHERE bf.applied AND b.undone_at IS NULL"
+            )
+        }
+        measured: dict[int, list[tuple[int, bool]]] = {}
+        for evaluation in self.evaluations():
+            if evaluation.batch_id in batches and evaluation.fact_id in applied_by:
+                measured.setdefault(evaluation.batch_id, []).append((applied_by[evaluation.fact_id], evaluation.retained))
+        rows = []
+        for point in self.retention_series():
+            metrics = batches[point.batch_id].metrics
+            rows.append(RetentionRow(
+                batch_id=point.batch_id, edits_applied=point.edits_applied, evaluated=point.evaluated,
+                retained=point.retained, first_batch_share=first_round_retention(measured.get(point.batch_id, ())),
+                efficacy=metrics.get("efficacy"), generalization=metrics.get("generalization"),
+                specificity=metrics.get("specificity"), fluency=metrics.get("fluency"),
+            ))
+        return rows
 
     # -- state files and chats ---------------------------------------------------------------
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from nse_engine.facts import EditRequest
+from nse_engine.store.validation import FactProblem
 
 WriteState = Callable[[Path], None]
 """Writes the engine's editing state to the given path (the store chooses it and makes it durable)."""
@@ -113,3 +114,41 @@ class Chat:
     answer: str
     batch_id: int | None  # the last batch in effect when it was asked; None: the base model
     created_at: str
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    """An open project as the app shows it: where it is, what it edits, with which settings."""
+
+    folder: str
+    name: str
+    base_model: str | None  # the source of the model the project edits
+    settings: Mapping[str, object]  # the editing settings in effect (NseHyperParams.to_dict())
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """One record of a fact file as an import reads it: its cells and what is wrong with it."""
+
+    line: int  # where the record starts; the CSV header is line 1
+    fields: Mapping[str, str]  # in the CSV layout, so a rejected row can be fixed and re-imported
+    problems: tuple[FactProblem, ...]
+
+
+@dataclass(frozen=True)
+class FilePreview:
+    """Every record of a fact file with the problems importing it now would find."""
+
+    path: str
+    format: str
+    warnings: tuple[str, ...]
+    rows: tuple[FileRow, ...]
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import queued, and the rows it rejected."""
+
+    imported: int
+    rejected: tuple[FileRow, ...]
+    warnings: tuple[str, ...]

@@ -1,0 +1,94 @@
+"""What the Log and Retention screens show (composed by log_queries.py), and what a batch changed.
+
+The app's views receive these records and nothing else from the log: detached from SQLite, and
+importing nothing heavier than the fact records. First-round retention is defined here once;
+the Retention chart, the workspace's batch metrics and `nse bench` all use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from nse_engine.facts import EditRequest
+from nse_engine.store.records import Batch
+from nse_engine.store.schema import FACT_STATUSES
+
+__all__ = ["FACT_STATUSES", "BatchChanges", "LogRow", "RetentionRow", "first_round_retention"]
+
+
+def first_round_retention(measured: Iterable[tuple[int, bool]]) -> float | None:
+    """Of the first round's edits, the share the model still gives (None: nothing measured).
+
+    `measured` holds (round or batch that applied the edit, whether the model gives its new
+    object now) for the edits measured now; the first round is the earliest of them. The
+    retention sample always measures every edit of the first round in effect.
+    """
+    measured = list(measured)
+    if not measured:
+        return None
+    first = min(round_index for round_index, _ in measured)
+    kept = [bool(retained) for round_index, retained in measured if round_index == first]
+    return sum(kept) / len(kept)
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One fact of the log with its probabilities: just before its own batch, just after it,
+    and after the newest batch that measured it ("now")."""
+
+    request: EditRequest  # request.fact_id is the fact's id
+    status: str  # one of FACT_STATUSES
+    batch_id: int | None  # the last batch that ran this fact
+    reason: str | None  # why it was not applied, when it was not
+    source_file: str | None
+    source_line: int | None
+    prob_new_before: float | None
+    prob_true_before: float | None
+    prob_new_after: float | None
+    prob_true_after: float | None
+    prob_new_now: float | None
+    prob_true_now: float | None
+    retained: bool | None  # the model still gives target_new at the newest measurement
+
+    @property
+    def id(self) -> int:
+        assert self.request.fact_id is not None
+        return self.request.fact_id
+
+
+@dataclass(frozen=True)
+class RetentionRow:
+    """One batch in effect on the Retention screen: edits in effect, the share of earlier edits
+    and of the first batch's edits still retained, and the batch's summary scores."""
+
+    batch_id: int
+    edits_applied: int  # edits in effect after this batch, this batch's included
+    evaluated: int  # earlier edits (from batches before this one) measured after it
+    retained: int
+    first_batch_share: float | None  # first_round_retention over the edits measured after this batch
+    efficacy: float | None  # this batch's own edits
+    generalization: float | None
+    specificity: float | None
+    fluency: float | None
+
+    @property
+    def share(self) -> float | None:
+        return self.retained / self.evaluated if self.evaluated else None
+
+
+@dataclass
+class BatchChanges:
+    """What a batch or an undo changed; each view updates itself from it."""
+
+    batch_id: int | None
+    applied_fact_ids: list[int]
+    failed: dict[int, str]  # fact_id -> why it was not applied
+    retention: float | None  # share of earlier edits still retained after this batch
+    seconds_by_phase: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    undone: bool = False
+    refreshed: int = 0  # earlier edits that the round moved away and pulled back
+    batch: Batch | None = None  # the batch as the log holds it now (undone_at set by an undo)
+    point: RetentionRow | None = None  # the batch's point on the Retention screen (None: undone)
+    fact_ids: tuple[int, ...] = ()  # facts whose Log row changed: the batch's own and those measured after it

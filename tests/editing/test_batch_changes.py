@@ -1,0 +1,54 @@
+"""What a batch or an undo reports is what the log's queries show afterwards, so a view that
+updates itself from BatchChanges shows what a full refresh would; first-round retention is one
+number whether the batch measured it or the log's chart computes it."""
+
+import pytest
+
+from nse_engine.store.log_rows import first_round_retention
+from test_session import ROUND_1, ROUND_2
+from test_workspace import open_workspace
+
+
+def test_first_round_retention_is_the_share_of_the_earliest_rounds_edits():
+    assert first_round_retention([(3, True), (2, True), (2, False), (4, False)]) == 0.5
+    assert first_round_retention([(1, True)]) == 1.0
+    assert first_round_retention([]) is None
+
+
+def test_a_batch_reports_its_chart_point_batch_row_and_the_log_rows_it_changed(tmp_path):
+    ws = open_workspace(tmp_path)
+    first_ids = ws.project.queue_facts(ROUND_1)
+    first = ws.run_batch(first_ids)
+    assert first.point == ws.project.queries.retention_points()[-1]
+    assert first.point.first_batch_share == first.point.efficacy  # the first batch's own edits
+
+    later_ids = ws.project.queue_facts(ROUND_2)
+    later = ws.run_batch(later_ids)
+    points = ws.project.queries.retention_points()
+    assert [p.batch_id for p in points] == [first.batch_id, later.batch_id]
+    assert later.point == points[-1]
+    assert later.point.first_batch_share == pytest.approx(later.metrics["first_round_retention"])
+    assert later.batch == ws.project.batches()[-1]
+
+    measured = {e.fact_id for e in ws.project.evaluations(batch_id=later.batch_id)}
+    assert set(later.fact_ids) == set(later_ids) | measured >= set(first_ids)
+    rows = ws.project.queries.log_rows(fact_ids=later.fact_ids)
+    assert rows == [r for r in ws.project.queries.log_rows() if r.id in set(later.fact_ids)]
+    now = {e.fact_id: e.prob_new for e in ws.project.evaluations(batch_id=later.batch_id)}
+    assert {r.id: r.prob_new_now for r in rows} == now
+    assert ws.project.queries.log_rows(status="queued", fact_ids=later.fact_ids) == []
+    ws.project.close()
+
+
+def test_an_undo_reports_its_batch_undone_and_the_facts_it_changed(tmp_path):
+    ws = open_workspace(tmp_path)
+    ws.run_batch(ws.project.queue_facts(ROUND_1))
+    ids = ws.project.queue_facts(ROUND_2)
+    ran = ws.run_batch(ids)
+    undone = ws.undo_last_batch()
+    assert undone.undone and undone.batch_id == ran.batch_id and undone.point is None
+    assert undone.batch == ws.project.batch(ran.batch_id) and undone.batch.undone
+    assert sorted(undone.fact_ids) == sorted(ids)
+    assert [r.status for r in ws.project.queries.log_rows(fact_ids=undone.fact_ids)] == ["undone"] * len(ids)
+    assert [p.batch_id for p in ws.project.queries.retention_points()] == [ran.batch_id - 1]
+    ws.project.close()
