@@ -17,6 +17,7 @@ EXPECTED = {
     "mistral": ("model.layers", "mlp.down_proj", False, 72, "model.norm"),
     "qwen2": ("model.layers", "mlp.down_proj", False, 72, "model.norm"),
     "smollm": ("model.layers", "mlp.down_proj", False, 72, "model.norm"),
+    "gemma3": ("model.layers", "mlp.down_proj", False, 72, "model.norm"),
 }
 
 
@@ -32,6 +33,7 @@ def test_edit_points_by_shape(kind):
     assert points.d_ff == d_ff
     assert points.hidden_size == 32
     assert points.final_norm_path == norm_path
+    assert points.mlp_output_norm_path == ("post_feedforward_layernorm" if kind == "gemma3" else None)
     for layer in range(points.n_layers):
         assert tuple(points.weight_view(layer).shape) == (32, d_ff)
         # the view shares storage with the parameter: writes through it change the model

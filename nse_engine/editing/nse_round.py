@@ -28,6 +28,7 @@ from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.ledger import WeightLedger
 from nse_engine.editing.reading import FactReader
 from nse_engine.editing.methods import LayerSolver
+from nse_engine.editing.post_norm import value_change_for
 from nse_engine.editing.update import LayerUpdate, residual_shares
 from nse_engine.facts import EditRequest
 from nse_engine.progress import JobControl
@@ -210,10 +211,15 @@ def editing_pass(
     for i, layer in enumerate(ledger.layers):
         control.report("layer updates", pass_index * len(ledger.layers) + i, hp.max_iterations * len(ledger.layers),
                        f"pass {pass_index + 1}, layer {layer}, {len(chosen)} facts")
-        keys, hidden = reads.keys_and_hidden(layer)  # (s, d_ff), (s, hidden)
+        keys, hidden, bare_keys = reads.keys_and_hidden(layer)  # (s, d_ff), (s, hidden), (s, d_ff)
         to_target = rows.targets[selected] - hidden  # (s, hidden)
         share = (1 - rows.goal[selected] / to_target.norm(dim=1).clamp_min(1e-12)).clamp_min(0)  # (s,)
         residual = to_target * share[:, None] * layer_share[i]  # (s, hidden)
+        norm = ledger.points.mlp_output_norm(layer)
+        if norm is not None:  # the projection's output reaches the residual through a norm (post_norm.py)
+            projection = ledger.points.mlp_out(layer)
+            values = projection(bare_keys.to(ledger.points.weight(layer).device, ledger.points.weight(layer).dtype))
+            residual = value_change_for(residual, values, norm)
         update = solve(layer=layer, keys=keys, residuals=residual, earlier_stored_keys=rows.stored_keys[layer][earlier])
         round_offset[layer][:, update.neurons] += update.delta()
         ledger.write_weights(layer, ledger.offsets[layer] + round_offset[layer], update.neurons)

@@ -110,10 +110,12 @@ class LayeredReads:
     trace: LayerByLayerTrace
     rows_per_fact: int
 
-    def keys_and_hidden(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys at `layer` averaged over contexts (n, d_ff) and current hidden states at the last
-        edited layer on the bare prompts (n, hidden), float64, with every lower edited layer as it
-        is now; call for the edited layers in order."""
+    def keys_and_hidden(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Keys at `layer` averaged over contexts (n, d_ff), current hidden states at the last
+        edited layer on the bare prompts (n, hidden), float64, and the bare prompts' own keys at
+        `layer` (n, d_ff) as the model computed them, with every lower edited layer as it is now;
+        call for the edited layers in order."""
         keys, hidden = self.trace.keys_and_state(layer)
         device = self.reader.solve_device
-        return fact_keys(keys, self.rows_per_fact, device), hidden.to(device, torch.float64)
+        bare = keys.view(-1, self.rows_per_fact, keys.shape[-1])[:, 0]  # (n, d_ff)
+        return fact_keys(keys, self.rows_per_fact, device), hidden.to(device, torch.float64), bare

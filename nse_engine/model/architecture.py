@@ -14,6 +14,8 @@ from nse_engine.errors import UnsupportedArchitectureError
 # Parent names that mark a feed-forward sub-block, and the usual names of its output projection.
 _MLP_PARENTS = ("mlp", "feed_forward", "ffn", "ff", "mlp_block")
 _OUT_PROJ_NAMES = ("down_proj", "c_proj", "fc_out", "dense_4h_to_h", "fc2", "w2", "out_proj", "wo")
+# A norm applied to the MLP's output before it joins the residual stream (Gemma 2 and 3, OLMo 2).
+_POST_MLP_NORM_NAMES = ("post_feedforward_layernorm",)
 
 
 @dataclass
@@ -36,6 +38,7 @@ class EditPoints:
     final_norm_path: str
     lm_head: nn.Module
     embeddings: nn.Module
+    mlp_output_norm_path: str | None = None  # relative to a block: a norm between the MLP and the residual
 
     @property
     def n_layers(self) -> int:
@@ -43,6 +46,10 @@ class EditPoints:
 
     def mlp_out(self, layer: int) -> nn.Module:
         return self.blocks[layer].get_submodule(self.mlp_out_path)
+
+    def mlp_output_norm(self, layer: int) -> nn.Module | None:
+        """The norm block `layer` applies to its MLP output, or None when the output joins the residual as is."""
+        return self.blocks[layer].get_submodule(self.mlp_output_norm_path) if self.mlp_output_norm_path else None
 
     def weight(self, layer: int) -> nn.Parameter:
         """The stored parameter of layer `layer`'s projection (shape as stored)."""
@@ -67,6 +74,7 @@ class EditPoints:
             "d_ff": self.d_ff,
             "hidden_size": self.hidden_size,
             "final_norm": self.final_norm_path,
+            "mlp_output_norm": self.mlp_output_norm_path or "none",
             "lm_head": type(self.lm_head).__name__,
         }
 
@@ -114,6 +122,7 @@ def find_edit_points(model: PreTrainedModel) -> EditPoints:
         final_norm_path=norm_path,
         lm_head=lm_head,
         embeddings=model.get_input_embeddings(),
+        mlp_output_norm_path=next((n for n in _POST_MLP_NORM_NAMES if hasattr(first, n)), None),
     )
 
 

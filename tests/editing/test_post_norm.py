@@ -1,0 +1,56 @@
+"""Blocks with a norm after the MLP (Gemma): the value change that moves the norm's output by r."""
+
+import torch
+from transformers.models.gemma3.modeling_gemma3 import Gemma3RMSNorm
+
+from nse_engine.editing.post_norm import value_change_for
+
+
+def _norm(hidden: int, seed: int) -> Gemma3RMSNorm:
+    torch.manual_seed(seed)
+    norm = Gemma3RMSNorm(hidden, eps=1e-6)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(hidden) * 0.5)  # gains 1 + w of either sign
+    return norm
+
+
+def test_a_tangential_residual_is_reached_exactly_and_the_scale_of_v_is_kept():
+    norm = _norm(16, 0)
+    value = torch.randn(3, 16, dtype=torch.float64) * 40
+    out = norm(value.float()).double()
+    gain = norm(torch.ones(1, 16))[0].double()
+    # a change that keeps rms(y / gain) = 1 is reachable: turn norm(v) within its ellipsoid
+    turned = (out / gain + 0.3 * torch.randn(3, 16, dtype=torch.float64))
+    turned = turned / turned.pow(2).mean(-1, keepdim=True).sqrt() * gain
+    residual = turned - out
+    change = value_change_for(residual, value, norm)
+    reached = norm((value + change).float()).double()
+    assert torch.allclose(reached, turned, atol=1e-4)
+    rms = lambda x: x.pow(2).mean(-1).sqrt()
+    assert torch.allclose(rms(value + change), rms(value), rtol=1e-9)
+
+
+def test_a_huge_residual_only_turns_the_contribution_never_enlarges_it():
+    norm = _norm(16, 1)
+    value = torch.randn(2, 16, dtype=torch.float64)
+    residual = 1e4 * torch.randn(2, 16, dtype=torch.float64)
+    change = value_change_for(residual, value, norm)
+    gain = norm(torch.ones(1, 16))[0].double()
+    reached = norm((value + change).float()).double()
+    assert torch.allclose((reached / gain).pow(2).mean(-1), torch.ones(2, dtype=torch.float64), atol=1e-4)
+    direction = torch.nn.functional.cosine_similarity(reached / gain, (norm(value.float()).double() + residual) / gain)
+    assert (direction > 0.999).all()
+
+
+def test_a_round_on_a_gemma_block_moves_the_state_towards_its_target():
+    from nse_engine.editing.session import EditingSession
+    from test_session import ROUND_1, loaded_tiny, tiny_hparams
+
+    inverted = EditingSession(loaded_tiny("gemma3"), tiny_hparams(max_iterations=1))
+    assert inverted.points.mlp_output_norm_path == "post_feedforward_layernorm"
+    linear = EditingSession(loaded_tiny("gemma3"), tiny_hparams(max_iterations=1))
+    linear.points.mlp_output_norm_path = None  # what NSE did before: add the residual to v itself
+    for outcome in inverted.apply_round(ROUND_1).outcomes:
+        assert outcome.distance_after < 0.3 * outcome.distance_before
+    for outcome in linear.apply_round(ROUND_1).outcomes:
+        assert outcome.distance_after > outcome.distance_before  # the norm turns the change elsewhere
