@@ -21,6 +21,26 @@ class ProjectError(NseError):
     """A project folder or its state does not match what is asked of it."""
 
 
+class ProjectLockedError(ProjectError):
+    """Another window or process has the project open for writing."""
+
+
+class StorageError(ProjectError):
+    """The disk under a project is full, read-only or damaged; the project is as it was before."""
+
+
+class DamagedStateError(ProjectError):
+    """The current editing-state file is missing or differs from its recorded checksum."""
+
+
+class SettingsError(NseError):
+    """An editing setting has the wrong type, or a value outside what it allows."""
+
+
+class OutputFileError(NseError):
+    """A file the user asked for (an export, an errors file) cannot be written where asked."""
+
+
 class ImportFormatError(NseError):
     """A fact file cannot be read as any supported format."""
 

@@ -13,11 +13,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+import torch
+
 from nse_engine.editing.derive import default_hparams
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.facts import EditRequest
 from nse_engine.editing.session import EditingSession
-from nse_engine.errors import EditError, ProjectError
+from nse_engine.errors import DamagedStateError, EditError, ProjectError
 from nse_engine.evaluation.counterfact import evaluate, prompt_probabilities
 from nse_engine.evaluation.fluency import fluency_score
 from nse_engine.evaluation.retention import retention_sample
@@ -27,7 +29,6 @@ from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl, silent
 from nse_engine.store import FactEvaluation, Project
 from nse_engine.store.log_rows import BatchChanges, first_round_retention
-from nse_engine.store.project import LOG_FILE
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +53,27 @@ class Workspace:
         """
         control = control or silent()
         folder = Path(project_folder)
-        project = Project.open(folder) if (folder / LOG_FILE).exists() else Project.create(folder)
-        if method is not None and method not in METHODS:
+        project, _created = Project.open_or_create(folder)
+        try:
+            if method is not None and method not in METHODS:
+                raise ProjectError(f"unknown editing method {method!r}; use one of {', '.join(METHODS)}")
+            known = project.method
+            if method is not None and known is not None and method != known:
+                raise ProjectError(
+                    f"{folder} edits with {METHOD_NAMES[known]}; it cannot continue with {METHOD_NAMES[method]}. "
+                    "Create a new project for another method."
+                )
+            chosen = known or method or "nse"
+            state = project.current_state_file()  # checked against its recorded checksum
+            if state is not None:
+                session = _restored_session(loaded, state, folder)
+            else:
+                session = EditingSession(loaded, default_hparams(loaded, _points(loaded), control, chosen))
+            project.check_base_model(loaded.source, session.base_fingerprint)
+            project.check_method(session.hparams.method)
+        except BaseException:
             project.close()
-            raise ProjectError(f"unknown editing method {method!r}; use one of {', '.join(METHODS)}")
-        known = project.method
-        if method is not None and known is not None and method != known:
-            project.close()
-            raise ProjectError(
-                f"{folder} edits with {METHOD_NAMES[known]}; it cannot continue with {METHOD_NAMES[method]}. "
-                "Create a new project for another method."
-            )
-        chosen = known or method or "nse"
-        state = project.current_state_file()
-        if state is not None:
-            session = EditingSession.from_state(loaded, state)
-        else:
-            session = EditingSession(loaded, default_hparams(loaded, _points(loaded), control, chosen))
-        project.check_base_model(loaded.source, session.base_fingerprint)
-        project.check_method(session.hparams.method)
+            raise
         return cls(loaded, session, project)
 
     @property
@@ -184,6 +187,21 @@ class Workspace:
             yield self
         finally:
             self.project.close()
+
+
+def _restored_session(loaded: LoadedModel, state: Path, folder: Path) -> EditingSession:
+    """The session a state file holds, on `loaded`; `DamagedStateError` when it gives NaN or
+    infinite weights (a state saved damaged, though its checksum matches)."""
+    set_aside = (f"Put it back from a backup, or run `nse rollback --project {folder} --discard-current` "
+                 "to go back to the last good state.")
+    try:
+        session = EditingSession.from_state(loaded, state)
+    except DamagedStateError as exc:
+        raise DamagedStateError(f"{exc}. {set_aside}") from exc
+    for layer in session.layers:
+        if not torch.isfinite(session.points.weight_view(layer)).all():
+            raise DamagedStateError(f"restoring {state.name} gives NaN or infinite weights in layer {layer}. {set_aside}")
+    return session
 
 
 def _points(loaded: LoadedModel) -> EditPoints:

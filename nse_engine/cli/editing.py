@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+from typing import Any
 
+from nse_engine.cli.arguments import non_negative_int, positive_int, setting
 from nse_engine.cli.models import add_model_options
 from nse_engine.cli.progress_bar import progress_bar_control
 from nse_engine.method_names import METHODS
+
+SHOWN_PROBLEMS = 10
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,55 +19,95 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="model folder, .gguf file, or 'default'")
     p.add_argument("--cases", required=True, type=Path, help="facts: CSV, our JSONL, CounterFact or ZsRE JSON")
     p.add_argument("--project", required=True, type=Path, help="project folder (created if missing)")
-    p.add_argument("--batch-size", type=int, default=10, help="facts per edit round (default 10)")
-    p.add_argument("--limit", type=int, default=None, help="edit at most this many queued facts")
+    p.add_argument("--batch-size", type=positive_int, default=10, help="facts per edit round (default 10)")
+    p.add_argument("--limit", type=positive_int, default=None, help="edit at most this many queued facts")
+    p.add_argument("--reapply", action="store_true", help="edit facts of the file that were applied before again")
     p.add_argument("--method", choices=METHODS, default=None,
                    help="editing method of a new project (default nse); an existing project keeps its own")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override an NSE setting")
+    p.add_argument("--set", action="append", default=[], type=setting, metavar="NAME=VALUE",
+                   help="override an NSE setting")
     add_model_options(p)
     p.set_defaults(run=run_edit)
 
     p = sub.add_parser("bench", help="run the sequential editing benchmark on a fresh copy of a model")
     p.add_argument("--model", required=True, help="model folder, .gguf file, or 'default'")
     p.add_argument("--cases", required=True, type=Path, help="our JSONL (facts_dev.jsonl) or CounterFact JSON")
-    p.add_argument("--limit", type=int, default=100, help="number of cases (default 100)")
-    p.add_argument("--batch-size", type=int, default=10, help="facts per edit round (default 10)")
+    p.add_argument("--limit", type=positive_int, default=100, help="number of cases (default 100)")
+    p.add_argument("--batch-size", type=positive_int, default=10, help="facts per edit round (default 10)")
     p.add_argument("--json", required=True, type=Path, help="where to write the results")
     p.add_argument("--method", choices=METHODS, default="nse", help="editing method (default nse)")
-    p.add_argument("--per-fact-baseline", type=int, default=0, metavar="K",
+    p.add_argument("--per-fact-baseline", type=non_negative_int, default=0, metavar="K",
                    help="also time a plain per-fact target-state loop on K cases")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override an NSE setting")
+    p.add_argument("--set", action="append", default=[], type=setting, metavar="NAME=VALUE",
+                   help="override an NSE setting")
     add_model_options(p)
     p.set_defaults(run=run_bench)
 
 
-def parse_overrides(items: list[str]) -> dict[str, object]:
-    """NAME=VALUE pairs; values are JSON when they parse as JSON (numbers, lists), else text."""
-    overrides: dict[str, object] = {}
+def parse_overrides(items: list[str | tuple[str, Any]]) -> dict[str, Any]:
+    """Settings as given to --set: NAME=VALUE texts, or pairs already parsed by `arguments.setting`.
+
+    Raises `SettingsError` (an `error:` line) for a bad one.
+    """
+    from nse_engine.editing.settings import parse_setting
+    from nse_engine.errors import SettingsError
+
+    overrides: dict[str, Any] = {}
     for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set needs NAME=VALUE, got {item!r}")
-        try:
-            overrides[name.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[name.strip()] = value
+        if isinstance(item, tuple):
+            name, value = item
+        else:
+            name, sep, text = item.partition("=")
+            if not sep:
+                raise SettingsError(f"--set needs NAME=VALUE, got {item!r}")
+            name, value = name.strip(), parse_setting(name.strip(), text)
+        overrides[name] = value
     return overrides
 
 
+def print_import_outcome(report: Any, cases: Path) -> None:
+    """What importing the cases of a run did, so that running it again reads as resuming."""
+    applied = [s for s in report.skipped if s.status == "applied"]
+    queued = len(report.skipped) - len(applied)
+    if applied:
+        batches = ", ".join(str(b) for b in sorted({s.batch_id for s in applied}))
+        print(f"{_facts(len(applied))} of {cases} are already applied (batch {batches}); skipped them "
+              "(--reapply edits them again)")
+    if queued:
+        print(f"{_facts(queued)} of {cases} are already queued")
+    if report.rejected:
+        rows = len(report.rejected)
+        print(f"{rows} row{'s' if rows > 1 else ''} of {cases} {'were' if rows > 1 else 'was'} rejected:")
+        for row in report.rejected[:SHOWN_PROBLEMS]:
+            for problem in row.problems:
+                print(f"  {problem}")
+        if rows > SHOWN_PROBLEMS:
+            print(f"  … see `nse import {cases} --project PROJECT --dry-run --errors OUT.csv` for all")
+
+
+def _facts(n: int) -> str:
+    return f"{n} fact{'s' if n > 1 else ''}"
+
+
 def run_edit(args: argparse.Namespace) -> int:
+    from nse_engine.editing.settings import apply_settings
     from nse_engine.model.loading import load_model
+    from nse_engine.store import TokenLimit
     from nse_engine.workspace import Workspace
 
     control = progress_bar_control()
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     workspace = Workspace.open(loaded, args.project, control, method=args.method)
     with workspace.closing():
-        report = workspace.project.import_facts(args.cases, control=control)
-        if report.rejected:
-            print(f"{len(report.rejected)} rows of {args.cases} were rejected; see `nse import --dry-run`")
-        hparams = workspace.hparams.with_overrides(**parse_overrides(args.set)) if args.set else None
+        workspace.project.require_writable("edit")
+        n_layers = workspace.session.points.n_layers
+        hparams = apply_settings(workspace.hparams, parse_overrides(args.set), n_layers) if args.set else None
+        limit = TokenLimit.for_model(loaded.tokenizer, loaded.model.config)
+        report = workspace.project.import_facts(args.cases, control=control, token_limit=limit, reapply=args.reapply)
+        print_import_outcome(report, args.cases)
         queued = [r.fact_id for r in workspace.project.queued_facts()][: args.limit]
+        if not queued:
+            print("nothing to edit: the queue is empty")
         for start in range(0, len(queued), args.batch_size):
             ids = queued[start : start + args.batch_size]
             changes = workspace.run_batch(ids, control, hparams)
@@ -88,7 +131,8 @@ def run_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(limit=args.limit, batch_size=args.batch_size, per_fact_baseline=args.per_fact_baseline)
     report = run_benchmark(loaded, cases, config, parse_overrides(args.set), control, method=args.method)
     write_result(args.json, report)
-    for key in ("efficacy", "generalization", "specificity", "specificity_unedited_neighbours",
+    for key in ("efficacy", "generalization", "specificity", "specificity_unedited_neighbours", "generation",
+                "generation_paraphrase", "chat_answer", "neighbour_generation", "subject_spelling",
                 "first_round_retention", "fluency_before", "fluency_after", "seconds_per_edit", "peak_rss_mb"):
         value = report[key]
         print(f"{key:<33}{value:.3f}" if isinstance(value, float) else f"{key:<33}{value}")

@@ -7,7 +7,9 @@ from tqdm import tqdm
 from nse_engine.progress import JobControl, Progress
 
 
-def progress_bar_control(disable: bool = False) -> JobControl:
+def progress_bar_control(disable: bool | None = None) -> JobControl:
+    """Bars on a terminal; with `disable` None (tqdm's rule) none when stderr is a file or a pipe,
+    so a redirected run's log holds its messages, not thousands of redrawn bars."""
     bars: dict[str, tqdm] = {}
 
     def show(p: Progress) -> None:

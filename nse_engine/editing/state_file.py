@@ -20,7 +20,7 @@ from nse_engine.atomic import atomic_path
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.ledger import EditRound
 from nse_engine.editing.update import LayerUpdate
-from nse_engine.errors import ProjectError
+from nse_engine.errors import DamagedStateError, ProjectError
 from nse_engine.facts import EditRequest, FactOutcome
 
 STATE_FORMAT = 1
@@ -78,16 +78,20 @@ def write_state(path: Path, session: SavedSession) -> None:
 
 
 def read_state(path: Path) -> SavedSession:
-    """Read a state file; `ProjectError` when it is damaged or of another format."""
+    """Read a state file; `DamagedStateError` when it cannot be read or holds NaN or infinite
+    values (a damaged save), `ProjectError` when it is of another format."""
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
             metadata = fh.metadata() or {}
         tensors = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise ProjectError(f"The editing state {path.name} cannot be read: {exc}") from exc
+        raise DamagedStateError(f"the editing state {path.name} cannot be read: {exc}") from exc
     if metadata.get("format") != str(STATE_FORMAT):
         raise ProjectError(f"{path.name} is not an editing state this version can read.")
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise DamagedStateError(f"the editing state {path.name} holds NaN or infinite values ({name}): it was saved damaged")
     hparams = NseHyperParams.from_dict(json.loads(metadata["hparams"]))
     rounds = []
     for r, meta in enumerate(json.loads(metadata["rounds"])):

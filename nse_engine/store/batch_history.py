@@ -2,8 +2,10 @@
 
 The log and the state files never disagree, even if the process is killed at any moment: a new
 state file is written under a fresh name (temporary file, fsync, rename) *before* the one
-transaction that records it; the current state is the newest state file the log names, and any
-other file in `state/` is a leftover of a crash.
+transaction that records it; the current state is the newest state file the log names (and no
+rollback set aside), and any other file in `state/` is a leftover of a crash, removed only by the
+holder of the project's write lock. Every use of the current state checks it against the checksum
+recorded with it (state_recovery.py says what to offer when that fails).
 """
 
 from __future__ import annotations
@@ -17,15 +19,18 @@ from typing import Mapping, NamedTuple, Sequence
 from sqlite_utils import Database
 
 from nse_engine.atomic import atomic_path, sha256_file
-from nse_engine.errors import ProjectError
+from nse_engine.errors import DamagedStateError, ProjectError
 from nse_engine.facts import FactOutcome
-from nse_engine.store.database import iso, now
+from nse_engine.store.database import LOG_FILE, iso, now
 from nse_engine.store.log_queries import LogQueries
 from nse_engine.store.records import Batch, FactEvaluation, WriteState
+from nse_engine.store.state_recovery import Recovery, find_recovery, state_problem
+from nse_engine.store.storage_errors import storage_errors
 
 log = logging.getLogger(__name__)
 
 STATE_SUFFIX = ".safetensors"
+NOT_RECORDED = "The batch was not recorded and the model is unchanged"
 
 
 class _NewState(NamedTuple):
@@ -70,9 +75,9 @@ class BatchHistory:
         if applied and write_state is None:
             raise ProjectError("a batch that applied facts must write its state")
         outcome = "applied" if applied == len(outcomes) else "partial" if applied else "failed"
-        state = self._write_state(write_state) if write_state else None
+        state = self._write_state(write_state, NOT_RECORDED) if write_state else None
         try:
-            with self._db.atomic():
+            with storage_errors(self.log_path, "record the batch", NOT_RECORDED), self._db.atomic():
                 batch_id = self._db.execute(
                     "INSERT INTO batches (method, hparams, started_at, finished_at, duration_s, outcome, metrics) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -116,9 +121,10 @@ class BatchHistory:
         batch_id, batch_state = row
         if batch_state is not None and write_state is None:
             raise ProjectError(f"batch {batch_id} changed the model; undoing it must write the restored state")
-        state = self._write_state(write_state) if write_state else None
+        not_undone = f"Batch {batch_id} was not undone and the model is as before"
+        state = self._write_state(write_state, not_undone) if write_state else None
         try:
-            with self._db.atomic():
+            with storage_errors(self.log_path, "record the undo", not_undone), self._db.atomic():
                 if state:
                     self._record_state(state, "undo", batch_id)
                 self._db.execute(
@@ -133,19 +139,55 @@ class BatchHistory:
         return self._queries.batch(batch_id)
 
     def current_state_file(self) -> Path | None:
-        """Path of the current state file (None: the base model); raises if the file went missing."""
+        """Path of the current state file, checked against its recorded checksum (None: the base model).
+
+        Raises `DamagedStateError`, naming the last good state, when it is missing or damaged.
+        """
         state = self._queries.current_state()
         if state is None:
             return None
-        if not state.path.is_file():
-            raise ProjectError(f"the project's current state file {state.path} is missing")
+        self.verify_current_state()
         return state.path
 
     def verify_current_state(self) -> None:
-        """Raise `ProjectError` unless the current state file has the checksum the log recorded."""
+        """Raise `DamagedStateError` unless the current state file has the checksum the log recorded."""
         state = self._queries.current_state()
-        if state is not None and sha256_file(self.current_state_file()) != state.sha256:  # type: ignore[arg-type]
-            raise ProjectError(f"the state file {state.path} was changed outside NSE Studio (checksum differs)")
+        if state is not None and state_problem(state) is not None:
+            recovery = find_recovery(self._db, self._queries)
+            raise DamagedStateError(recovery.describe(self.state_dir.parent) if recovery else f"{state.path} changed")
+
+    def recovery(self) -> Recovery | None:
+        """How to go back to the last good state when the current one is damaged (None: it is intact)."""
+        return find_recovery(self._db, self._queries)
+
+    def roll_back(self, known_problem: str | None = None) -> Recovery | None:
+        """Go back to the last good state: the batches it does not hold are recorded as undone and the
+        newer state files are set aside (kept on disk). None when the current state is intact.
+
+        `known_problem` sets aside a current state whose checksum matches but which was saved damaged.
+        """
+        recovery = find_recovery(self._db, self._queries, known_problem)
+        if recovery is None:
+            return None
+        good_id = recovery.good.id if recovery.good else 0
+        with storage_errors(self.log_path, "record the rollback"), self._db.atomic():
+            moment = now()
+            self._db.execute("UPDATE state_files SET discarded_at = ? WHERE id > ? AND discarded_at IS NULL",
+                             [moment, good_id])
+            self._db.conn.executemany(
+                "UPDATE batches SET undone_at = ?, undo_state_id = ? WHERE id = ?",
+                [(moment, recovery.good.id if recovery.good else None, b) for b in recovery.undo_batch_ids],
+            )
+            self._db.conn.executemany(
+                "UPDATE facts SET status = 'undone' WHERE batch_id = ? AND status = 'applied'",
+                [(b,) for b in recovery.undo_batch_ids],
+            )
+        log.warning("rolled back %s to %s", recovery.damaged.path, recovery.good.path if recovery.good else "the base model")
+        return recovery
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir.parent / LOG_FILE
 
     def remove_orphan_states(self) -> None:
         """Delete state files no batch names: leftovers of a run killed before its commit."""
@@ -155,14 +197,15 @@ class BatchHistory:
                 log.warning("removing %s: no batch in the log names it (left by an interrupted run)", path)
                 path.unlink()
 
-    def _write_state(self, write_state: WriteState) -> _NewState:
+    def _write_state(self, write_state: WriteState, not_recorded: str) -> _NewState:
         """Write a new state file under a fresh name, durably, before anything records it."""
         state_id = self._db.execute("SELECT coalesce(max(id), 0) + 1 FROM state_files").fetchone()[0]
         name = f"state-{state_id:06d}{STATE_SUFFIX}"
-        self.state_dir.mkdir(exist_ok=True)
-        with atomic_path(self.state_dir / name) as tmp:
-            write_state(tmp)
-        return _NewState(state_id, name, sha256_file(self.state_dir / name))
+        with storage_errors(self.state_dir, "save the edited state", not_recorded):
+            self.state_dir.mkdir(exist_ok=True)
+            with atomic_path(self.state_dir / name) as tmp:
+                write_state(tmp)
+            return _NewState(state_id, name, sha256_file(self.state_dir / name))
 
     def _record_state(self, state: _NewState, kind: str, batch_id: int) -> None:
         self._db.execute(

@@ -1,48 +1,67 @@
 """CSV files for spreadsheets: the log's facts and batches, and the rows an import rejected.
 
-Cells that a spreadsheet would run as a formula (starting with = + - @, tab or carriage
-return) are prefixed with an apostrophe, so opening an export can never execute anything.
-Files are UTF-8 with a BOM, which Excel needs to read UTF-8 and our importer accepts.
+Cells that a spreadsheet would run as a formula get an apostrophe in front (csv_cells.py), so
+opening an export can never execute anything; our importer takes it off again. Files are UTF-8
+with a BOM, which Excel needs to read UTF-8 and our importer accepts.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from nse_engine.atomic import atomic_path
+from nse_engine.errors import OutputFileError
+from nse_engine.store.csv_cells import FACT_EXPORT_COLUMNS, REJECTED_COLUMNS, neutralise_formula
 from nse_engine.store.importing import RejectedRow
 from nse_engine.store.project import Project
 from nse_engine.store.validation import FIELDS, fields_of
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+__all__ = ["REJECTED_COLUMNS", "check_output_path", "export_batches", "export_facts", "export_rejected", "write_csv"]
 
-FACT_COLUMNS = ("id", "status", *FIELDS, "batch_id", "reason", "source_file", "source_line", "created_at")
 BATCH_COLUMNS = (
     "id", "method", "outcome", "facts", "applied", "started_at", "finished_at", "duration_s",
     "state_file", "state_sha256", "undone_at", "hparams",
 )
-REJECTED_COLUMNS = ("line", "problems", *FIELDS)
 
 
-def neutralise_formula(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+def check_output_path(path: Path) -> None:
+    """Refuse, before any work is done, a place where a file cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputFileError(f"cannot write {path}: it is a folder; name a file in it")
+    if not path.parent.is_dir():
+        raise OutputFileError(f"cannot write {path}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK) or _read_only_media(path.parent):
+        raise OutputFileError(f"cannot write {path}: the folder {path.parent} is read-only")
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> int:
-    """Write rows atomically; returns how many were written."""
+    """Write rows atomically; returns how many were written. `OutputFileError` when it cannot be."""
+    path = Path(path)
+    check_output_path(path)
     count = 0
-    with atomic_path(Path(path)) as tmp:
-        with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header)
-            for row in rows:
-                writer.writerow([neutralise_formula(v) for v in row])
-                count += 1
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(header)
+                for row in rows:
+                    writer.writerow([neutralise_formula(v) for v in row])
+                    count += 1
+    except OSError as exc:
+        raise OutputFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return count
+
+
+def _read_only_media(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):
+        return False
 
 
 def export_facts(project: Project, path: Path, status: str | None = None, search: str | None = None) -> int:
@@ -52,7 +71,7 @@ def export_facts(project: Project, path: Path, status: str | None = None, search
             yield [fact.id, fact.status, *(cells[f] for f in FIELDS), fact.batch_id, fact.reason,
                    fact.source_file, fact.source_line, fact.created_at]
 
-    return write_csv(path, FACT_COLUMNS, rows())
+    return write_csv(path, FACT_EXPORT_COLUMNS, rows())
 
 
 def export_batches(project: Project, path: Path) -> int:

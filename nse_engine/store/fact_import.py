@@ -1,4 +1,9 @@
-"""Importing a fact file into the queue: one transaction that validates, de-duplicates and inserts."""
+"""Importing a fact file into the queue: one transaction that validates, de-duplicates and inserts.
+
+Importing is idempotent: a row identical to a queued fact, or to an applied one, is skipped and
+reported ("already applied in batch N"), so running the same import or `nse edit` again, or
+after a crash, never edits a fact twice; `reapply` queues applied facts again on purpose.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from sqlite_utils import Database
 from nse_engine.progress import JobControl, silent
 from nse_engine.store.database import now
 from nse_engine.store.fact_rows import INSERT_FACT, duplicate_problems, fact_row
-from nse_engine.store.importing import FactFile, ImportReport, RejectedRow, SourceRecord
+from nse_engine.store.importing import FactFile, ImportReport, RejectedRow, SkippedRow, SourceRecord
 from nse_engine.store.log_queries import LogQueries
 from nse_engine.store.validation import FactProblem, TokenLimit, fields_of
 
@@ -27,19 +32,21 @@ def import_facts(
     dry_run: bool = False,
     control: JobControl | None = None,
     token_limit: TokenLimit | None = None,
+    reapply: bool = False,
 ) -> ImportReport:
-    """Queue the valid facts of a file in one transaction and report every rejected row.
+    """Queue the valid facts of a file in one transaction and report every rejected or skipped row.
 
-    A dry run does the same work and rolls it back. Raises `ImportFormatError` (and changes
-    nothing) when the file is not a readable fact file.
+    A dry run does the same checks and writes nothing (it works on a read-only log). Without a
+    `token_limit` (no model loaded) texts are held to `TokenLimit.without_model()`. Raises
+    `ImportFormatError` (and changes nothing) when the file is not a readable fact file.
     """
     control = control or silent()
     path = Path(path)
-    with FactFile(path, token_limit) as source:
+    with FactFile(path, token_limit or TokenLimit.without_model()) as source:
         report = ImportReport(path, source.format, dry_run=dry_run)
         db.begin()
         try:
-            _FactImport(db, queries, source, report, control).run()
+            _FactImport(db, queries, source, report, control, reapply).run()
         except BaseException:
             db.rollback()
             raise
@@ -54,26 +61,30 @@ def import_facts(
 
 
 class _SeenRow:
-    __slots__ = ("line", "target_new", "fact_id", "conflicting")
+    __slots__ = ("line", "target_new", "fact_id", "conflicting", "fields")
 
-    def __init__(self, line: int, target_new: str, fact_id: int) -> None:
+    def __init__(self, line: int, target_new: str, fact_id: int, fields: dict[str, str] | None) -> None:
         self.line = line
         self.target_new = target_new
         self.fact_id = fact_id
         self.conflicting = False
+        self.fields = fields  # kept only by a dry run, which writes no row to read them back from
 
 
 class _FactImport:
     """One import run inside an open transaction."""
 
-    def __init__(self, db: Database, queries: LogQueries, source: FactFile, report: ImportReport, control: JobControl) -> None:
+    def __init__(self, db: Database, queries: LogQueries, source: FactFile, report: ImportReport, control: JobControl,
+                 reapply: bool) -> None:
         self.db = db
         self.queries = queries
         self.source = source
         self.source_file = str(source.path.resolve())
         self.report = report
         self.control = control
+        self.dry_run = report.dry_run
         self.queued = queries.queued_keys()
+        self.applied = {} if reapply else queries.applied_keys()
         self.seen: dict[tuple[str, str], _SeenRow] = {}
         self.pending: list[tuple] = []
         self.next_id, self.next_position = queries.next_fact_slot()
@@ -98,6 +109,10 @@ class _FactImport:
             self.reject(record.line, record.problems, record.fields)
             return
         key = (request.subject, request.prompt)
+        repeated = self.repeated(key, request.target_new, record.line)
+        if repeated is not None:
+            self.report.skipped.append(repeated)
+            return
         problems = duplicate_problems(key, request.target_new, self.queued)
         earlier = self.seen.get(key)
         if earlier is not None:
@@ -114,27 +129,41 @@ class _FactImport:
             return
         fact_id = self.next_id
         self.next_id += 1
-        self.seen[key] = _SeenRow(record.line, request.target_new, fact_id)
+        self.seen[key] = _SeenRow(record.line, request.target_new, fact_id, record.fields if self.dry_run else None)
         self.pending.append(fact_row(fact_id, self.next_position, request, self.source_file, record.line, self.created_at))
         self.next_position += 1
         self.report.imported_ids.append(fact_id)
+
+    def repeated(self, key: tuple[str, str], target_new: str, line: int) -> SkippedRow | None:
+        """The queued or applied fact this row repeats exactly, if any."""
+        queued = self.queued.get(key)
+        if queued is not None and queued[1] == target_new:
+            return SkippedRow(line, queued[0], "queued", None)
+        applied = self.applied.get((*key, target_new))
+        if applied is not None:
+            return SkippedRow(line, applied[0], "applied", applied[1])
+        return None
 
     def withdraw(self, earlier: _SeenRow, line: int, target: str) -> None:
         """Take back an already accepted row that a later row contradicts."""
         if earlier.conflicting:
             return
         earlier.conflicting = True
-        self.flush()
-        fact = self.queries.fact(earlier.fact_id)
-        self.db.execute("DELETE FROM facts WHERE id = ?", [earlier.fact_id])
+        if earlier.fields is not None:
+            fields = earlier.fields
+            self.pending = [row for row in self.pending if row[0] != earlier.fact_id]
+        else:
+            self.flush()
+            fields = fields_of(self.queries.fact(earlier.fact_id).request)
+            self.db.execute("DELETE FROM facts WHERE id = ?", [earlier.fact_id])
         self.report.imported_ids.remove(earlier.fact_id)
         problem = FactProblem("target_new", "conflict", f"line {line} asks for {target!r} for the same subject and prompt; keep one", earlier.line)
-        self.reject(earlier.line, [problem], fields_of(fact.request))
+        self.reject(earlier.line, [problem], fields)
 
     def reject(self, line: int, problems: list[FactProblem], fields: dict[str, str]) -> None:
         self.report.rejected.append(RejectedRow(line, problems, fields))
 
     def flush(self) -> None:
-        if self.pending:
+        if self.pending and not self.dry_run:
             self.db.conn.executemany(INSERT_FACT, self.pending)
-            self.pending.clear()
+        self.pending.clear()

@@ -3,7 +3,9 @@
 A file is streamed record by record, so a large file is never held in memory whole (except a
 JSON array, which is one document). Each record comes out validated, with the line it starts
 on; a file that is not readable text of a supported format raises `ImportFormatError` before
-or while reading, never a traceback.
+or while reading, never a traceback. A CSV cell holds at most 131,072 characters (the csv
+module's limit); a row with a longer one is rejected with that limit named. Our own CSV exports
+are recognised by their header and read back to exactly the values that were exported.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import IO, Any, Callable, Iterator
 
 from nse_engine.facts import EditRequest
 from nse_engine.errors import ImportFormatError
+from nse_engine.store.csv_cells import OUR_EXPORT_HEADERS, restore_formula
 from nse_engine.store.validation import (
     FIELDS,
     LIST_SEPARATOR,
@@ -53,6 +56,21 @@ class RejectedRow:
 
 
 @dataclass
+class SkippedRow:
+    """A row that asks for what the project already has: a queued fact, or an applied one."""
+
+    line: int
+    fact_id: int  # the fact it repeats
+    status: str  # "queued" or "applied"
+    batch_id: int | None  # the batch that applied it
+
+    def __str__(self) -> str:
+        if self.status == "applied":
+            return f"line {self.line}: already applied in batch {self.batch_id} (fact {self.fact_id})"
+        return f"line {self.line}: already queued as fact {self.fact_id}"
+
+
+@dataclass
 class ImportReport:
     """What an import did (or, for a dry run, would do)."""
 
@@ -61,6 +79,7 @@ class ImportReport:
     rows_read: int = 0
     imported_ids: list[int] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)
+    skipped: list[SkippedRow] = field(default_factory=list)  # already queued or applied: not imported again
     warnings: list[str] = field(default_factory=list)
     trimmed_rows: int = 0
     dry_run: bool = False
@@ -85,6 +104,7 @@ class FactFile:
         self.token_limit = token_limit
         self.warnings: list[str] = []
         self.bytes_read = 0
+        self._our_export = False
         try:
             self.total_bytes = self.path.stat().st_size
             self._fh: IO[bytes] = open(self.path, "rb")
@@ -144,6 +164,7 @@ class FactFile:
         repeated = [c for c, n in Counter(columns).items() if n > 1 and c]
         if repeated:
             raise self._fail(f"line 1: column {repeated[0]!r} appears more than once")
+        self._our_export = tuple(columns) in OUR_EXPORT_HEADERS
         ignored = [h for h, c in zip(header, columns) if c not in FIELDS]
         if ignored:
             self.warnings.append(f"ignored columns (line 1): {', '.join(repr(h) for h in ignored)}")
@@ -159,14 +180,15 @@ class FactFile:
             except StopIteration:
                 return
             except csv.Error as exc:
-                problem = FactProblem("(row)", "malformed", f"is not valid CSV: {exc}", start)
-                yield SourceRecord(start, {}, None, [problem])
+                yield SourceRecord(start, {}, None, [_csv_problem(exc, start)])
                 continue
             if not any(cell.strip() for cell in row):
                 continue
             yield self._csv_record(start, row, columns)
 
     def _csv_record(self, line: int, row: list[str], columns: list[str]) -> SourceRecord:
+        if self._our_export:
+            row = [restore_formula(cell) for cell in row]
         fields = {c: "" for c in FIELDS}
         fields.update({c: v for c, v in zip(columns, row) if c in FIELDS})
         request, problems = fact_from_fields(fields, self.token_limit)
@@ -488,6 +510,14 @@ class _LineCounter:
         self.line += self.text.count("\n", self.position, position)
         self.position = position
         return self.line
+
+
+def _csv_problem(error: csv.Error, line: int) -> FactProblem:
+    if "field larger than field limit" in str(error):
+        return FactProblem("(row)", "too_long", (
+            f"has a cell longer than {csv.field_size_limit():,} characters, the most a CSV cell may hold; shorten it"
+        ), line)
+    return FactProblem("(row)", "malformed", f"is not valid CSV: {error}", line)
 
 
 def _at(problem: FactProblem, line: int) -> FactProblem:

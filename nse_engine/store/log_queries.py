@@ -9,11 +9,14 @@ from typing import Collection, Sequence
 from sqlite_utils import Database
 
 from nse_engine.errors import ProjectError
+from nse_engine.store.database import LOG_FILE
 from nse_engine.store.fact_rows import FACT_COLUMNS, QueuedKeys, fact_filter, fact_record
 from nse_engine.store.log_rows import LogRow, RetentionRow, first_round_retention
 from nse_engine.store.records import Batch, Chat, Evaluation, Fact, RetentionPoint, StateFile, WrittenOutcome
+from nse_engine.store.storage_errors import guard_reads
 
 
+@guard_reads(lambda queries: queries.state_dir.parent / LOG_FILE)
 class LogQueries:
     """Read-only queries over one project's log; every record returned is detached from SQLite."""
 
@@ -46,6 +49,11 @@ class LogQueries:
     def queued_keys(self) -> QueuedKeys:
         rows = self._db.execute("SELECT subject, prompt, id, target_new FROM facts WHERE status = 'queued'")
         return {(s, p): (i, t) for s, p, i, t in rows}
+
+    def applied_keys(self) -> dict[tuple[str, str, str], tuple[int, int]]:
+        """(subject, prompt, target_new) of each applied fact -> (fact id, the batch that applied it)."""
+        rows = self._db.execute("SELECT subject, prompt, target_new, id, batch_id FROM facts WHERE status = 'applied'")
+        return {(s, p, t): (i, b) for s, p, t, i, b in rows}
 
     def next_fact_slot(self) -> tuple[int, int]:
         """The next free fact id and queue position."""
@@ -194,13 +202,15 @@ class LogQueries:
     # -- state files and chats ---------------------------------------------------------------
 
     def current_state(self) -> StateFile | None:
-        """The state the edited model is in: the newest state file the log names (None: the base model)."""
-        rows = list(self._db.query("SELECT * FROM state_files ORDER BY id DESC LIMIT 1"))
+        """The state the edited model is in: the newest state file the log names and no rollback set
+        aside (None: the base model)."""
+        rows = list(self._db.query("SELECT * FROM state_files WHERE discarded_at IS NULL ORDER BY id DESC LIMIT 1"))
         return self._state_record(rows[0]) if rows else None
 
-    def state_files(self) -> list[StateFile]:
+    def state_files(self, include_discarded: bool = True) -> list[StateFile]:
         """Every state file the log names, oldest first."""
-        return [self._state_record(r) for r in self._db.query("SELECT * FROM state_files ORDER BY id")]
+        where = "" if include_discarded else "WHERE discarded_at IS NULL"
+        return [self._state_record(r) for r in self._db.query(f"SELECT * FROM state_files {where} ORDER BY id")]
 
     def chats(self) -> list[Chat]:
         return [Chat(**row) for row in self._db.query("SELECT id, prompt, answer, batch_id, created_at FROM chats ORDER BY id")]
@@ -232,4 +242,5 @@ class LogQueries:
         ]
 
     def _state_record(self, row: dict) -> StateFile:
-        return StateFile(row["id"], self.state_dir / row["file_name"], row["sha256"], row["kind"], row["batch_id"], row["created_at"])
+        return StateFile(row["id"], self.state_dir / row["file_name"], row["sha256"], row["kind"], row["batch_id"],
+                         row["created_at"], row["discarded_at"] is not None)

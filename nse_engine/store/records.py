@@ -42,6 +42,7 @@ class StateFile:
     kind: str  # "batch": written by a batch; "undo": written when a batch was undone
     batch_id: int
     created_at: str
+    discarded: bool = False  # set aside by a rollback (damaged, or newer than the state rolled back to)
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,13 @@ def _written_outcomes(db: Database) -> None:
     )
 
 
+@_migration("0006_discarded_states")
+def _discarded_states(db: Database) -> None:
+    """`nse rollback` sets aside a damaged current state file (and any newer one) instead of deleting
+    it; the current state is the newest state file not set aside."""
+    db.executescript("ALTER TABLE state_files ADD COLUMN discarded_at TEXT;")
+
+
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
 
 

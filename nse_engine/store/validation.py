@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.errors import NseError
@@ -44,12 +44,40 @@ class InvalidFactError(NseError):
         super().__init__("; ".join(str(p) for p in problems))
 
 
+FACT_TOKEN_CAP = 512  # no fact needs longer texts; longer ones only make a round run for minutes
+PREFIX_ROOM = 32  # tokens kept free in the context for the context prefixes in front of a prompt
+DEFAULT_MAX_BYTES = 1024  # without a tokenizer: UTF-8 bytes bound the tokens of byte-level tokenizers
+
+
 @dataclass(frozen=True)
 class TokenLimit:
-    """The model's context: a fact whose texts need more than `max_tokens` is refused."""
+    """How long each text of a fact may be (a prompt with its answer, a paraphrase, a neighbour):
+    `max_tokens` as `count_tokens` counts them; longer facts are refused with `explanation`."""
 
     count_tokens: Callable[[str], int]
     max_tokens: int
+    unit: str = "tokens"
+    explanation: str = ""  # why this is the limit (default: "the model takes at most N")
+
+    @classmethod
+    def for_model(cls, tokenizer: Any, config: Any) -> TokenLimit:
+        """The loaded model's limit: its context less room for context prefixes, at most FACT_TOKEN_CAP."""
+        context = next((getattr(config, name) for name in ("max_position_embeddings", "n_positions", "n_ctx")
+                        if isinstance(getattr(config, name, None), int)), None)
+        limit = FACT_TOKEN_CAP if context is None else max(8, min(FACT_TOKEN_CAP, context - PREFIX_ROOM))
+        why = (f"the model takes at most {limit:,} (its context of {context:,} tokens, less room for context prefixes)"
+               if context is not None and limit < FACT_TOKEN_CAP else f"the model takes at most {limit:,} for a fact")
+        return cls(lambda text: len(tokenizer.encode(text)), limit, "tokens", why)
+
+    @classmethod
+    def without_model(cls) -> TokenLimit:
+        """A safe bound when no model is loaded: UTF-8 bytes, which no byte-level tokenizer's tokens exceed."""
+        return cls(lambda text: len(text.encode("utf-8")), DEFAULT_MAX_BYTES, "bytes",
+                   f"without a loaded model the limit is {DEFAULT_MAX_BYTES:,} bytes")
+
+    def problem(self, count: int) -> str:
+        why = self.explanation or f"the model takes at most {self.max_tokens:,}"
+        return f"is {count:,} bytes long; {why}" if self.unit == "bytes" else f"needs {count:,} {self.unit}; {why}"
 
 
 def build_fact(
@@ -203,7 +231,7 @@ def _split_list(cell: str) -> list[str]:
 
 
 def _length_problems(request: EditRequest, limit: TokenLimit) -> list[FactProblem]:
-    texts = [("prompt", f"{request.text} {request.target_new}")]
+    texts = [("target_new", f"{request.text} {request.target_new}")]
     if request.target_true:
         texts.append(("target_true", f"{request.text} {request.target_true}"))
     texts += [("paraphrases", f"{p} {request.target_new}") for p in request.paraphrases]
@@ -212,5 +240,5 @@ def _length_problems(request: EditRequest, limit: TokenLimit) -> list[FactProble
     for field, text in texts:
         count = limit.count_tokens(text)
         if count > limit.max_tokens:
-            problems.append(FactProblem(field, "too_long", f"needs {count} tokens; the model takes {limit.max_tokens}"))
+            problems.append(FactProblem(field, "too_long", limit.problem(count)))
     return problems

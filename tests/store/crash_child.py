@@ -4,7 +4,8 @@
 
 Points: writing (state file half written), written (before fsync and rename), renamed (state
 file in place, nothing recorded), committing (transaction open, COMMIT about to run),
-committed (the call returned). At the point it prints `AT <point>` and sleeps.
+committed (the call returned). At the point it prints `AT <point>` and sleeps; with NSE_RESUME
+set it waits for a line on stdin instead, then goes on and prints `DONE`.
 """
 
 import os
@@ -26,7 +27,10 @@ kill_at = os.environ["NSE_KILL_AT"]
 def pause(point: str) -> None:
     if point == kill_at:
         print(f"AT {point}", flush=True)
-        time.sleep(60)
+        if os.environ.get("NSE_RESUME"):
+            sys.stdin.readline()
+        else:
+            time.sleep(60)
 
 
 def state_writer(content: bytes):

@@ -127,7 +127,7 @@ def test_text_too_long_for_the_model(tmp_path, project):
     path = _csv(tmp_path, f"{HEADER}\nFrance,The capital of {{}} is,Rome,Paris,{'long ' * 50},,\n")
     limit = TokenLimit(count_tokens=lambda text: len(text.split()), max_tokens=20)
     report = project.import_facts(path, token_limit=limit)
-    assert _problems(report) == {2: ["paraphrases: needs 51 tokens; the model takes 20"]}
+    assert _problems(report) == {2: ["paraphrases: needs 51 tokens; the model takes at most 20"]}
 
 
 def test_spaces_around_values_are_removed_and_counted(tmp_path, project):

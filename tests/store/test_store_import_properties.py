@@ -85,7 +85,7 @@ def _dry_run(project: Project, content: bytes) -> None:
             return
         finally:
             assert project.count_facts() == 0
-        assert report.rows_read == report.imported + len(report.rejected)
+        assert report.rows_read == report.imported + len(report.rejected) + len(report.skipped)
 
 
 def _import(empty_project: Path, content: bytes) -> list[EditRequest]:
@@ -97,7 +97,7 @@ def _import(empty_project: Path, content: bytes) -> list[EditRequest]:
         with Project.open(Path(folder) / "project") as project:
             report = project.import_facts(path)
             queued = project.queued_facts()
-            assert report.rows_read == report.imported + len(report.rejected)
+            assert report.rows_read == report.imported + len(report.rejected) + len(report.skipped)
             assert [r.fact_id for r in queued] == report.imported_ids
             return queued
 

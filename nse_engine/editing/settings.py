@@ -1,0 +1,124 @@
+"""Reading editing settings the user types (`nse edit --set NAME=VALUE`, the app's Advanced panel).
+
+    parse_setting(name, text) -> value      one setting, typed from NseHyperParams, checked alone
+    apply_settings(hparams, values, n_layers) -> NseHyperParams   all of them, checked together
+
+Both raise `SettingsError` with a message that names the setting and what it allows. The checks
+are `NseHyperParams.validate`'s own: one setting alone is checked by putting it into settings
+that pass every other check; what depends on other settings or on the model (alpha below
+upper_bound, layers inside the model) is checked by `apply_settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from typing import Any, Mapping
+
+from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.errors import SettingsError
+
+NOT_SETTINGS = ("source", "notes")  # records of where the settings came from, not knobs
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_ANY_MODEL = 10**6  # layer count under which a setting alone is checked (the model is checked later)
+
+_TYPES: dict[str, Any] = typing.get_type_hints(NseHyperParams)
+SETTING_NAMES = tuple(f.name for f in dataclasses.fields(NseHyperParams) if f.name not in NOT_SETTINGS)
+
+# Passes every check of `validate` whatever one setting is changed to (unless that setting is wrong).
+_PERMISSIVE = NseHyperParams(
+    layers=(0,), v_loss_layer=0, v_lr=0.5, v_num_grad_steps=1, alpha=0.0, upper_bound=math.inf,
+    mom2_update_weight=1.0, neuron_threshold=1.0, norm_anchor=1.0,
+)
+
+
+def parse_setting(name: str, text: str) -> Any:
+    """The value of setting `name` written as `text` ("0.5", "true", "4,5,6" or "4-6" for layers)."""
+    return check_setting(name, text)
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """`value` (text, or already a number / bool / list) as setting `name` takes it, checked alone."""
+    if name in NOT_SETTINGS:
+        raise SettingsError(f"{name!r} is not a setting: it records where the settings came from")
+    if name not in _TYPES:
+        raise SettingsError(f"unknown setting {name!r}; settings are: {', '.join(SETTING_NAMES)}")
+    typed = _typed(name, _TYPES[name], value)
+    try:
+        dataclasses.replace(_PERMISSIVE, **{name: typed}).validate(_ANY_MODEL)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={value}: {exc}") from None
+    return typed
+
+
+def apply_settings(hparams: NseHyperParams, values: Mapping[str, Any], n_layers: int) -> NseHyperParams:
+    """`hparams` with the user's `values`, each checked alone and then all together for this model."""
+    typed = {name: check_setting(name, value) for name, value in values.items()}
+    changed = hparams.with_overrides(**typed)
+    try:
+        changed.validate(n_layers)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    return changed
+
+
+def _typed(name: str, kind: Any, value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in _TRUE | _FALSE:
+            return str(value).strip().lower() in _TRUE
+        raise SettingsError(f"{name} must be true or false, got {_shown(value)}")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, got {_shown(value)}") from None
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+            return float(value)
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            number = math.nan
+        if math.isnan(number):
+            raise SettingsError(f"{name} must be a number, got {_shown(value)}")
+        return number
+    if kind is str:
+        return str(value).strip()
+    if typing.get_origin(kind) is tuple:
+        return _layers(name, value)
+    raise SettingsError(f"{name} cannot be set")
+
+
+def _layers(name: str, value: Any) -> tuple[int, ...]:
+    """Layer numbers: a list, or text such as "4,5,6", "4-6" or "[4, 5, 6]"."""
+    problem = SettingsError(f"{name} must be layer numbers such as 4,5,6 or 4-6, got {_shown(value)}")
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise problem from None
+        else:
+            try:
+                numbers: list[int] = []
+                for part in text.split(","):
+                    first, _, last = part.strip().partition("-")
+                    numbers.extend(range(int(first), int(last or first) + 1))
+            except ValueError:
+                raise problem from None
+            return tuple(numbers)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return tuple(value)
+    raise problem
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
