@@ -1,7 +1,8 @@
 """Diagnostics: a rotating log file in the user's data folder and the one default error path.
 
-A user mistake (NseError) becomes a plain message box; anything else is logged with its
-traceback and shown as "something went wrong, see the log", never as a traceback dialog.
+A user mistake (NseError, a bad setting among them) becomes a plain message box; anything else
+is logged with its traceback and shown as "something went wrong, see the log", never as a
+traceback dialog.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from types import TracebackType
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
-from nse_engine.errors import Cancelled, NseError
+from nse_engine.errors import Cancelled, NseError, SettingsError
 from nse_engine.paths import data_dir
 
 log = logging.getLogger("nse_app")
@@ -42,11 +43,10 @@ def setup_logging(verbose: bool = False) -> Path:
 
 def error_message(error: BaseException) -> tuple[str, str]:
     """(title, text) to show for `error`."""
+    if isinstance(error, SettingsError):
+        return "Invalid setting", str(error)
     if isinstance(error, NseError):
         return "Cannot do that", str(error)
-    if isinstance(error, ValueError):
-        # the engine's setting checks raise ValueError with a message meant for the user
-        return "Invalid setting", str(error)
     return (
         "Unexpected error",
         f"Something went wrong: {type(error).__name__}: {error}\n\n"
@@ -60,8 +60,6 @@ def show_error(error: BaseException, parent: QWidget | None = None) -> None:
         return
     if isinstance(error, NseError):
         log.info("user error: %s", error)
-    elif isinstance(error, ValueError):
-        log.warning("rejected setting: %s", error, exc_info=(type(error), error, error.__traceback__))
     else:
         log.error("unexpected error", exc_info=(type(error), error, error.__traceback__))
     title, text = error_message(error)

@@ -1,13 +1,15 @@
 """The jobs the engine worker runs: each receives the engine objects and a JobContext, never a
-widget, and returns plain data (dicts, lists, BatchChanges) that views can show.
+widget, and returns engine records (frozen dataclasses) that views show.
 
-Engine modules are imported inside the jobs, on the worker thread, so the window appears
-before torch and transformers have finished importing.
+This is the one place in the app that imports the engine's model, editing and store modules,
+and it imports them inside the functions: the jobs on the worker thread, and `preload_engine`,
+which main.py calls when torch should be imported. The rest of the app imports only the
+engine's torch-free records, errors and progress (tests/test_layering.py holds the list), so
+importing the app's windows never imports torch.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 from dataclasses import dataclass
@@ -15,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from nse_engine.errors import ProjectError
+from nse_engine.facts import EditRequest
+from nse_engine.model.summary import ModelSummary, RecentModel
+from nse_engine.store.log_rows import BatchChanges, LogRow, RetentionRow
+from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary
 
 from nse_app.worker import JobContext
 
@@ -39,23 +45,20 @@ class Engine:
         return self.workspace
 
 
-def plain(value: Any) -> Any:
-    """Engine records as plain data (dicts and lists), safe to hand to the main thread."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
+def preload_engine() -> None:
+    """Import torch and transformers before the window shows, then freeze what they allocated
+    out of the garbage collector: a full collection over those objects holds the GIL for about
+    0.3–0.5 s, which froze the window while the worker loaded a model."""
+    import nse_engine.model.loading  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
 
 
 # ---- model and project -----------------------------------------------------------------------
 
 
-def load_model(engine: Engine, ctx: JobContext, source: str) -> dict[str, Any]:
+def load_model(engine: Engine, ctx: JobContext, source: str) -> ModelSummary:
     """Load a model (closing the open project, which belongs to the previous model)."""
     from nse_engine.editing.hparams import default_layers
     from nse_engine.model.architecture import find_edit_points
@@ -70,24 +73,25 @@ def load_model(engine: Engine, ctx: JobContext, source: str) -> dict[str, Any]:
     gc.freeze()  # the model's many long-lived objects: full collections skip them (they held the GIL)
     remember_model(loaded.source, loaded.name, loaded.architecture)
     plan = plan_for_loaded(loaded, points, default_layers(loaded.model, points.n_layers))
-    return loaded.describe() | {"edit_points": points.describe(), "memory_plan": plan.summary()}
+    described, edit_points = loaded.describe(), points.describe()
+    return ModelSummary(
+        **{key: described[key] for key in ("name", "source", "architecture", "model_type", "layers",
+                                           "parameters", "dtype", "device")},
+        projection=str(edit_points["mlp_output_projection"]), d_ff=points.d_ff, hidden_size=points.hidden_size,
+        memory_lines=tuple(plan.summary()["lines"]),
+    )
 
 
-def open_project(engine: Engine, ctx: JobContext, folder: str) -> dict[str, Any]:
+def open_project(engine: Engine, ctx: JobContext, folder: str) -> ProjectSummary:
     """Create or reopen the project in `folder` on the loaded model; restores its edited weights."""
     from nse_engine.workspace import Workspace
 
     loaded = engine.require_model()
     _close_workspace(engine)
     engine.workspace = Workspace.open(loaded, Path(folder), ctx.control)
-    return project_info(engine, ctx)
-
-
-def project_info(engine: Engine, ctx: JobContext) -> dict[str, Any]:
-    ws = engine.require_workspace()
-    folder = Path(ws.project.folder)
-    return {"folder": str(folder), "name": folder.name, "hparams": ws.hparams.to_dict(),
-            "base_model": ws.project.base_model_source}
+    ws = engine.workspace
+    path = Path(ws.project.folder)
+    return ProjectSummary(str(path), path.name, ws.project.base_model_source, ws.hparams.to_dict())
 
 
 def project_base_model(engine: Engine, ctx: JobContext, folder: str) -> str | None:
@@ -96,7 +100,7 @@ def project_base_model(engine: Engine, ctx: JobContext, folder: str) -> str | No
 
     if not (Path(folder) / LOG_FILE).exists():
         return None
-    with Project.open(Path(folder)) as project:
+    with Project.open(Path(folder), read_only=True) as project:
         return project.base_model_source
 
 
@@ -106,26 +110,22 @@ def _close_workspace(engine: Engine) -> None:
         ws.project.close()
 
 
-def recent_models(engine: Engine, ctx: JobContext) -> list[dict[str, Any]]:
+def recent_models(engine: Engine, ctx: JobContext) -> list[RecentModel]:
     from nse_engine.model.recent import recent_models as engine_recent
 
-    return engine_recent()
+    return [RecentModel(str(e["source"]), str(e.get("name", e["source"])), str(e.get("architecture", "?")))
+            for e in engine_recent()]
 
 
 # ---- the edit log ----------------------------------------------------------------------------
 
 
-def queue_facts(engine: Engine, ctx: JobContext, requests: list[dict[str, Any]]) -> list[int]:
-    from nse_engine.facts import EditRequest
-
-    project = engine.require_workspace().project
-    return list(project.queue_facts([EditRequest.from_dict(r) for r in requests]))
+def queue_facts(engine: Engine, ctx: JobContext, requests: list[EditRequest]) -> list[int]:
+    return list(engine.require_workspace().project.queue_facts(requests))
 
 
-def update_fact(engine: Engine, ctx: JobContext, fact_id: int, request: dict[str, Any]) -> None:
-    from nse_engine.facts import EditRequest
-
-    engine.require_workspace().project.update_fact(fact_id, EditRequest.from_dict(request))
+def update_fact(engine: Engine, ctx: JobContext, fact_id: int, request: EditRequest) -> None:
+    engine.require_workspace().project.update_fact(fact_id, request)
 
 
 def remove_facts(engine: Engine, ctx: JobContext, fact_ids: list[int]) -> None:
@@ -138,77 +138,38 @@ def reorder_queue(engine: Engine, ctx: JobContext, fact_ids: list[int]) -> None:
     engine.require_workspace().project.reorder(fact_ids)
 
 
-def queued_facts(engine: Engine, ctx: JobContext) -> list[dict[str, Any]]:
-    """The queue in run order, as flat dicts with an "id"."""
+def queued_facts(engine: Engine, ctx: JobContext) -> list[EditRequest]:
+    """The queue in run order (each request's fact_id is its row in the log)."""
+    return [] if engine.workspace is None else engine.workspace.project.queued_facts()
+
+
+def log_rows(
+    engine: Engine, ctx: JobContext, status: str | None = None, search: str | None = None,
+    fact_ids: tuple[int, ...] | None = None,
+) -> list[LogRow]:
+    """Facts for the Log screen (all of them, or only `fact_ids`), filtered by status and text."""
     if engine.workspace is None:
         return []
-    return [plain(r) | {"id": r.fact_id, "status": "queued"} for r in engine.workspace.project.queued_facts()]
+    return engine.workspace.project.queries.log_rows(status, search or None, fact_ids)
 
 
-def log_rows(engine: Engine, ctx: JobContext, status: str | None = None, search: str | None = None) -> dict[str, Any]:
-    """Facts (with their probabilities just before and after their own batch and now, retained
-    now) and batches, for the Log screen."""
-    if engine.workspace is None:
-        return {"facts": [], "batches": []}
-    project = engine.workspace.project
-    before = project.probabilities_before()
-    history: dict[int, list[Any]] = {}
-    for evaluation in project.evaluations():
-        history.setdefault(evaluation.fact_id, []).append(evaluation)
-    rows = []
-    for fact in project.facts(status=status, search=search or None):
-        evals = history.get(fact.id, [])
-        own = next((e for e in evals if e.batch_id == fact.batch_id), None)
-        latest = evals[-1] if evals else None
-        p_new_before, p_true_before = before.get(fact.id, (None, None))
-        rows.append(plain(fact.request) | {
-            "id": fact.id, "status": fact.status, "batch_id": fact.batch_id, "reason": fact.reason,
-            "source_file": fact.source_file, "source_line": fact.source_line,
-            "prob_new_before": p_new_before,
-            "prob_true_before": p_true_before,
-            "prob_new_after": own.prob_new if own else None,
-            "prob_true_after": own.prob_true if own else None,
-            "prob_new_now": latest.prob_new if latest else None,
-            "prob_true_now": latest.prob_true if latest else None,
-            "retained": latest.retained if latest else None,
-        })
-    batches = [plain(b) | {"undone": b.undone} for b in project.batches()]
-    return {"facts": rows, "batches": batches}
+def batches(engine: Engine, ctx: JobContext) -> list[Batch]:
+    return [] if engine.workspace is None else engine.workspace.project.batches()
 
 
-def fact_texts(engine: Engine, ctx: JobContext) -> list[dict[str, Any]]:
+def applied_facts(engine: Engine, ctx: JobContext) -> list[EditRequest]:
     """Applied facts, for the chat's quick questions."""
     if engine.workspace is None:
         return []
-    return [plain(f.request) | {"id": f.id} for f in engine.workspace.project.facts(status="applied")]
+    return [f.request for f in engine.workspace.project.facts(status="applied")]
 
 
-def retention_series(engine: Engine, ctx: JobContext) -> list[dict[str, Any]]:
-    """Per batch in effect: edits applied so far, the share of earlier edits retained, the share
-    of the first batch's edits retained (from the first batch on, so that line is always drawn),
-    and the batch's summary scores (efficacy, generalisation, specificity, fluency)."""
-    if engine.workspace is None:
-        return []
-    project = engine.workspace.project
-    batches = {b.id: b for b in project.batches(include_undone=False)}
-    first_ids = set(next(iter(batches.values())).fact_ids) if batches else set()
-    first_by_batch: dict[int, list[bool]] = {}
-    for evaluation in project.evaluations():
-        if evaluation.fact_id in first_ids and evaluation.batch_id in batches:
-            first_by_batch.setdefault(evaluation.batch_id, []).append(evaluation.retained)
-    points = []
-    for point in project.retention_series():
-        first = first_by_batch.get(point.batch_id) or []
-        metrics = batches[point.batch_id].metrics if point.batch_id in batches else {}
-        points.append(plain(point) | {
-            "share": point.share,
-            "first_batch_share": sum(first) / len(first) if first else None,
-            **{k: metrics.get(k) for k in ("efficacy", "generalization", "specificity", "fluency")},
-        })
-    return points
+def retention_points(engine: Engine, ctx: JobContext) -> list[RetentionRow]:
+    """The Retention screen's points, one per batch in effect."""
+    return [] if engine.workspace is None else engine.workspace.project.queries.retention_points()
 
 
-def preview_import(engine: Engine, ctx: JobContext, path: str) -> dict[str, Any]:
+def preview_import(engine: Engine, ctx: JobContext, path: str) -> FilePreview:
     """Every record of a fact file with its problems, as importing it now would find them
     (a dry run against the open project adds duplicate checks)."""
     from nse_engine.store.importing import FactFile
@@ -217,42 +178,49 @@ def preview_import(engine: Engine, ctx: JobContext, path: str) -> dict[str, Any]
     with FactFile(Path(path)) as source:
         for record in source.records:
             ctx.control.report("reading file", source.bytes_read, source.total_bytes)
-            rows.append({"line": record.line, "fields": record.fields,
-                         "problems": [f"{p.field}: {p.message}" for p in record.problems]})
-        file_format, warnings = source.format, list(source.warnings)
+            rows.append(FileRow(record.line, dict(record.fields), tuple(record.problems)))
+        file_format, warnings = source.format, tuple(source.warnings)
     if engine.workspace is not None:
         report = engine.workspace.project.import_facts(Path(path), dry_run=True, control=ctx.control)
-        extra = {row.line: row.problems for row in report.rejected}
-        for row in rows:
-            if not row["problems"] and row["line"] in extra:
-                row["problems"] = [f"{p.field}: {p.message}" for p in extra[row["line"]]]
-    return {"path": path, "format": file_format, "warnings": warnings, "rows": rows}
+        extra = {row.line: tuple(row.problems) for row in report.rejected}
+        rows = [FileRow(r.line, r.fields, extra[r.line]) if not r.problems and r.line in extra else r for r in rows]
+    return FilePreview(path, file_format, warnings, tuple(rows))
 
 
-def import_file(engine: Engine, ctx: JobContext, path: str) -> dict[str, Any]:
+def import_file(engine: Engine, ctx: JobContext, path: str) -> ImportSummary:
     """Queue the valid facts of a file, all in one transaction; report the rejected rows."""
-    report = engine.require_workspace().project.import_facts(Path(path), control=ctx.control)
-    return {
-        "imported": report.imported,
-        "rejected": [{"line": r.line, "fields": r.fields, "problems": [f"{p.field}: {p.message}" for p in r.problems]}
-                     for r in report.rejected],
-        "warnings": list(report.warnings),
-    }
+    from nse_engine.store import TokenLimit
+
+    loaded = engine.require_model()
+    limit = TokenLimit.for_model(loaded.tokenizer, loaded.model.config)
+    report = engine.require_workspace().project.import_facts(Path(path), control=ctx.control, token_limit=limit)
+    rejected = tuple(FileRow(r.line, dict(r.fields), tuple(r.problems)) for r in report.rejected)
+    return ImportSummary(report.imported, rejected, tuple(report.warnings))
+
+
+def export_rejected(engine: Engine, ctx: JobContext, rows: list[FileRow], path: str) -> int:
+    """Write rejected rows in the import layout, with their problems, so they can be fixed and re-imported."""
+    from nse_engine.store.csv_export import export_rejected as engine_export
+    from nse_engine.store.importing import RejectedRow
+
+    return engine_export([RejectedRow(r.line, list(r.problems), dict(r.fields)) for r in rows], Path(path))
 
 
 # ---- mutating operations ---------------------------------------------------------------------
 
 
-def run_batch(engine: Engine, ctx: JobContext, fact_ids: list[int], overrides: dict[str, Any]) -> Any:
+def run_batch(engine: Engine, ctx: JobContext, fact_ids: list[int], overrides: dict[str, Any]) -> BatchChanges:
     """Edit the model with the given queued facts; all-or-nothing (a cancel changes nothing)."""
+    from nse_engine.editing.settings import apply_settings
+
     ws = engine.require_workspace()
-    hparams = ws.hparams.with_overrides(**overrides) if overrides else None
-    if hparams is not None:
-        hparams.validate(engine.loaded.model.config.num_hidden_layers)
+    ws.project.require_writable("edit")
+    n_layers = engine.loaded.model.config.num_hidden_layers
+    hparams = apply_settings(ws.hparams, overrides, n_layers) if overrides else None
     return ws.run_batch(fact_ids, ctx.control, hparams)
 
 
-def undo_last_batch(engine: Engine, ctx: JobContext) -> Any:
+def undo_last_batch(engine: Engine, ctx: JobContext) -> BatchChanges:
     return engine.require_workspace().undo_last_batch(ctx.control)
 
 
@@ -275,33 +243,29 @@ def complete(engine: Engine, ctx: JobContext, prompt: str, max_new_tokens: int =
 
 def chat_reply(
     engine: Engine, ctx: JobContext, messages: list[dict[str, str]], compare: bool, max_new_tokens: int = 96
-) -> dict[str, str | None]:
+) -> str:
     """Stream the edited model's reply as ("edited", piece) values, then, in compare mode, the
-    unedited model's as ("original", piece). Stop ends the stream that is running."""
+    unedited model's as ("original", piece); returns the edited reply. Stop ends the stream
+    that is running."""
     from nse_engine import chat
 
     loaded = engine.require_model()
-    answers: dict[str, str | None] = {"edited": None, "original": None}
     pieces: list[str] = []
     for piece in chat.stream_reply(loaded, messages, max_new_tokens=max_new_tokens, stop_event=ctx.stop_event):
         pieces.append(piece)
         ctx.send(("edited", piece))
-    answers["edited"] = "".join(pieces)
+    edited = "".join(pieces)
     if compare and engine.workspace is not None and not ctx.stop_event.is_set():
-        pieces = []
         with engine.workspace.original_weights():
             for piece in chat.stream_reply(loaded, messages, max_new_tokens=max_new_tokens, stop_event=ctx.stop_event):
-                pieces.append(piece)
                 ctx.send(("original", piece))
-        answers["original"] = "".join(pieces)
     if engine.workspace is not None and messages:
-        engine.workspace.project.record_chat(messages[-1]["content"], answers["edited"])
-    return answers
+        engine.workspace.project.record_chat(messages[-1]["content"], edited)
+    return edited
 
 
-def fact_question(engine: Engine, ctx: JobContext, fact: dict[str, Any]) -> str:
+def fact_question(engine: Engine, ctx: JobContext, fact: EditRequest) -> str:
     """The question the chat asks to check a fact of the log."""
     from nse_engine import chat
-    from nse_engine.facts import EditRequest
 
-    return chat.fact_question(EditRequest.from_dict(fact), engine.require_model())
+    return chat.fact_question(fact, engine.require_model())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import shutil
@@ -25,8 +24,13 @@ from PySide6.QtGui import QIcon  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 from qasync import QEventLoop  # noqa: E402
 
+from nse_engine.facts import EditRequest  # noqa: E402
+
 from nse_app.diagnostics import install_excepthook, setup_logging  # noqa: E402
+from nse_app.jobs import preload_engine  # noqa: E402
+from nse_app.main_window import MainWindow  # noqa: E402
 from nse_app.resources import resource, style_sheet  # noqa: E402
+from nse_app.session import Session  # noqa: E402
 
 log = logging.getLogger("nse_app")
 
@@ -68,8 +72,7 @@ async def startup(window, model: str | None, project: str | None) -> None:
         await session.open_project(project)
 
 
-SMOKE_FACT = {"subject": "Danielle Darrieux", "prompt": "The mother tongue of {} is",
-              "target_new": "English", "target_true": "French"}
+SMOKE_FACT = EditRequest("Danielle Darrieux", "The mother tongue of {} is", "English", "French")
 
 
 async def smoke_test(window, model: str | None) -> int:
@@ -82,7 +85,7 @@ async def smoke_test(window, model: str | None) -> int:
         ids = await session.queue_facts([SMOKE_FACT])
         changes = await session.run_batch(ids, {"stats_tokens": 8192})  # a quick statistics sample
         applied = len(changes.applied_fact_ids)
-        print(f"smoke test: {info['name']} ({info['architecture']}) loaded; {applied} of 1 edit applied", flush=True)
+        print(f"smoke test: {info.name} ({info.architecture}) loaded; {applied} of 1 edit applied", flush=True)
         return 0 if applied == 1 else 1
     except Exception as exc:  # reported, not raised: the exit status is the verdict
         print(f"smoke test failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
@@ -92,20 +95,7 @@ async def smoke_test(window, model: str | None) -> int:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def preload_engine() -> None:
-    """Import torch and transformers before the window shows, then freeze what they allocated
-    out of the garbage collector: a full collection over those objects holds the GIL for about
-    0.3–0.5 s, which froze the window while the worker loaded a model."""
-    import nse_engine.model.loading  # noqa: F401
-
-    gc.collect()
-    gc.freeze()
-
-
 async def run_app(args: argparse.Namespace) -> int:
-    from nse_app.main_window import MainWindow
-    from nse_app.session import Session
-
     preload_engine()
     app = QApplication.instance()
     closed = asyncio.get_running_loop().create_future()

@@ -9,6 +9,8 @@ from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
+from nse_engine.facts import EditRequest
+
 from nse_app.resources import resource
 from nse_app.session import Session
 from nse_app.views.chat_view import ChatView
@@ -120,9 +122,9 @@ class MainWindow(QMainWindow):
     def _update_title(self) -> None:
         parts = [APP_TITLE]
         if self.session.project_info:
-            parts.append(str(self.session.project_info["name"]))
+            parts.append(self.session.project_info.name)
         if self.session.model_info:
-            parts.append(str(self.session.model_info["name"]))
+            parts.append(self.session.model_info.name)
         self.setWindowTitle(" — ".join(parts))
         self._update_actions(self.session.busy)
 
@@ -144,11 +146,11 @@ class MainWindow(QMainWindow):
         if answer == QMessageBox.StandardButton.Yes:
             self.session.start(self.session.undo_last_batch())
 
-    def _edit_fact(self, fact: dict) -> None:
+    def _edit_fact(self, fact: EditRequest) -> None:
         self.edit_form.edit_existing(fact)
         self.tabs.setCurrentWidget(self.edit_form)
 
-    def _ask_about(self, fact: dict) -> None:
+    def _ask_about(self, fact: EditRequest) -> None:
         self.tabs.setCurrentWidget(self.chat_view)
         self.chat_view.ask_about(fact)
 

@@ -109,10 +109,18 @@ class EngineWorker(QObject):
         self._queue.put(job)
         return job
 
-    def run(self, name: str, fn: Callable[..., Any], *, long: bool = False, **kwargs: Any) -> Job:
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        long: bool = False,
+        on_yield: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ) -> Job:
         """Queue a job whose result can be awaited (`await worker.run(...)`) in qasync coroutines."""
         future = asyncio.get_running_loop().create_future()
-        job = self.submit(name, fn, long=long, **kwargs)
+        job = self.submit(name, fn, long=long, on_yield=on_yield, **kwargs)
         job.future = future
         return job
 

@@ -90,7 +90,7 @@ async def measure(args: argparse.Namespace) -> int:
 
     await session.open_project(str(Path(tempfile.mkdtemp(prefix="nse-stall-")) / "project"))
     await session.import_file(str(resource("sample_facts.csv")))
-    queued = [f["id"] for f in await session.query(jobs.queued_facts)][: args.facts]
+    queued = [f.fact_id for f in await session.job(jobs.queued_facts)][: args.facts]
 
     window.tabs.setCurrentWidget(window.queue_view)
     meter.start()

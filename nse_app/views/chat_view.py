@@ -4,7 +4,6 @@ and a side-by-side answer from the original (unedited) model in compare mode."""
 from __future__ import annotations
 
 import html
-from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCharFormat, QTextCursor
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from nse_engine.errors import Cancelled
+from nse_engine.facts import EditRequest
 
 from nse_app import jobs
 from nse_app.diagnostics import show_error
@@ -41,7 +41,7 @@ class ChatView(QWidget):
         self._session = session
         self._messages: list[dict[str, str]] = []
         self._job: Job | None = None
-        self._facts: list[dict[str, Any]] = []
+        self._facts: list[EditRequest] = []
         self.answers: dict[str, str] = {}  # the last reply of each pane, as streamed
 
         self.compare = QCheckBox("Compare with the original model")
@@ -100,8 +100,8 @@ class ChatView(QWidget):
         layout.addWidget(self.hint)
         layout.addLayout(bottom)
 
-        session.facts_changed.connect(self.refresh_facts)
-        session.project_changed.connect(lambda _info: self._update())
+        session.changed.connect(lambda _changes: self.refresh_facts())
+        session.project_changed.connect(lambda _info: self.refresh_facts())
         session.model_changed.connect(lambda _info: self.clear())
         self._update()
 
@@ -125,21 +125,23 @@ class ChatView(QWidget):
         for name in PANES if compare else ("edited",):
             self.panes[name].append(f"<b>You:</b> {html.escape(text)}")
             self.panes[name].append("<b>Model:</b> ")
-        self._job = self._session.worker.submit(
-            "chat", jobs.chat_reply, long=True, messages=list(self._messages), compare=compare,
-            max_new_tokens=self.max_tokens.value(),
-            on_yield=self._on_piece, on_success=self._on_reply, on_failure=self._on_failure,
+        self._job = self._session.job(
+            jobs.chat_reply, long=True, busy=False, on_yield=self._on_piece,
+            messages=list(self._messages), compare=compare, max_new_tokens=self.max_tokens.value(),
         )
+        self._session.start(self._reply(self._job))
         self._update()
 
     def stop(self) -> None:
         if self._job is not None:
             self._job.cancel()
 
-    def ask_about(self, fact: dict[str, Any]) -> None:
+    def ask_about(self, fact: EditRequest) -> None:
         """Ask the question that checks `fact` (from the Log or the quick-question box)."""
-        self._session.worker.submit("fact question", jobs.fact_question, fact=fact,
-                                    on_success=self.send, on_failure=show_error)
+        self._session.start(self._ask(fact))
+
+    async def _ask(self, fact: EditRequest) -> None:
+        self.send(await self._session.job(jobs.fact_question, fact=fact))
 
     def _ask_index(self, index: int) -> None:
         if 0 <= index < len(self._facts):
@@ -157,10 +159,10 @@ class ChatView(QWidget):
         self._session.start(self._refresh_facts())
 
     async def _refresh_facts(self) -> None:
-        self._facts = await self._session.query(jobs.fact_texts)
+        self._facts = await self._session.job(jobs.applied_facts)
         self.fact_box.clear()
         for fact in self._facts:
-            self.fact_box.addItem(f"#{fact['id']} {fact['prompt'].format(fact['subject'])} → {fact['target_new']}")
+            self.fact_box.addItem(f"#{fact.fact_id} {fact.text} → {fact.target_new}")
         self.fact_box.setCurrentIndex(-1)
         self._update()
 
@@ -171,15 +173,18 @@ class ChatView(QWidget):
         self.answers[pane] = self.answers.get(pane, "") + piece
         self._insert(pane, piece)
 
-    def _on_reply(self, answers: dict[str, str | None]) -> None:
-        self._finish(answers.get("edited") or self.answers.get("edited", ""))
-
-    def _on_failure(self, error: BaseException) -> None:
-        self._finish(self.answers.get("edited", ""))
-        if isinstance(error, Cancelled):
+    async def _reply(self, job: Job) -> None:
+        """The reply once it is complete, stopped or failed; the transcript keeps what came."""
+        try:
+            reply = await job
+        except Cancelled:
+            self._finish(self.answers.get("edited", ""))
             self.hint.setText("Stopped.")
-        else:
+        except Exception as error:  # shown over the chat, like every failed operation
+            self._finish(self.answers.get("edited", ""))
             show_error(error, self)
+        else:
+            self._finish(reply or self.answers.get("edited", ""))
 
     def _finish(self, reply: str) -> None:
         self._job = None

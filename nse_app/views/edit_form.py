@@ -128,16 +128,14 @@ class EditForm(QWidget):
             "neighborhood": f" {LIST_SEPARATOR} ".join(lines["neighborhood"]),
         }
 
-    def set_fields(self, fact: dict) -> None:
-        self.subject.setText(fact.get("subject", ""))
-        self.prompt.setText(fact.get("prompt", ""))
-        self.target_new.setText(fact.get("target_new", ""))
-        self.target_true.setText(fact.get("target_true") or "")
-        self.relation.setText(fact.get("relation") or "")
-        self.paraphrases.setPlainText("\n".join(fact.get("paraphrases") or ()))
-        self.neighborhood.setPlainText(
-            "\n".join(f"{n['prompt']} {NEIGHBOR_ARROW} {n['target']}" for n in fact.get("neighborhood") or ())
-        )
+    def set_fields(self, fact: EditRequest) -> None:
+        self.subject.setText(fact.subject)
+        self.prompt.setText(fact.prompt)
+        self.target_new.setText(fact.target_new)
+        self.target_true.setText(fact.target_true or "")
+        self.relation.setText(fact.relation or "")
+        self.paraphrases.setPlainText("\n".join(fact.paraphrases))
+        self.neighborhood.setPlainText("\n".join(f"{n.prompt} {NEIGHBOR_ARROW} {n.target}" for n in fact.neighborhood))
 
     def validate(self) -> list[FactProblem]:
         """Check the form with the engine's rules and mark the fields that have problems."""
@@ -162,9 +160,9 @@ class EditForm(QWidget):
 
     # ---- flows -------------------------------------------------------------------------------
 
-    def edit_existing(self, fact: dict) -> None:
+    def edit_existing(self, fact: EditRequest) -> None:
         """Load a queued fact for editing; Save writes it back in place."""
-        self._editing_id = int(fact["id"])
+        self._editing_id = fact.fact_id
         self.set_fields(fact)
         self.add_button.setText(f"Save fact #{self._editing_id}")
         self.cancel_edit_button.show()
@@ -179,9 +177,9 @@ class EditForm(QWidget):
     def submit(self) -> None:
         if self.validate() or self.request is None:
             return
-        self._session.start(self._submit(self.request.to_dict(), self._editing_id))
+        self._session.start(self._submit(self.request, self._editing_id))
 
-    async def _submit(self, request: dict, fact_id: int | None) -> None:
+    async def _submit(self, request: EditRequest, fact_id: int | None) -> None:
         if fact_id is None:
             await self._session.queue_facts([request])
         else:
@@ -206,15 +204,16 @@ class EditForm(QWidget):
         if self._preview_job is not None:
             self._preview_job.cancel()
         self.preview_label.setText(f"<i>{html.escape(text)} …</i>")
-        self._preview_job = self._session.worker.submit(
-            "preview", jobs.complete, prompt=text,
-            on_success=lambda answer, t=text: self._show_preview(t, answer),
-            on_failure=self._preview_failed,
-        )
+        self._preview_job = self._session.job(jobs.complete, prompt=text)
+        self._session.start(self._show_preview(self._preview_job, text))
 
-    def _show_preview(self, prompt: str, answer: str) -> None:
-        self.preview_label.setText(f"{html.escape(prompt)}<b>{html.escape(answer)}</b>")
-
-    def _preview_failed(self, error: BaseException) -> None:
-        if not isinstance(error, Cancelled):
+    async def _show_preview(self, job: Job, prompt: str) -> None:
+        """The answer, or why there is none; a preview replaced by a newer one shows nothing."""
+        try:
+            answer = await job
+        except Cancelled:
+            return
+        except Exception as error:  # a preview is a hint: its failure is shown in place, not as a dialog
             self.preview_label.setText(f"No preview: {html.escape(str(error))}")
+            return
+        self.preview_label.setText(f"{html.escape(prompt)}<b>{html.escape(answer)}</b>")

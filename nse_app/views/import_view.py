@@ -4,7 +4,6 @@ highlighted, queue the valid rows, and save the rejected ones to fix them."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtGui import QBrush, QColor, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
@@ -20,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nse_engine.store.csv_export import REJECTED_COLUMNS, write_csv
+from nse_engine.store.records import FilePreview, FileRow, ImportSummary
 from nse_engine.store.validation import FIELDS
 
 from nse_app import jobs
@@ -32,12 +31,8 @@ _BAD_ROW = QColor("#fde2e1")
 FILE_FILTER = "Fact files (*.csv *.tsv *.json *.jsonl);;All files (*)"
 
 
-def write_rejected_csv(path: Path, rows: list[dict[str, Any]]) -> int:
-    """The rejected rows in the import layout plus where and why, so they can be fixed and re-imported."""
-    return write_csv(
-        path, REJECTED_COLUMNS,
-        ([row["line"], "; ".join(row["problems"]), *(row["fields"].get(f, "") for f in FIELDS)] for row in rows),
-    )
+def problem_texts(row: FileRow) -> list[str]:
+    return [f"{p.field}: {p.message}" for p in row.problems]
 
 
 class ImportView(QWidget):
@@ -47,8 +42,8 @@ class ImportView(QWidget):
         super().__init__(parent)
         self._session = session
         self._path: str | None = None
-        self._rows: list[dict[str, Any]] = []
-        self._rejected: list[dict[str, Any]] = []
+        self._rows: list[FileRow] = []
+        self._rejected: list[FileRow] = []
         self.setAcceptDrops(True)
 
         open_button = QPushButton("Open file…")
@@ -97,7 +92,7 @@ class ImportView(QWidget):
 
     async def _preview(self, path: str) -> None:
         self.summary.setText(f"Reading {Path(path).name}…")
-        result = await self._session.query(jobs.preview_import, path=path)
+        result = await self._session.job(jobs.preview_import, path=path)
         self._path = path
         self.show_rows(result)
 
@@ -107,9 +102,12 @@ class ImportView(QWidget):
 
     async def _import(self, path: str) -> None:
         result = await self._session.import_file(path)
-        self._rejected = result["rejected"]
+        self.show_imported(result, path)
+
+    def show_imported(self, result: ImportSummary, path: str) -> None:
+        self._rejected = list(result.rejected)
         self.summary.setText(
-            f"Imported {result['imported']} facts from {Path(path).name} into the queue; "
+            f"Imported {result.imported} facts from {Path(path).name} into the queue; "
             f"{len(self._rejected)} rows rejected." + ("  Export them to fix and re-import." if self._rejected else "")
         )
         self.import_button.setEnabled(False)
@@ -121,32 +119,36 @@ class ImportView(QWidget):
         default = str(Path(self._path or "facts").with_name(Path(self._path or "facts").stem + "-rejected.csv"))
         path, _ = QFileDialog.getSaveFileName(self, "Save the rejected rows", default, "CSV (*.csv)")
         if path:
-            write_rejected_csv(Path(path), self._rejected)
-            self._session.status_message.emit(f"Saved {len(self._rejected)} rejected rows to {path}.")
+            self._session.start(self._export(path))
+
+    async def _export(self, path: str) -> None:
+        count = await self._session.job(jobs.export_rejected, rows=list(self._rejected), path=path)
+        self._session.status_message.emit(f"Saved {count} rejected rows to {path}.")
 
     # ---- display -----------------------------------------------------------------------------
 
-    def show_rows(self, result: dict[str, Any]) -> None:
-        self._rows = result["rows"]
-        self._rejected = [r for r in self._rows if r["problems"]]
+    def show_rows(self, result: FilePreview) -> None:
+        self._rows = list(result.rows)
+        self._rejected = [r for r in self._rows if r.problems]
         self.table.setRowCount(len(self._rows))
         for i, row in enumerate(self._rows):
-            values = {"line": str(row["line"]), **row["fields"], "problems": "; ".join(row["problems"])}
+            problems = problem_texts(row)
+            values = {"line": str(row.line), **row.fields, "problems": "; ".join(problems)}
             for col, key in enumerate(_COLUMNS):
                 item = QTableWidgetItem(values.get(key, ""))
-                if row["problems"]:
+                if problems:
                     item.setBackground(QBrush(_BAD_ROW))
-                    item.setToolTip("\n".join(row["problems"]))
+                    item.setToolTip("\n".join(problems))
                 self.table.setItem(i, col, item)
         self.table.resizeColumnsToContents()
         for col in (2, 5, 6):
             self.table.setColumnWidth(col, min(self.table.columnWidth(col), 260))
         self.table.horizontalHeader().setSectionResizeMode(len(_COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         valid = len(self._rows) - len(self._rejected)
-        text = (f"{Path(result['path']).name} — {result['format']}: {len(self._rows)} rows, "
+        text = (f"{Path(result.path).name} — {result.format}: {len(self._rows)} rows, "
                 f"{valid} valid, {len(self._rejected)} with problems (highlighted; hover for details).")
-        if result["warnings"]:
-            text += "  Note: " + "; ".join(result["warnings"])
+        if result.warnings:
+            text += "  Note: " + "; ".join(result.warnings)
         if self._session.project_info is None:
             text += "  Open a project to import."
         self.summary.setText(text)

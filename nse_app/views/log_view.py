@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nse_engine.store.schema import FACT_STATUSES
+from nse_engine.store.log_rows import FACT_STATUSES, BatchChanges, LogRow
+from nse_engine.store.records import Batch
 
 from nse_app import jobs
 from nse_app.session import Session
@@ -54,15 +55,25 @@ def format_cell(key: str, value: Any) -> str:
     return str(value)
 
 
+def fact_values(fact: LogRow) -> dict[str, Any]:
+    """A log row's cells by column key."""
+    return {key: getattr(fact, key, None) for key, _title in FACT_COLUMNS} | fact_cells(fact.request) | {"id": fact.id}
+
+
+def batch_values(batch: Batch) -> dict[str, Any]:
+    return {key: getattr(batch, key, None) for key, _title in BATCH_COLUMNS} | {"facts": len(batch.fact_ids)}
+
+
 class LogView(QWidget):
     """Shows the Session project's log; refreshes itself whenever facts or batches change."""
 
-    ask_requested = Signal(object)  # a fact (dict) to ask about in the chat
+    ask_requested = Signal(object)  # a fact (EditRequest) to ask about in the chat
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._session = session
-        self._facts: list[dict[str, Any]] = []
+        self._facts: list[LogRow] = []
+        self._batches: list[Batch] = []
 
         self.search = QLineEdit(placeholderText="Search subject, prompt, objects, relation…")
         self.search.setClearButtonEnabled(True)
@@ -104,6 +115,7 @@ class LogView(QWidget):
         self.search.textChanged.connect(self._search_timer.start)
         self.status.currentIndexChanged.connect(self.refresh)
         session.facts_changed.connect(self.refresh)
+        session.changed.connect(self.apply_changes)
         session.project_changed.connect(lambda _info: self.refresh())
         self._update_buttons()
 
@@ -121,36 +133,51 @@ class LogView(QWidget):
         self._session.start(self._refresh())
 
     async def _refresh(self) -> None:
-        data = await self._session.query(
-            jobs.log_rows, status=self.status.currentData(), search=self.search.text().strip() or None
-        )
-        self.show_log(data)
+        rows = await self._session.job(jobs.log_rows, status=self.status.currentData(), search=self._search_text())
+        self.show_log(rows, await self._session.job(jobs.batches))
 
-    def show_log(self, data: dict[str, Any]) -> None:
-        self._facts = data["facts"]
-        self.facts_table.setRowCount(len(self._facts))
-        for row, fact in enumerate(self._facts):
-            values = fact | fact_cells(fact)
+    def _search_text(self) -> str | None:
+        return self.search.text().strip() or None
+
+    def apply_changes(self, changes: BatchChanges) -> None:
+        """Fetch only the rows of the facts a batch or an undo changed; take its batch row from `changes`."""
+        self._session.start(self._apply_changes(changes))
+
+    async def _apply_changes(self, changes: BatchChanges) -> None:
+        rows = await self._session.job(
+            jobs.log_rows, status=self.status.currentData(), search=self._search_text(), fact_ids=changes.fact_ids
+        )
+        changed = set(changes.fact_ids)
+        facts = sorted([f for f in self._facts if f.id not in changed] + rows, key=lambda f: f.id)
+        batches = self._batches
+        if changes.batch is not None:
+            batches = sorted([b for b in batches if b.id != changes.batch.id] + [changes.batch], key=lambda b: b.id)
+        self.show_log(facts, batches)
+
+    def show_log(self, facts: list[LogRow], batches: list[Batch]) -> None:
+        self._facts, self._batches = facts, batches
+        self.facts_table.setRowCount(len(facts))
+        for row, fact in enumerate(facts):
+            values = fact_values(fact)
             for col, (key, _title) in enumerate(FACT_COLUMNS):
                 item = QTableWidgetItem(format_cell(key, values.get(key)))
                 if key == "status":
-                    item.setForeground(QBrush(QColor(STATUS_COLORS.get(fact["status"], "#000000"))))
-                if key == "retained" and fact.get("retained") is False:
+                    item.setForeground(QBrush(QColor(STATUS_COLORS.get(fact.status, "#000000"))))
+                if key == "retained" and fact.retained is False:
                     item.setForeground(QBrush(QColor(STATUS_COLORS["failed"])))
                 self.facts_table.setItem(row, col, item)
         self.facts_table.resizeColumnsToContents()
         self.facts_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        batches = data["batches"]
         self.batches_table.setRowCount(len(batches))
         for row, batch in enumerate(batches):
-            values = batch | {"facts": len(batch["fact_ids"])}
+            values = batch_values(batch)
             for col, (key, _title) in enumerate(BATCH_COLUMNS):
                 self.batches_table.setItem(row, col, QTableWidgetItem(format_cell(key, values.get(key))))
         self.batches_table.resizeColumnsToContents()
-        self.count_label.setText(f"{len(self._facts)} facts, {len(batches)} batches")
+        self.count_label.setText(f"{len(facts)} facts, {len(batches)} batches")
         self._update_buttons()
 
-    def _selected_fact(self) -> dict[str, Any] | None:
+    def _selected_fact(self) -> LogRow | None:
         rows = self.facts_table.selectionModel().selectedRows()
         return self._facts[rows[0].row()] if rows else None
 
@@ -160,4 +187,4 @@ class LogView(QWidget):
     def _ask_selected(self) -> None:
         fact = self._selected_fact()
         if fact is not None:
-            self.ask_requested.emit(fact)
+            self.ask_requested.emit(fact.request)

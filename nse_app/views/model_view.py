@@ -17,9 +17,11 @@ from PySide6.QtWidgets import (
 )
 
 from nse_engine.model.builtin_models import BUILTIN_MODELS, DEFAULT_MODEL_NAME
-from nse_engine.model.recent import recent_models
+from nse_engine.model.summary import ModelSummary, RecentModel
 from nse_engine.paths import data_dir
+from nse_engine.store.records import ProjectSummary
 
+from nse_app import jobs
 from nse_app.session import Session, recent_projects
 
 _FIELDS = (
@@ -118,11 +120,11 @@ class ModelView(QWidget):
         layout.addWidget(choose, 1)
         layout.addLayout(right, 1)
 
-        session.model_changed.connect(self._show_model)
-        session.project_changed.connect(self._show_project)
+        session.model_changed.connect(self.show_model)
+        session.project_changed.connect(self.show_project)
         session.busy_changed.connect(self._busy)
         self.refresh_recent()
-        self._show_project(session.project_info)
+        self.show_project(session.project_info)
         self._busy(session.busy)
 
     # ---- flows -------------------------------------------------------------------------------
@@ -158,48 +160,52 @@ class ModelView(QWidget):
     # ---- display -----------------------------------------------------------------------------
 
     def refresh_recent(self) -> None:
-        self.recent_list.clear()
-        for entry in recent_models():
-            source = str(entry["source"])
-            text = f"{entry.get('name', source)}  ({entry.get('architecture', '?')})"
-            if source not in BUILTIN_MODELS:
-                text += f"\n{source}"
-            item = QListWidgetItem(text)
-            item.setData(Qt.ItemDataRole.UserRole, source)
-            self.recent_list.addItem(item)
+        """The recent projects now, and the recent models once the worker has read their list."""
         self.recent_projects.clear()
         self.recent_projects.addItems(recent_projects())
+        self._session.start(self._refresh_recent_models())
 
-    def _show_model(self, info: dict | None) -> None:
+    async def _refresh_recent_models(self) -> None:
+        self.show_recent_models(await self._session.job(jobs.recent_models))
+
+    def show_recent_models(self, models: list[RecentModel]) -> None:
+        self.recent_list.clear()
+        for entry in models:
+            text = f"{entry.name}  ({entry.architecture})"
+            if entry.source not in BUILTIN_MODELS:
+                text += f"\n{entry.source}"
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, entry.source)
+            self.recent_list.addItem(item)
+
+    def show_model(self, info: ModelSummary | None) -> None:
         values = dict.fromkeys(self.info_labels, "—")
         if info:
-            points = info.get("edit_points", {})
             values.update(
-                name=str(info["name"]),
-                architecture=f"{info['architecture']} ({info['model_type']})",
-                layers=str(info["layers"]),
-                parameters=_format_params(info["parameters"]),
-                dtype=str(info["dtype"]),
-                device=str(info["device"]),
-                projection=f"{str(points.get('mlp_output_projection', '?')).replace('<i>', 'N')} — d_ff {points.get('d_ff', '?')}, "
-                f"hidden {points.get('hidden_size', '?')}",
+                name=info.name,
+                architecture=f"{info.architecture} ({info.model_type})",
+                layers=str(info.layers),
+                parameters=_format_params(info.parameters),
+                dtype=info.dtype,
+                device=info.device,
+                projection=f"{info.projection.replace('<i>', 'N')} — d_ff {info.d_ff}, hidden {info.hidden_size}",
                 edit_layers="set when a project is opened",
-                memory="\n".join(info.get("memory_plan", {}).get("lines", ())) or "—",
+                memory="\n".join(info.memory_lines) or "—",
             )
         for key, label in self.info_labels.items():
             label.setText(values[key])
         self.refresh_recent()
         self._busy(self._session.busy)
 
-    def _show_project(self, info: dict | None) -> None:
+    def show_project(self, info: ProjectSummary | None) -> None:
         if info is None:
             self.project_label.setText(
                 "No project open. A project folder holds the edit log and the edited weights; "
                 "reopening it restores the edited model."
             )
             return
-        self.project_label.setText(f"<b>{info['name']}</b><br>{info['folder']}")
-        layers = info.get("hparams", {}).get("layers")
+        self.project_label.setText(f"<b>{info.name}</b><br>{info.folder}")
+        layers = info.settings.get("layers")
         if layers:
             self.info_labels["edit_layers"].setText(", ".join(str(x) for x in layers))
         self.refresh_recent()

@@ -1,5 +1,9 @@
 """The Queue screen: facts waiting to be written, their order, the batch settings with an
-Advanced panel of NSE hyper-parameters, and Run / Cancel with the job's progress."""
+Advanced panel of NSE hyper-parameters, and Run / Cancel with the job's progress.
+
+The Advanced panel shows the project's settings and hands the ones the user changed, as typed,
+to the batch job, where the engine's settings parser (the one `nse edit --set` uses) reads and
+checks them; a bad value comes back as a SettingsError before anything is edited."""
 
 from __future__ import annotations
 
@@ -24,6 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nse_engine.facts import EditRequest
+from nse_engine.store.log_rows import BatchChanges
+from nse_engine.store.records import ProjectSummary
+
 from nse_app import jobs
 from nse_app.session import Session
 from nse_app.views.job_progress import JobProgress
@@ -34,33 +42,16 @@ COLUMNS = (("id", "#"), ("subject", "Subject"), ("text", "Prompt"), ("target_new
 _HIDDEN_HPARAMS = {"source", "notes"}
 
 
-def fact_cells(fact: dict[str, Any]) -> dict[str, str]:
+def fact_cells(fact: EditRequest) -> dict[str, str]:
     """The display text of a fact row for the tables."""
     try:
-        text = str(fact["prompt"]).format(fact["subject"])
+        text = fact.text
     except (IndexError, KeyError, ValueError):
-        text = str(fact["prompt"])
+        text = fact.prompt
     return {
-        "id": str(fact["id"]), "subject": fact["subject"], "text": text, "target_new": fact["target_new"],
-        "target_true": fact.get("target_true") or "", "relation": fact.get("relation") or "",
+        "id": str(fact.fact_id), "subject": fact.subject, "text": text, "target_new": fact.target_new,
+        "target_true": fact.target_true or "", "relation": fact.relation or "",
     }
-
-
-def parse_setting(text: str, default: Any) -> Any:
-    """A typed value from the Advanced panel's text, shaped like the engine's default."""
-    text = text.strip()
-    if isinstance(default, bool):
-        return text.lower() in ("1", "true", "yes")
-    if isinstance(default, int):
-        return int(text)
-    if isinstance(default, float):
-        return float(text)
-    if isinstance(default, (list, tuple)):
-        if "-" in text and "," not in text:
-            first, last = (int(x) for x in text.split("-", 1))
-            return list(range(first, last + 1))
-        return [int(x) for x in text.replace(" ", "").split(",") if x]
-    return text
 
 
 def format_setting(value: Any) -> str:
@@ -72,12 +63,12 @@ def format_setting(value: Any) -> str:
 class QueueView(QWidget):
     """Shows the Session's queued facts and starts batches; the rows come from the engine."""
 
-    edit_requested = Signal(object)  # a queued fact (dict) to load into the Edit form
+    edit_requested = Signal(object)  # a queued fact (EditRequest) to load into the Edit form
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._session = session
-        self._facts: list[dict[str, Any]] = []
+        self._facts: list[EditRequest] = []
         self._defaults: dict[str, Any] = {}
         self._setting_edits: dict[str, QLineEdit] = {}
         self._running = False  # a run of consecutive batches is in progress
@@ -163,6 +154,7 @@ class QueueView(QWidget):
         layout.addLayout(run_box)
 
         session.facts_changed.connect(self.refresh)
+        session.changed.connect(self.apply_changes)
         session.project_changed.connect(self._project_changed)
         session.busy_changed.connect(lambda _busy: self._update_buttons())
         self.table.itemSelectionChanged.connect(self._update_buttons)
@@ -174,9 +166,15 @@ class QueueView(QWidget):
         self._session.start(self._refresh())
 
     async def _refresh(self) -> None:
-        self.show_facts(await self._session.query(jobs.queued_facts))
+        self.show_facts(await self._session.job(jobs.queued_facts))
 
-    def show_facts(self, facts: list[dict[str, Any]]) -> None:
+    def apply_changes(self, changes: BatchChanges) -> None:
+        """A batch took its facts out of the queue (an undo puts none back)."""
+        gone = set(changes.fact_ids)
+        if any(f.fact_id in gone for f in self._facts):
+            self.show_facts([f for f in self._facts if f.fact_id not in gone])
+
+    def show_facts(self, facts: list[EditRequest]) -> None:
         selected = self.selected_ids()
         self._facts = facts
         self.table.setRowCount(len(facts))
@@ -184,17 +182,18 @@ class QueueView(QWidget):
             cells = fact_cells(fact)
             for col, (key, _title) in enumerate(COLUMNS):
                 item = QTableWidgetItem(cells[key])
-                item.setData(Qt.ItemDataRole.UserRole, fact["id"])
+                item.setData(Qt.ItemDataRole.UserRole, fact.fact_id)
                 self.table.setItem(row, col, item)
-            if fact["id"] in selected:
+            if fact.fact_id in selected:
                 self.table.selectRow(row)
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.count_label.setText(f"{len(facts)} queued")
         self._update_buttons()
 
-    def _project_changed(self, info: dict | None) -> None:
-        self._defaults = {k: v for k, v in ((info or {}).get("hparams") or {}).items() if k not in _HIDDEN_HPARAMS}
+    def _project_changed(self, info: ProjectSummary | None) -> None:
+        settings = info.settings if info is not None else {}
+        self._defaults = {k: v for k, v in settings.items() if k not in _HIDDEN_HPARAMS}
         while self._advanced_form.rowCount():
             self._advanced_form.removeRow(0)
         self._setting_edits = {}
@@ -221,29 +220,21 @@ class QueueView(QWidget):
 
     def selected_ids(self) -> list[int]:
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
-        return [self._facts[row]["id"] for row in rows if row < len(self._facts)]
+        return [self._facts[row].fact_id for row in rows if row < len(self._facts)]
 
-    def overrides(self) -> dict[str, Any]:
-        """Hyper-parameters the user changed in the Advanced panel (ValueError on bad input)."""
+    def overrides(self) -> dict[str, str]:
+        """The settings the user changed in the Advanced panel, as typed (the engine parses them)."""
         if not self.advanced.isChecked():
             return {}
-        changed: dict[str, Any] = {}
-        for key, edit in self._setting_edits.items():
-            default = self._defaults[key]
-            try:
-                value = parse_setting(edit.text(), default)
-            except ValueError:
-                raise ValueError(f"{key.replace('_', ' ')}: {edit.text()!r} is not a valid value") from None
-            if value != (list(default) if isinstance(default, tuple) else default):
-                changed[key] = value
-        return changed
+        return {key: edit.text().strip() for key, edit in self._setting_edits.items()
+                if edit.text().strip() != format_setting(self._defaults[key])}
 
     # ---- flows -------------------------------------------------------------------------------
 
     def edit_selected(self) -> None:
         ids = self.selected_ids()
         if ids:
-            self.edit_requested.emit(next(f for f in self._facts if f["id"] == ids[0]))
+            self.edit_requested.emit(next(f for f in self._facts if f.fact_id == ids[0]))
 
     def remove_selected(self) -> None:
         ids = self.selected_ids()
@@ -251,7 +242,7 @@ class QueueView(QWidget):
             self._session.start(self._session.remove_facts(ids))
 
     def move_selected(self, step: int) -> None:
-        ids = [f["id"] for f in self._facts]
+        ids = [f.fact_id for f in self._facts]
         selected = self.selected_ids()
         if not selected:
             return
@@ -271,10 +262,10 @@ class QueueView(QWidget):
         self._session.start(self._run_queue())
 
     async def _run_queue(self) -> None:
-        overrides = self.overrides()
+        overrides = self.overrides()  # checked by the first batch's job, before it edits anything
         self._running = True
         try:
-            queued = [f["id"] for f in await self._session.query(jobs.queued_facts)]
+            queued = [f.fact_id for f in await self._session.job(jobs.queued_facts)]
             size = self.batch_size.value()
             for start in range(0, len(queued), size):
                 await self._session.run_batch(queued[start:start + size], overrides)

@@ -11,12 +11,14 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from nse_engine.store.log_rows import BatchChanges, RetentionRow
+
 from nse_app import jobs
 from nse_app.session import Session
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
 
-# (key in a retention point, legend name, colour, dashed)
+# (RetentionRow attribute, legend name, colour, dashed)
 RETENTION_LINES = (("share", "earlier edits retained", "#1f5fa8", False),
                    ("first_batch_share", "first batch's edits retained", "#d9822b", True))
 QUALITY_LINES = (("efficacy", "efficacy (the batch's own edits)", "#1f5fa8", False),
@@ -54,15 +56,16 @@ class _Chart:
             return f"batch {data}\n{int(x)} edits applied\n{name}: {y:.3f}"
         return tip
 
-    def update(self, series: list[dict[str, Any]]) -> int:
+    def update(self, series: list[RetentionRow]) -> int:
         """Show `series`; returns how many points were drawn."""
         drawn = 0
-        last_x = max((float(p["edits_applied"]) for p in series), default=1.0)
+        last_x = max((float(p.edits_applied) for p in series), default=1.0)
         self.plot.setXRange(0.0, last_x * 1.05 + 0.5, padding=0)
         for key, (curve, points) in self.curves.items():
-            xs = [float(p["edits_applied"]) for p in series if p.get(key) is not None]
-            ys = [float(p[key]) for p in series if p.get(key) is not None]
-            batches = [p["batch_id"] for p in series if p.get(key) is not None]
+            measured = [p for p in series if getattr(p, key) is not None]
+            xs = [float(p.edits_applied) for p in measured]
+            ys = [float(getattr(p, key)) for p in measured]
+            batches = [p.batch_id for p in measured]
             curve.setData(xs, ys)
             points.setData(x=xs, y=ys, data=batches)
             drawn += len(xs)
@@ -76,7 +79,7 @@ class RetentionView(QWidget):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._session = session
-        self.series: list[dict[str, Any]] = []
+        self.series: list[RetentionRow] = []
         self.point_count = 0  # points drawn on each chart, for tests and the summary
         self.quality_count = 0
         self.fluency_count = 0
@@ -101,16 +104,23 @@ class RetentionView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.graphics)
 
-        session.changed.connect(lambda _changes: self.refresh())
+        session.changed.connect(self.apply_changes)
         session.project_changed.connect(lambda _info: self.refresh())
 
     def refresh(self) -> None:
         self._session.start(self._refresh())
 
     async def _refresh(self) -> None:
-        self.show_series(await self._session.query(jobs.retention_series))
+        self.show_series(await self._session.job(jobs.retention_points))
 
-    def show_series(self, series: list[dict[str, Any]]) -> None:
+    def apply_changes(self, changes: BatchChanges) -> None:
+        """A batch adds its point, an undo takes it away (only the newest batch is ever undone)."""
+        series = [p for p in self.series if p.batch_id != changes.batch_id]
+        if changes.point is not None:
+            series.append(changes.point)
+        self.show_series(series)
+
+    def show_series(self, series: list[RetentionRow]) -> None:
         self.series = series
         self.point_count = self.retention.update(series)
         self.quality_count = self.quality.update(series)
@@ -119,10 +129,9 @@ class RetentionView(QWidget):
             self.summary.setText("Run a batch of edits to see how earlier edits hold up.")
             return
         last = series[-1]
-        share = last.get("share")
-        text = f"{len(series)} batches, {last['edits_applied']} edits applied."
-        if share is not None:
-            text += f" After batch {last['batch_id']}, {share:.0%} of earlier edits are retained."
+        text = f"{len(series)} batches, {last.edits_applied} edits applied."
+        if last.share is not None:
+            text += f" After batch {last.batch_id}, {last.share:.0%} of earlier edits are retained."
         self.summary.setText(text)
 
     def save_png(self) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+from PySide6.QtWidgets import QFileDialog
+
 from app.conftest import JOB_TIMEOUT_MS, error_dialogs, load, wait_idle
 
 HEADER = ["subject", "prompt", "target_new", "target_true", "paraphrases", "neighborhood", "relation"]
@@ -15,7 +17,7 @@ ROWS = [
 ]
 
 
-def test_import_a_csv_with_one_bad_row(qtbot, project_window, tmp_path):
+def test_import_a_csv_with_one_bad_row(qtbot, project_window, tmp_path, monkeypatch):
     window = project_window
     source = tmp_path / "facts.csv"
     with open(source, "w", newline="", encoding="utf-8") as fh:
@@ -40,9 +42,10 @@ def test_import_a_csv_with_one_bad_row(qtbot, project_window, tmp_path):
 
     rejected = tmp_path / "rejected.csv"
     assert view.export_button.isEnabled()
-    from nse_app.views.import_view import write_rejected_csv
-
-    write_rejected_csv(rejected, view._rejected)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(rejected), ""))
+    view.export_button.click()
+    qtbot.waitUntil(rejected.exists, timeout=JOB_TIMEOUT_MS)
+    wait_idle(qtbot, window.session)
     rows = list(csv.DictReader(open(rejected, encoding="utf-8-sig")))
     assert [r["subject"] for r in rows] == ["Greece"]
     assert rows[0]["line"] == "3"

@@ -59,7 +59,7 @@ def test_cancel_stops_a_running_job_and_skips_queued_ones(qtbot, worker):
     worker.progress.connect(lambda job, p: progress.append(p))
     running = worker.submit("long", long_job, long=True, on_success=outcomes.append, on_failure=outcomes.append)
     queued = worker.submit("queued", long_job, long=True, on_success=outcomes.append, on_failure=outcomes.append)
-    quick = worker.submit("quick", _record, label="quick", on_success=outcomes.append)
+    worker.submit("quick", _record, label="quick", on_success=outcomes.append)
     qtbot.waitUntil(lambda: bool(progress))
     assert started.is_set() and running.control is not None
     worker.cancel_long()

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from nse_engine.evaluation.fluency import FLUENCY_PROMPTS, fluency_score, mean_ngram_entropy, ngram_entropy, words
+from nse_engine.model.generation import greedy_continuations
 
 
 def test_words_split_punctuation():
@@ -35,8 +36,25 @@ def test_too_short_text_scores_zero():
     assert ngram_entropy("word") == 0.0
 
 
-def test_fluency_score_runs_on_a_model(tiny_llama):
+def test_fluency_score_is_the_entropy_of_what_the_model_writes(tiny_llama):
     seen = []
     score = fluency_score(tiny_llama, batch_size=8, on_batch=seen.append, max_new_tokens=8)
-    assert score >= 0.0
+    texts = greedy_continuations(tiny_llama.model, tiny_llama.tokenizer, FLUENCY_PROMPTS, 8)
+    assert score == pytest.approx(mean_ngram_entropy(texts))
+    assert score > 1.0  # a random model writes varied (if meaningless) text
     assert sum(seen) == len(FLUENCY_PROMPTS) >= 15
+
+
+def test_a_model_that_repeats_itself_scores_zero(tiny_llama):
+    """What an edit that broke the model looks like: the same piece again and again."""
+    stuck = tiny_llama.tokenizer(" Paris", add_special_tokens=False)["input_ids"][0]
+
+    def always_stuck(_module, _args, logits):
+        logits[..., stuck] += 1e4
+        return logits
+
+    handle = tiny_llama.model.get_output_embeddings().register_forward_hook(always_stuck)
+    try:
+        assert fluency_score(tiny_llama, batch_size=8, max_new_tokens=8) == 0.0
+    finally:
+        handle.remove()

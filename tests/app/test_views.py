@@ -1,0 +1,231 @@
+"""Each screen fed the engine's records directly, with no model loaded: what it shows, and that a
+batch's BatchChanges updates the queue and the chart without asking the engine again."""
+
+from __future__ import annotations
+
+import pytest
+
+from nse_engine.facts import EditRequest, NeighborhoodCheck
+from nse_engine.model.summary import ModelSummary
+from nse_engine.progress import Progress
+from nse_engine.store.log_rows import BatchChanges, LogRow, RetentionRow
+from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary
+from nse_engine.store.validation import FactProblem
+
+from nse_app.main_window import MainWindow
+from nse_app.session import Session
+from nse_app.views.edit_form import EditForm
+from nse_app.views.import_view import ImportView
+from nse_app.views.job_progress import JobProgress
+from nse_app.views.log_view import STATUS_COLORS, LogView
+from nse_app.views.model_view import ModelView
+from nse_app.views.queue_view import QueueView
+from nse_app.views.retention_view import RetentionView
+
+from app.conftest import wait_idle
+
+PROJECT = ProjectSummary("/data/capitals", "capitals", "default", {"layers": [2, 3, 4], "alpha": 0.5, "source": "derived"})
+
+
+def request(fact_id: int, subject: str = "Danielle Darrieux") -> EditRequest:
+    return EditRequest(subject, "The mother tongue of {} is", "English", "French", fact_id=fact_id)
+
+
+def log_row(fact_id: int, status: str = "applied", retained: bool | None = True) -> LogRow:
+    return LogRow(request(fact_id), status, 1, None, None, None, prob_new_before=0.1, prob_true_before=0.5,
+                  prob_new_after=0.8, prob_true_after=0.05, prob_new_now=0.4, prob_true_now=0.2, retained=retained)
+
+
+def batch(batch_id: int, fact_ids: tuple[int, ...], undone_at: str | None = None) -> Batch:
+    return Batch(batch_id, "NSE", {}, "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:05.123+00:00", 5.04,
+                 "applied", fact_ids, len(fact_ids), None, None, undone_at)
+
+
+def point(batch_id: int, edits: int, retained: int, evaluated: int) -> RetentionRow:
+    return RetentionRow(batch_id, edits, evaluated, retained, first_batch_share=1.0, efficacy=0.9,
+                        generalization=0.5, specificity=None, fluency=4.2)
+
+
+def changes(batch_id: int, fact_ids: tuple[int, ...], new_point: RetentionRow | None, undone: bool = False) -> BatchChanges:
+    return BatchChanges(batch_id, [] if undone else list(fact_ids), {}, None, undone=undone, point=new_point,
+                        fact_ids=fact_ids)
+
+
+@pytest.fixture
+def session(qtbot, loop):
+    s = Session()
+    yield s
+    s.shutdown()
+
+
+def _asked_nothing(session: Session) -> bool:
+    """True when no job reached the worker (the view used only what it was given)."""
+    return not session.worker.busy and not session._tasks
+
+
+def _cells(table, row: int) -> dict[str, str]:
+    return {table.horizontalHeaderItem(c).text(): table.item(row, c).text() for c in range(table.columnCount())}
+
+
+def test_log_view_shows_each_fact_with_its_probabilities_and_each_batch(qtbot, session):
+    view = LogView(session)
+    qtbot.addWidget(view)
+    view.show_log([log_row(1), log_row(2, retained=False)], [batch(1, (1, 2))])
+    first = _cells(view.facts_table, 0)
+    assert (first["#"], first["Prompt"], first["New object"], first["Status"]) == (
+        "1", "The mother tongue of Danielle Darrieux is", "English", "applied")
+    assert (first["P(new) before"], first["P(new) after its batch"], first["P(new) now"]) == ("0.100", "0.800", "0.400")
+    assert first["Retained"] == "yes" and _cells(view.facts_table, 1)["Retained"] == "no"
+    retained = list(first).index("Retained")
+    assert view.facts_table.item(1, retained).foreground().color().name() == STATUS_COLORS["failed"]
+    assert _cells(view.batches_table, 0) == {
+        "Batch": "1", "Method": "NSE", "Facts": "2", "Applied": "2", "Outcome": "applied", "Seconds": "5.0",
+        "Finished": "2026-01-01 00:00:05 UTC", "Undone": "no"}
+    assert view.count_label.text() == "2 facts, 1 batches"
+
+
+def test_log_view_asks_about_the_selected_fact(qtbot, session):
+    view = LogView(session)
+    qtbot.addWidget(view)
+    view.show_log([log_row(1), log_row(2)], [])
+    assert not view.ask_button.isEnabled()
+    view.facts_table.selectRow(1)
+    with qtbot.waitSignal(view.ask_requested) as asked:
+        view.ask_button.click()
+    assert asked.args[0] == request(2)
+
+
+def test_retention_view_adds_a_batch_point_and_an_undo_takes_it_away(qtbot, session):
+    view = RetentionView(session)
+    qtbot.addWidget(view)
+    first = point(1, 2, 0, 0)
+    view.show_series([first])
+    assert view.point_count == 1  # the first batch has no earlier edits, only its own share
+    second = point(2, 4, 1, 2)
+    view.apply_changes(changes(2, (3, 4), second))
+    assert view.series == [first, second]
+    assert view.point_count == 3 and view.quality_count == 4 and view.fluency_count == 2
+    assert view.summary.text() == "2 batches, 4 edits applied. After batch 2, 50% of earlier edits are retained."
+    view.apply_changes(changes(2, (3, 4), None, undone=True))
+    assert view.series == [first]
+    assert _asked_nothing(session)
+
+
+def test_queue_view_drops_the_facts_a_batch_ran_without_asking_the_engine(qtbot, session):
+    view = QueueView(session)
+    qtbot.addWidget(view)
+    view.show_facts([request(1), request(2, "Toko Yasuda"), request(3, "Heihe")])
+    assert view.count_label.text() == "3 queued"
+    view.apply_changes(changes(1, (1, 3, 7), point(1, 2, 0, 0)))
+    assert [view.table.item(r, 1).text() for r in range(view.table.rowCount())] == ["Toko Yasuda"]
+    assert _asked_nothing(session)
+
+
+def test_queue_view_advanced_panel_hands_over_what_the_user_changed_as_typed(qtbot, session):
+    view = QueueView(session)
+    qtbot.addWidget(view)
+    session.project_changed.emit(PROJECT)
+    assert sorted(view._setting_edits) == ["alpha", "layers"]  # not where the settings came from
+    assert view._setting_edits["layers"].text() == "2, 3, 4"
+    view.advanced.setChecked(True)
+    assert view.overrides() == {}
+    view._setting_edits["alpha"].setText(" 2.5 ")
+    assert view.overrides() == {"alpha": "2.5"}
+    view.advanced.setChecked(False)
+    assert view.overrides() == {}  # a folded panel changes nothing
+    wait_idle(qtbot, session)
+
+
+def test_queue_view_edit_sends_the_selected_request(qtbot, session):
+    view = QueueView(session)
+    qtbot.addWidget(view)
+    view.show_facts([request(1), request(2, "Toko Yasuda")])
+    view.table.selectRow(1)
+    with qtbot.waitSignal(view.edit_requested) as edited:
+        view.edit_button.click()
+    assert edited.args[0] == request(2, "Toko Yasuda")
+
+
+def test_import_view_highlights_the_rows_with_problems(qtbot, session):
+    view = ImportView(session)
+    qtbot.addWidget(view)
+    good = FileRow(2, {"subject": "Germany", "prompt": "The capital of {} is", "target_new": "Canberra"}, ())
+    bad = FileRow(3, {"subject": "Greece", "prompt": "The language of {} is", "target_new": ""},
+                  (FactProblem("target_new", "missing", "is required"),))
+    view.show_rows(FilePreview("/tmp/facts.csv", "csv", ("2 rows had spaces trimmed",), (good, bad)))
+    problems_col = view.table.columnCount() - 1
+    assert [view.table.item(r, problems_col).text() for r in range(2)] == ["", "target_new: is required"]
+    assert view.table.item(1, 0).background().color().name() != view.table.item(0, 0).background().color().name()
+    assert view.import_button.text() == "Import 1 valid rows"
+    assert not view.import_button.isEnabled()  # no project open
+    assert view.summary.text().startswith("facts.csv — csv: 2 rows, 1 valid, 1 with problems")
+    assert "2 rows had spaces trimmed" in view.summary.text() and "Open a project to import." in view.summary.text()
+    view.show_imported(ImportSummary(1, (bad,), ()), "/tmp/facts.csv")
+    assert view.summary.text().startswith("Imported 1 facts from facts.csv into the queue; 1 rows rejected.")
+    assert view.export_button.isEnabled()
+
+
+def test_model_view_shows_the_model_and_the_projects_layers(qtbot, session):
+    view = ModelView(session)
+    qtbot.addWidget(view)
+    view.show_model(ModelSummary("SmolLM2-135M-Instruct", "default", "LlamaForCausalLM", "llama", 30, 134_515_008,
+                                 "float32", "cpu", "model.layers.<i>.mlp.down_proj", 1536, 576,
+                                 ("weights 0.50 GiB on cpu", "peak 1.20 GiB")))
+    labels = {key: label.text() for key, label in view.info_labels.items()}
+    assert labels["architecture"] == "LlamaForCausalLM (llama)"
+    assert labels["parameters"] == "134.5 M"
+    assert labels["projection"] == "model.layers.N.mlp.down_proj — d_ff 1536, hidden 576"
+    assert labels["memory"] == "weights 0.50 GiB on cpu\npeak 1.20 GiB"
+    assert labels["edit_layers"] == "set when a project is opened"
+    view.show_project(PROJECT)
+    assert view.info_labels["edit_layers"].text() == "2, 3, 4"
+    assert "capitals" in view.project_label.text()
+    wait_idle(qtbot, session)  # the recent models' list is read by the worker
+
+
+def test_edit_form_validates_as_you_type(qtbot, session):
+    session.project_info = PROJECT  # an open project lets the form queue
+    form = EditForm(session)
+    qtbot.addWidget(form)
+    qtbot.keyClicks(form.subject, "Danielle Darrieux")
+    qtbot.keyClicks(form.prompt, "The mother tongue of Leon Blum is")
+    assert "neither '{}' nor the subject" in form.problems_label.text()
+    assert not form.add_button.isEnabled()
+    assert form.prompt.property("invalid")
+    form.prompt.setText("The mother tongue of Danielle Darrieux is")
+    qtbot.keyClicks(form.target_new, "English")
+    assert form.add_button.isEnabled()
+    assert form.request.prompt == "The mother tongue of {} is"
+
+
+def test_edit_form_loads_a_queued_fact_as_it_was(qtbot, session):
+    session.project_info = PROJECT
+    form = EditForm(session)
+    qtbot.addWidget(form)
+    queued = EditRequest("Danielle Darrieux", "The mother tongue of {} is", "English", "French",
+                         paraphrases=("Danielle Darrieux's mother tongue is",),
+                         neighborhood=(NeighborhoodCheck("The mother tongue of Léon Blum is", "French"),),
+                         relation="mother tongue", fact_id=7)
+    form.edit_existing(queued)
+    assert form.add_button.text() == "Save fact #7"
+    assert form.request == EditRequest(**{**queued.__dict__, "fact_id": None})
+
+
+def test_job_progress_shows_phase_counts_and_time_left(qtbot, session):
+    progress = JobProgress(session)
+    qtbot.addWidget(progress)
+    progress._show(Progress("target states", 3, 12, "round 1", elapsed_s=30.0))
+    assert progress.label.text() == "target states · 3/12 · round 1 · 1 min 30 s left"
+    assert progress.bar.value() == 250
+
+
+def test_window_title_names_the_project_and_the_model(qtbot, session):
+    window = MainWindow(session)
+    qtbot.addWidget(window)
+    session.model_info = ModelSummary("tiny-gpt2", "/m", "GPT2LMHeadModel", "gpt2", 4, 1, "float32", "cpu", "h", 8, 4, ())
+    session.project_info = PROJECT
+    session.project_changed.emit(PROJECT)
+    assert window.windowTitle() == "NSE Studio — capitals — tiny-gpt2"
+    assert window.run_action.isEnabled()
+    wait_idle(qtbot, session)
+    window.close()
