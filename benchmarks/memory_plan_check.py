@@ -62,7 +62,7 @@ def measure(model_key: str, stats_tokens: int) -> dict[str, object]:
     # frees the last one's tensors), so few of each keep the run short; every neuron is solved
     # for, the plan's worst case.
     hp = NseHyperParams(
-        layers=layers, v_loss_layer=points.n_layers - 1, v_lr=0.5, v_num_grad_steps=5, alpha=0.0,
+        layers=layers, v_lr=0.5, v_num_grad_steps=5, alpha=0.0,
         upper_bound=1e12, mom2_update_weight=1e4, neuron_threshold=1.0, max_iterations=1,
         context_prefixes=5, stats_tokens=stats_tokens,
     )

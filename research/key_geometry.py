@@ -51,7 +51,7 @@ def main() -> None:
     loaded = load_model("default")
     points = find_edit_points(loaded.model)
     cases = read_cases(args.cases, args.facts)
-    reader = NseHyperParams(layers=tuple(range(layers[0], layers[-1] + 1)), v_loss_layer=points.n_layers - 1,
+    reader = NseHyperParams(layers=tuple(range(layers[0], layers[-1] + 1)),
                             v_lr=1.0, v_num_grad_steps=1, alpha=1.0, upper_bound=2.0, mom2_update_weight=1.0,
                             neuron_threshold=1.0, context_prefixes=2)
     session = EditingSession(loaded, reader, points)

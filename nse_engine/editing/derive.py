@@ -112,7 +112,7 @@ def derive_hparams(
     control = control or silent()
     layers = relative_depth_layers(points.n_layers)
     base = NseHyperParams(
-        layers=layers, v_loss_layer=points.n_layers - 1, v_lr=0.5, v_num_grad_steps=25,
+        layers=layers, v_lr=0.5, v_num_grad_steps=25,
         alpha=0.0, upper_bound=1.0, mom2_update_weight=float(points.d_ff), neuron_threshold=0.8,
         context_prefixes=CONTEXT_PREFIXES,
     )
@@ -138,7 +138,7 @@ def derive_hparams(
     mom2 = round(MOM2_PER_NEURON * points.d_ff * key_energy, 1)
     control.report("deriving settings", 2, 2, "done")
     nse = NseHyperParams(
-        layers=layers, v_loss_layer=points.n_layers - 1, v_lr=v_lr, v_num_grad_steps=25,
+        layers=layers, v_lr=v_lr, v_num_grad_steps=25,
         alpha=round(ALPHA_RATIO * median, 2), upper_bound=round(UPPER_RATIO * median, 2),
         mom2_update_weight=mom2, neuron_threshold=0.8, earlier_edits_weight=EARLIER_EDITS_WEIGHT,
         layer_share_ratio=LAYER_SHARE_RATIO,

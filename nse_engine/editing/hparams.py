@@ -15,7 +15,6 @@ class NseHyperParams:
     """Every knob of one NSE edit round. All can be overridden by the user."""
 
     layers: tuple[int, ...]  # consecutive blocks whose MLP output projections are edited
-    v_loss_layer: int  # block whose output feeds the target-state loss (the last block)
     v_lr: float  # Adam learning rate of the target-state delta
     v_num_grad_steps: int  # Adam steps per target state
     alpha: float  # a fact within this distance of its target state needs no further pass
@@ -100,10 +99,10 @@ class NseHyperParams:
             raise ValueError("norm_anchoring needs a positive norm_anchor (derived settings measure it)")
 
 
-def _paper(layers: range, v_loss_layer: int, v_lr: float, steps: int, alpha: float, upper: float,
+def _paper(layers: range, v_lr: float, steps: int, alpha: float, upper: float,
            mom2: float, threshold: float, name: str) -> NseHyperParams:
     return NseHyperParams(
-        layers=tuple(layers), v_loss_layer=v_loss_layer, v_lr=v_lr, v_num_grad_steps=steps,
+        layers=tuple(layers), v_lr=v_lr, v_num_grad_steps=steps,
         alpha=alpha, upper_bound=upper, mom2_update_weight=mom2, neuron_threshold=threshold,
         source=f"preset:{name}",
     )
@@ -111,9 +110,9 @@ def _paper(layers: range, v_loss_layer: int, v_lr: float, steps: int, alpha: flo
 
 # The authors' released configurations (layers inclusive).
 PRESETS: dict[str, NseHyperParams] = {
-    "gpt2-xl": _paper(range(13, 18), 47, 0.5, 20, 35.0, 150.0, 10000.0, 1.0, "gpt2-xl"),
-    "gpt-j-6b": _paper(range(3, 9), 27, 0.5, 25, 15.0, 100.0, 15000.0, 0.8, "gpt-j-6b"),
-    "llama-3-8b": _paper(range(4, 9), 31, 0.1, 25, 2.5, 50.0, 15000.0, 1.0, "llama-3-8b"),
+    "gpt2-xl": _paper(range(13, 18), 0.5, 20, 35.0, 150.0, 10000.0, 1.0, "gpt2-xl"),
+    "gpt-j-6b": _paper(range(3, 9), 0.5, 25, 15.0, 100.0, 15000.0, 0.8, "gpt-j-6b"),
+    "llama-3-8b": _paper(range(4, 9), 0.1, 25, 2.5, 50.0, 15000.0, 1.0, "llama-3-8b"),
 }
 
 

@@ -30,7 +30,7 @@ SETTING_NAMES = tuple(f.name for f in dataclasses.fields(NseHyperParams) if f.na
 
 # Passes every check of `validate` whatever one setting is changed to (unless that setting is wrong).
 _PERMISSIVE = NseHyperParams(
-    layers=(0,), v_loss_layer=0, v_lr=0.5, v_num_grad_steps=1, alpha=0.0, upper_bound=math.inf,
+    layers=(0,), v_lr=0.5, v_num_grad_steps=1, alpha=0.0, upper_bound=math.inf,
     mom2_update_weight=1.0, neuron_threshold=1.0, norm_anchor=1.0,
 )
 

@@ -18,7 +18,6 @@ from nse_engine.store.validation import (
     TokenLimit,
     build_fact,
     fact_from_fields,
-    validate_fact,
 )
 
 __all__ = [
@@ -38,5 +37,4 @@ __all__ = [
     "WriteState",
     "build_fact",
     "fact_from_fields",
-    "validate_fact",
 ]

@@ -168,21 +168,6 @@ def make_template(subject: str, prompt: str) -> tuple[str | None, FactProblem | 
     return template, None
 
 
-def validate_fact(request: EditRequest, token_limit: TokenLimit | None = None) -> list[FactProblem]:
-    """The problems of an already built request (as the GUI's edit form holds it)."""
-    _, problems = build_fact(
-        request.subject,
-        request.prompt,
-        request.target_new,
-        request.target_true,
-        request.paraphrases,
-        ((n.prompt, n.target) for n in request.neighborhood),
-        request.relation,
-        token_limit,
-    )
-    return problems
-
-
 def fact_from_fields(
     fields: Mapping[str, str], token_limit: TokenLimit | None = None
 ) -> tuple[EditRequest | None, list[FactProblem]]:

@@ -30,7 +30,7 @@ pytestmark = [
 # The settings the issue derived for Gemma (layers 1–4, v_lr 22.9, alpha 895, λ 14,367): they
 # apply edits; whether they keep the model fluent is the derivation's business, not this test's.
 GEMMA_SETTINGS = NseHyperParams(
-    layers=(1, 2, 3, 4), v_loss_layer=17, v_lr=22.9, v_num_grad_steps=25, alpha=895.0, upper_bound=8950.0,
+    layers=(1, 2, 3, 4), v_lr=22.9, v_num_grad_steps=25, alpha=895.0, upper_bound=8950.0,
     mom2_update_weight=14367.0, neuron_threshold=0.8, earlier_edits_weight=10.0, layer_share_ratio=0.9,
     max_iterations=5, context_prefixes=2, stats_tokens=16384,
 )

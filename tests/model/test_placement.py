@@ -23,7 +23,7 @@ TWO_GPUS = (Device("cuda:0", 8 * GIB), Device("cuda:1", 8 * GIB), Device("cpu", 
 
 def tiny_hparams(layers=(1, 2)) -> NseHyperParams:
     return NseHyperParams(
-        layers=layers, v_loss_layer=3, v_lr=0.5, v_num_grad_steps=4, alpha=0.0, upper_bound=1e9,
+        layers=layers, v_lr=0.5, v_num_grad_steps=4, alpha=0.0, upper_bound=1e9,
         mom2_update_weight=10.0, neuron_threshold=0.8, context_prefixes=1, context_prefix_tokens=4,
         stats_tokens=512,
     )

@@ -45,7 +45,7 @@ def test_settings_parse_to_their_types():
     assert parse_setting("layers", "3,4") == (3, 4) and parse_setting("layers", "2-4") == (2, 3, 4)
     assert parse_setting("layers", "[1, 2]") == (1, 2)
     assert parse_setting("upper_bound", "inf") == float("inf")
-    with pytest.raises(SettingsError, match="unknown setting 'bogus'; settings are: layers, v_loss_layer"):
+    with pytest.raises(SettingsError, match="unknown setting 'bogus'; settings are: layers, v_lr"):
         parse_setting("bogus", "1")
     with pytest.raises(SettingsError, match="alpha must be a number, got 'abc'"):
         parse_setting("alpha", "abc")
