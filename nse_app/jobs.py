@@ -44,6 +44,10 @@ class Engine:
             raise ProjectError("No project is open. Open or create a project on the Model screen first.")
         return self.workspace
 
+    def close(self) -> None:
+        """Let go of the open project (its write lock), on the worker thread that opened it."""
+        _close_workspace(self)
+
 
 def preload_engine() -> None:
     """Import torch and transformers before the window shows, then freeze what they allocated

@@ -171,6 +171,9 @@ class EngineWorker(QObject):
         while True:
             job = self._queue.get()
             if job is None:
+                close = getattr(self._engine, "close", None)
+                if close is not None:
+                    close()  # the engine's resources (an open project's lock) belong to this thread
                 return
             self._run_one(job)
 

@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=10, help="facts per edit round (default 10)")
     p.add_argument("--limit", type=positive_int, default=None, help="edit at most this many queued facts")
     p.add_argument("--reapply", action="store_true", help="edit facts of the file that were applied before again")
+    p.add_argument("--no-fluency", action="store_true", help="skip measuring fluency after each batch (faster)")
     p.add_argument("--method", choices=METHODS, default=None,
                    help="editing method of a new project (default nse); an existing project keeps its own")
     p.add_argument("--set", action="append", default=[], type=setting, metavar="NAME=VALUE",
@@ -98,6 +99,7 @@ def run_edit(args: argparse.Namespace) -> int:
     control = progress_bar_control()
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     workspace = Workspace.open(loaded, args.project, control, method=args.method)
+    workspace.measure_fluency = not args.no_fluency
     with workspace.closing():
         workspace.project.require_writable("edit")
         n_layers = workspace.session.points.n_layers

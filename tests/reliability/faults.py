@@ -258,7 +258,8 @@ class NseServer:
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         answer = json.loads(self.process.stdout.readline())
-        return RunResult(answer["status"], answer["killed"], answer["seconds"], out.read_text(), err.read_text())
+        texts = [path.read_text() if path.exists() else "" for path in (out, err)]  # killed before opening them
+        return RunResult(answer["status"], answer["killed"], answer["seconds"], *texts)
 
     def close(self) -> None:
         self.process.stdin.close()

@@ -48,7 +48,8 @@ def server(tmp_path_factory, _shared_cache):
 
 
 def _edit(server: NseServer, model: Path, cases: Path, project: Path, **fault):
-    return server.run("edit", "--model", model, "--cases", cases, "--project", project, "--batch-size", "2", **fault)
+    return server.run("edit", "--model", model, "--cases", cases, "--project", project, "--batch-size", "2",
+                      "--no-fluency", **fault)
 
 
 def _assert_consistent(folder: Path, committed: set[int]) -> None:
@@ -104,11 +105,13 @@ def _assert_finished(folder: Path, facts: list[tuple[str, ...]], model_dir: Path
 def test_nse_edit_killed_at_random_moments(tmp_path, tiny_model_dir, server):
     rng = random.Random(FAULT_SEED)
     cases = write_facts_csv(tmp_path / "facts.csv", KILL_FACTS)
-    whole = _edit(server, tiny_model_dir, cases, tmp_path / "warm-up")
+    assert _edit(server, tiny_model_dir, cases, tmp_path / "warm-up").status == 0  # caches settings and statistics
+    whole = _edit(server, tiny_model_dir, cases, tmp_path / "timed")  # how long a whole run takes
     assert whole.status == 0, whole.err
-    chain, folder, committed = 0, tmp_path / "chain-0", set()
+    chain, folder, committed, killed = 0, tmp_path / "chain-0", set(), 0
     for _ in range(FAULT_RUNS):
         run = _edit(server, tiny_model_dir, cases, folder, kill_after=rng.uniform(0.0, whole.seconds))
+        killed += run.killed
         assert run.status == 0 or run.killed, run.err
         assert "Traceback" not in run.err, run.err
         committed |= _reported_batches(run.out)
@@ -117,6 +120,7 @@ def test_nse_edit_killed_at_random_moments(tmp_path, tiny_model_dir, server):
             _assert_finished(folder, KILL_FACTS)
             chain += 1
             folder, committed = tmp_path / f"chain-{chain}", set()
+    assert killed >= FAULT_RUNS // 3, f"only {killed} of {FAULT_RUNS} runs were killed before they ended"
     last = _edit(server, tiny_model_dir, cases, folder)
     assert last.status == 0, last.err
     _assert_finished(folder, KILL_FACTS, tiny_model_dir)
