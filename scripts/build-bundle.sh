@@ -2,19 +2,24 @@
 # Build the packaged app (PyInstaller onedir, from app.spec, into dist/nse-studio/) and
 # smoke-test it: the bundled nse-studio starts in a real window under Xvfb, converts and loads
 # the built-in model in a fresh data folder, and applies one edit (nse-app --smoke-test).
+# The statistics and derived settings come from the user's cache when they are there (a first
+# project computes them: half an hour on a busy 2-core machine); --cold starts from an empty one.
 # Installs PyInstaller, Xvfb and the libraries Qt's xcb plugin needs (Debian/Ubuntu, as root)
 # when missing. Exits non-zero when the build or the smoke test fails.
 #
-#   bash scripts/build-bundle.sh [--no-build]      # --no-build: smoke-test the existing bundle
+#   bash scripts/build-bundle.sh [--no-build] [--cold]    # --no-build: smoke-test the existing bundle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build=1
-case "${1:-}" in
-    "") ;;
-    --no-build) build=0 ;;
-    *) echo "usage: bash scripts/build-bundle.sh [--no-build]" >&2; exit 2 ;;
-esac
+cold=0
+for arg in "$@"; do
+    case "$arg" in
+        --no-build) build=0 ;;
+        --cold) cold=1 ;;
+        *) echo "usage: bash scripts/build-bundle.sh [--no-build] [--cold]" >&2; exit 2 ;;
+    esac
+done
 
 bash scripts/setup.sh
 if ! command -v xvfb-run >/dev/null 2>&1 || ! ldconfig -p | grep -q libxcb-cursor.so.0; then
@@ -33,10 +38,12 @@ fi
 [ -x "$bundle/nse-studio" ] || { echo "error: no bundle at $bundle (run without --no-build)" >&2; exit 1; }
 echo "bundle size: $(du -sh "$bundle" | cut -f1) ($(du -sb "$bundle" | cut -f1) bytes), $(find "$bundle" -type f | wc -l) files"
 
-# A fresh data and cache folder, so the bundle converts the built-in model itself.
+# A fresh data folder (and home), so the bundle converts the built-in model itself.
 home=$(mktemp -d)
 trap 'rm -rf "$home"' EXIT
+cache=$(.venv/bin/python -c "from nse_engine.paths import cache_dir; print(cache_dir())")
+[ "$cold" -eq 0 ] || cache=$home/cache
 started=$(date +%s)
-env -u QT_QPA_PLATFORM NSE_DATA_DIR="$home/data" NSE_CACHE_DIR="$home/cache" HOME="$home" \
-    xvfb-run -a -s "-screen 0 1440x960x24" timeout 1800 "$bundle/nse-studio" --smoke-test --model default
+env -u QT_QPA_PLATFORM NSE_DATA_DIR="$home/data" NSE_CACHE_DIR="$cache" HOME="$home" \
+    xvfb-run -a -s "-screen 0 1440x960x24" timeout 3600 "$bundle/nse-studio" --smoke-test --model default
 echo "smoke test passed in $(($(date +%s) - started)) s"
