@@ -201,8 +201,8 @@ class Project:
         if database.has_pending_migrations(db):
             db.close()
             if media_read_only:
-                raise ProjectError(f"{path} was written by an older NSE Studio and {reason}; open it there once "
-                                   "from a writable disk to bring it up to date")
+                raise ProjectError(f"{path} was written by an older NSE Studio and must be brought up to date "
+                                   f"once, which needs a writable disk: {reason}")
             cls.open(folder).close()  # a writer, briefly, brings the log up to date
             db = _read_only_log(path, media_read_only)
         return cls(folder, db, None, reason)
@@ -480,17 +480,20 @@ def _read_only_log(path: Path, media_read_only: bool) -> Database:
     On read-only media SQLite cannot create the WAL index a normal reader needs; there the file is
     read as immutable (nothing can change it anyway).
     """
-    for immutable in (False, True) if media_read_only else (False,):
+    try:
+        return _checked_reader(path, immutable=False)
+    except StorageError:
+        if not media_read_only:
+            raise
+    return _checked_reader(path, immutable=True)
+
+
+def _checked_reader(path: Path, immutable: bool) -> Database:
+    with storage_errors(path, "read the project log"):
+        db = database.connect(path, read_only=True, immutable=immutable)
         try:
-            with storage_errors(path, "read the project log"):
-                db = database.connect(path, read_only=True, immutable=immutable)
-                try:
-                    database.check_schema(db, path)
-                except BaseException:
-                    db.close()
-                    raise
-            return db
-        except StorageError:
-            if immutable or not media_read_only:
-                raise
-    raise AssertionError("unreachable")
+            database.check_schema(db, path)
+        except BaseException:
+            db.close()
+            raise
+    return db
