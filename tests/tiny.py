@@ -56,7 +56,7 @@ TINY_CONFIGS = {
     # Gemma 3: scaled embeddings, norms before and after attention and MLP, sliding-window layers
     "gemma3": lambda v: Gemma3TextConfig(
         vocab_size=v, hidden_size=32, intermediate_size=72, num_hidden_layers=4, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=8, max_position_embeddings=128, sliding_window=16, query_pre_attn_scalar=8,
+        num_key_value_heads=2, head_dim=8, max_position_embeddings=128, sliding_window=64, query_pre_attn_scalar=8,
     ),
     # SmolLM2 is a Llama with tied embeddings
     "smollm": lambda v: LlamaConfig(

@@ -19,23 +19,30 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+GAIN_FLOOR = 1e-3  # a channel whose gain is below this share of the largest one is treated as closed
+
 
 @torch.no_grad()
 def value_change_for(residual: torch.Tensor, value: torch.Tensor, norm: nn.Module) -> torch.Tensor:
     """The change of the MLP output `value` (n, hidden) after which `norm` of it moves by `residual`
-    (n, hidden); float64 like the inputs' solve."""
+    (n, hidden); float64 like the inputs' solve.
+
+    Channels whose gain is (near) zero carry nothing to the residual stream whatever v holds
+    there (Gemma 3 has such channels): they are left as they are, and the scale is kept over
+    the other channels.
+    """
     device, dtype = residual.device, torch.float64
+    parameter = next(norm.parameters())
     value = value.to(device, dtype)
-    current = norm(value.to(next(norm.parameters()).dtype).to(next(norm.parameters()).device)).to(device, dtype)  # (n, hidden)
+    current = norm(value.to(parameter.device, parameter.dtype)).to(device, dtype)  # (n, hidden)
     wanted = current + residual.to(dtype)  # (n, hidden)
     gain = _gain(norm).to(device, dtype)  # (hidden,)
-    direction = wanted / gain  # (n, hidden): any positive multiple normalises to `wanted`
-    scale = _rms(value) / _rms(direction).clamp_min(1e-30)  # (n, 1)
-    return direction * scale - value
-
-
-def _rms(x: torch.Tensor) -> torch.Tensor:
-    return x.pow(2).mean(dim=-1, keepdim=True).sqrt()
+    live = gain.abs() > GAIN_FLOOR * gain.abs().max()  # (hidden,)
+    direction = wanted[:, live] / gain[live]  # (n, live): any positive multiple normalises to `wanted`
+    scale = value[:, live].pow(2).sum(1, keepdim=True).sqrt() / direction.pow(2).sum(1, keepdim=True).sqrt().clamp_min(1e-30)
+    change = torch.zeros_like(value)
+    change[:, live] = direction * scale - value[:, live]
+    return change
 
 
 def _gain(norm: nn.Module) -> torch.Tensor:

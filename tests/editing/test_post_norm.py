@@ -54,3 +54,14 @@ def test_a_round_on_a_gemma_block_moves_the_state_towards_its_target():
         assert outcome.distance_after < 0.3 * outcome.distance_before
     for outcome in linear.apply_round(ROUND_1).outcomes:
         assert outcome.distance_after > outcome.distance_before  # the norm turns the change elsewhere
+
+
+def test_closed_channels_are_left_alone_and_nothing_divides_by_zero():
+    norm = _norm(16, 2)
+    with torch.no_grad():
+        norm.weight[:3] = -1.0  # gain 1 + w = 0: these channels never reach the residual stream
+    value = torch.randn(2, 16, dtype=torch.float64)
+    change = value_change_for(torch.randn(2, 16, dtype=torch.float64), value, norm)
+    assert torch.isfinite(change).all()
+    assert (change[:, :3] == 0).all()
+    assert torch.allclose((value + change).pow(2).sum(1), value.pow(2).sum(1))
