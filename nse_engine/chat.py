@@ -14,9 +14,9 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from nse_engine.facts import EditRequest
-from nse_engine.model.generation import greedy_continuations_of_ids, greedy_kwargs, pad_id
+from nse_engine.model.generation import greedy_continuations_of_ids
 from nse_engine.model.loading import LoadedModel
-from nse_engine.model.tokens import bos_token_id, encode_prompt
+from nse_engine.model.tokens import bos_token_id, encode_prompt, greedy_kwargs, pad_id
 
 Message = Mapping[str, str]  # {"role": "user" | "assistant" | "system", "content": "..."}
 Conversation = str | Sequence[Message]

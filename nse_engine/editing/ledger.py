@@ -41,7 +41,10 @@ class EditRound:
 class WeightLedger:
     """Owns the edited matrices of one model: what they were, what was added, and Kp."""
 
-    def __init__(self, points: EditPoints, layers: tuple[int, ...], solve_device: torch.device) -> None:
+    def __init__(
+        self, points: EditPoints, layers: tuple[int, ...], solve_device: torch.device,
+        kp_dtype: torch.dtype = torch.float64,
+    ) -> None:
         self.points = points
         self.layers = layers
         self.solve_device = solve_device
@@ -50,8 +53,8 @@ class WeightLedger:
         self.original = {l: points.weight_view(l).detach().to("cpu", copy=True) for l in layers}
         self.offsets = {l: torch.zeros(self.original[l].shape, dtype=torch.float64) for l in layers}  # S
         self.kp = {
-            l: torch.zeros((points.d_ff, points.d_ff), dtype=torch.float64, device=solve_device) for l in layers
-        }  # Kp = Σ kᵀk of committed edits, (d_ff, d_ff)
+            l: torch.zeros((points.d_ff, points.d_ff), dtype=kp_dtype, device=solve_device) for l in layers
+        }  # Kp = Σ kᵀk of committed edits, (d_ff, d_ff); summed in float64, stored in kp_dtype
 
     @property
     def n_edits(self) -> int:

@@ -31,6 +31,8 @@ from nse_engine.facts import EditRequest, FactOutcome
 from nse_engine.model.architecture import EditPoints, find_edit_points
 from nse_engine.model.fingerprint import prefix_fingerprint
 from nse_engine.model.loading import LoadedModel
+from nse_engine.model.memory_plan import Placement, plan_for_loaded
+from nse_engine.model.placement import require_editable
 from nse_engine.progress import JobControl, silent
 from nse_engine.stats.nullspace import eigenbasis
 from nse_engine.stats.second_moment import StatsSpec, second_moments
@@ -60,19 +62,30 @@ class RoundResult:
 class EditingSession:
     """Owns the edits applied to one loaded model. Not thread-safe: one worker thread uses it."""
 
-    def __init__(self, loaded: LoadedModel, hparams: NseHyperParams, points: EditPoints | None = None) -> None:
+    def __init__(
+        self, loaded: LoadedModel, hparams: NseHyperParams, points: EditPoints | None = None,
+        placement: Placement | None = None,
+    ) -> None:
+        """`placement` (memory_plan.plan_memory's choice) says where C and Kp live, in which
+        dtype, and how the statistics are computed; by default the memory plan for this model
+        and machine chooses it (C and Kp in float64 beside the edited layers when they fit)."""
         self.loaded = loaded
         self.points = points or find_edit_points(loaded.model)
         hparams.validate(self.points.n_layers)
+        require_editable(loaded.model, self.points, tuple(hparams.layers))
         self.hparams = hparams
         self.layers = tuple(hparams.layers)
         self.prefixes: list[str] | None = None
         self.second_moments: dict[int, torch.Tensor] = {}
         self.projections: dict[int, torch.Tensor] = {}  # AlphaEdit's P per layer, for `projected_at`
         self.projected_at: float | None = None  # the nullspace_threshold the projections were made for
-        w_device = self.points.weight(self.layers[0]).device
-        solve_device = w_device if w_device.type == "cuda" else torch.device("cpu")
-        self.ledger = WeightLedger(self.points, self.layers, solve_device)
+        if placement is None:  # refuse now, with the numbers, rather than run out of memory mid-round
+            plan = plan_for_loaded(loaded, self.points, self.layers)
+            plan.require_fit()
+            placement = plan.placement
+        self.placement = placement
+        solve_device = torch.device(self.placement.state_device)
+        self.ledger = WeightLedger(self.points, self.layers, solve_device, self.placement.state_dtype)
         self.reader = FactReader(loaded, self.points, self.layers, solve_device)
         self.base_fingerprint = prefix_fingerprint(loaded.model, self.points, self.layers[-1])
 
@@ -117,7 +130,12 @@ class EditingSession:
             self.ledger.write_committed()
             if isinstance(exc, (Cancelled, KeyboardInterrupt, EditError)):
                 raise
-            if isinstance(exc, (FloatingPointError, torch.OutOfMemoryError, RuntimeError)):
+            if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+                raise EditError(
+                    f"The batch ran out of memory ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                    "the model is unchanged. Edit fewer facts per round, or see the memory plan of `nse info`."
+                ) from exc
+            if isinstance(exc, (FloatingPointError, RuntimeError)):
                 raise EditError(f"The batch could not be applied ({exc}); the model is unchanged.") from exc
             raise
         self.ledger.commit(record)
@@ -139,11 +157,16 @@ class EditingSession:
                     self.hparams.context_prefix_tokens,
                 )
             if missing:
-                spec = StatsSpec() if not self.hparams.stats_tokens else StatsSpec(n_tokens=self.hparams.stats_tokens)
-                moments = second_moments(self.loaded, self.points, list(self.layers), spec=spec, control=control)
-                self.second_moments.update(
-                    {l: m.to(self.ledger.solve_device, torch.float64) for l, m in moments.items()}
-                )
+                tokens = {"n_tokens": self.hparams.stats_tokens} if self.hparams.stats_tokens else {}
+                spec = StatsSpec(batch_size=self.placement.stats_batch_size, **tokens)
+                per_pass = self.placement.stats_layers_per_pass or len(missing)
+                for start in range(0, len(missing), per_pass):  # each pass's moments stored before the next
+                    moments = second_moments(self.loaded, self.points, missing[start : start + per_pass],
+                                             spec=spec, control=control)
+                    self.second_moments.update(
+                        {l: m.to(self.ledger.solve_device, self.placement.state_dtype) for l, m in moments.items()}
+                    )
+                    del moments
         if self.hparams.method == "alphaedit" and not self.projections:
             threshold = self.hparams.nullspace_threshold
             self.projections = {

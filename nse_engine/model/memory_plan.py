@@ -313,9 +313,9 @@ def _candidates(edit_device: str, load: EditingLoad) -> list[Placement]:
     """From fastest to leanest: C and Kp beside the weights, then on the CPU in float64 and
     float32, then the statistics one layer per pass, then in smaller batches."""
     batch = load.stats_batch_size
-    plans = [Placement(edit_device, torch.float64, 0, batch)]
-    if edit_device != CPU:
-        plans.append(Placement(CPU, torch.float64, 0, batch))
+    # The float64 solve runs beside the weights only on CUDA; MPS has no float64.
+    plans = [Placement(edit_device, torch.float64, 0, batch)] if edit_device.startswith("cuda") else []
+    plans.append(Placement(CPU, torch.float64, 0, batch))
     plans += [
         Placement(CPU, torch.float32, 0, batch),
         Placement(CPU, torch.float32, 1, batch),
