@@ -12,7 +12,7 @@ from nse_engine.errors import ProjectError
 from nse_engine.store.database import LOG_FILE
 from nse_engine.store.fact_rows import FACT_COLUMNS, QueuedKeys, fact_filter, fact_record
 from nse_engine.store.log_rows import LogRow, RetentionRow, first_round_retention
-from nse_engine.store.records import Batch, Chat, Evaluation, Fact, RetentionPoint, StateFile, WrittenOutcome
+from nse_engine.store.records import Batch, Chat, Evaluation, Fact, RetentionPoint, StateFile, WrittenOutcome, WrittenShare
 from nse_engine.store.storage_errors import guard_reads
 
 
@@ -111,6 +111,19 @@ class LogQueries:
             for r in self._db.query("SELECT fact_id, continuation, held, extra_passes FROM batch_facts ORDER BY batch_id")
         }
 
+    def written_shares(self) -> dict[int, WrittenShare]:
+        """Per batch: of its facts whose continuation the round checked, how many said the new object.
+
+        Batches that checked nothing (verify_passes 0) are left out.
+        """
+        return {
+            r["batch_id"]: WrittenShare(r["batch_id"], r["checked"], r["said"])
+            for r in self._db.query(
+                "SELECT batch_id, count(*) AS checked, sum(held) AS said FROM batch_facts "
+                "WHERE held IS NOT NULL GROUP BY batch_id"
+            )
+        }
+
     def retention_series(self, first_batch: int | None = None, last_batch: int | None = None) -> list[RetentionPoint]:
         """Per batch in effect: edits applied so far, and how many earlier edits it still keeps.
 
@@ -154,6 +167,7 @@ class LogQueries:
             params = [*params, *ids]
         facts = self._select_facts(where, params, "ORDER BY id")
         before = self.probabilities_before()
+        written = self.written_outcomes()
         history: dict[int, list[Evaluation]] = {}
         for evaluation in self.evaluations():
             history.setdefault(evaluation.fact_id, []).append(evaluation)
@@ -163,6 +177,7 @@ class LogQueries:
             own = next((e for e in evals if e.batch_id == fact.batch_id), None)
             latest = evals[-1] if evals else None
             prob_new_before, prob_true_before = before.get(fact.id, (None, None))
+            wrote = written.get(fact.id, WrittenOutcome(None, None, 0))
             rows.append(LogRow(
                 request=fact.request, status=fact.status, batch_id=fact.batch_id, reason=fact.reason,
                 source_file=fact.source_file, source_line=fact.source_line,
@@ -170,6 +185,7 @@ class LogQueries:
                 prob_new_after=own.prob_new if own else None, prob_true_after=own.prob_true if own else None,
                 prob_new_now=latest.prob_new if latest else None, prob_true_now=latest.prob_true if latest else None,
                 retained=latest.retained if latest else None,
+                continuation=wrote.continuation, held=wrote.held, extra_passes=wrote.extra_passes,
             ))
         return rows
 
@@ -188,14 +204,17 @@ class LogQueries:
         for evaluation in self.evaluations():
             if evaluation.batch_id in batches and evaluation.fact_id in applied_by:
                 measured.setdefault(evaluation.batch_id, []).append((applied_by[evaluation.fact_id], evaluation.retained))
+        written = self.written_shares()
         rows = []
         for point in self.retention_series():
             metrics = batches[point.batch_id].metrics
+            said = written.get(point.batch_id)
             rows.append(RetentionRow(
                 batch_id=point.batch_id, edits_applied=point.edits_applied, evaluated=point.evaluated,
                 retained=point.retained, first_batch_share=first_round_retention(measured.get(point.batch_id, ())),
                 efficacy=metrics.get("efficacy"), generalization=metrics.get("generalization"),
                 specificity=metrics.get("specificity"), fluency=metrics.get("fluency"),
+                says_new=said.share if said else None,
             ))
         return rows
 
@@ -225,7 +244,8 @@ class LogQueries:
             f"""
             SELECT b.*, s.file_name AS state_file, s.sha256 AS state_sha256,
                    (SELECT group_concat(fact_id) FROM batch_facts WHERE batch_id = b.id) AS fact_ids,
-                   (SELECT count(*) FROM batch_facts WHERE batch_id = b.id AND applied) AS applied_count
+                   (SELECT count(*) FROM batch_facts WHERE batch_id = b.id AND applied) AS applied_count,
+                   (SELECT count(*) FROM batch_facts WHERE batch_id = b.id AND applied AND held = 0) AS not_held
             FROM batches b LEFT JOIN state_files s ON s.id = b.state_id {where} ORDER BY b.id
             """,
             params,
@@ -236,7 +256,7 @@ class LogQueries:
                 finished_at=r["finished_at"], duration_s=r["duration_s"], outcome=r["outcome"],
                 fact_ids=tuple(int(i) for i in (r["fact_ids"] or "").split(",") if i),
                 applied_count=r["applied_count"], state_file=r["state_file"], state_sha256=r["state_sha256"],
-                undone_at=r["undone_at"], metrics=json.loads(r["metrics"] or "{}"),
+                undone_at=r["undone_at"], metrics=json.loads(r["metrics"] or "{}"), not_held=r["not_held"],
             )
             for r in rows
         ]

@@ -14,7 +14,7 @@ from nse_engine.facts import EditRequest
 from nse_engine.store.records import Batch
 from nse_engine.store.schema import FACT_STATUSES
 
-__all__ = ["FACT_STATUSES", "BatchChanges", "LogRow", "RetentionRow", "first_round_retention"]
+__all__ = ["FACT_STATUSES", "BatchChanges", "HeldCount", "LogRow", "RetentionRow", "first_round_retention", "held_count"]
 
 
 def first_round_retention(measured: Iterable[tuple[int, bool]]) -> float | None:
@@ -50,11 +50,38 @@ class LogRow:
     prob_new_now: float | None
     prob_true_now: float | None
     retained: bool | None  # the model still gives target_new at the newest measurement
+    continuation: str | None = None  # what the model wrote after the prompt when its batch ended
+    held: bool | None = None  # that continuation said target_new (None: the batch did not check)
+    extra_passes: int = 0  # targeted passes its batch added for it
 
     @property
     def id(self) -> int:
         assert self.request.fact_id is not None
         return self.request.fact_id
+
+    @property
+    def not_held(self) -> bool:
+        """Applied, but its batch's check found the model did not say the new object."""
+        return self.status == "applied" and self.held is False
+
+
+@dataclass(frozen=True)
+class HeldCount:
+    """How many of a round's applied facts the model said after it: the CLI's and the app's summary line."""
+
+    checked: int  # applied facts whose continuation the round checked
+    held: int
+    after_extra_passes: int  # of those held, the ones that needed extra passes
+
+    def __str__(self) -> str:
+        return f"held {self.held}/{self.checked} ({self.after_extra_passes} after extra passes)"
+
+
+def held_count(rows: Iterable[LogRow]) -> HeldCount:
+    """Count the applied, checked facts among `rows` that held, and how many needed extra passes."""
+    checked = [r for r in rows if r.status == "applied" and r.held is not None]
+    held = [r for r in checked if r.held]
+    return HeldCount(len(checked), len(held), sum(r.extra_passes > 0 for r in held))
 
 
 @dataclass(frozen=True)
@@ -71,10 +98,22 @@ class RetentionRow:
     generalization: float | None
     specificity: float | None
     fluency: float | None
+    says_new: float | None = None  # share of the batch's checked facts whose greedy continuation says the new object
 
     @property
     def share(self) -> float | None:
         return self.retained / self.evaluated if self.evaluated else None
+
+
+@dataclass(frozen=True)
+class ProjectSeries:
+    """Another project's Retention points and how it edits, to overlay on the open project's."""
+
+    folder: str
+    name: str
+    method: str | None  # None: no method chosen yet
+    switches: dict[str, bool]  # NAS / ENCORE as its newest batch (or its creation) had them
+    points: tuple[RetentionRow, ...]
 
 
 @dataclass

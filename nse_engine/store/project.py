@@ -14,6 +14,7 @@ come out as `StorageError`, with what to do.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,7 @@ from nse_engine.store.records import (
     Fact,
     FactEvaluation,
     RetentionPoint,
+    Retry,
     StateFile,
     WriteState,
     WrittenOutcome,
@@ -271,6 +273,20 @@ class Project:
             with storage_errors(self.log_path, "record the editing method"), self._db.atomic():
                 database.write_meta(self._db, "method", method)
 
+    @property
+    @_reads
+    def chosen_settings(self) -> dict[str, Any]:
+        """The settings the project was created with (NAS, ENCORE), kept for as long as it has no
+        editing state; from its first batch on, the state file holds the settings in effect."""
+        text = database.read_meta(self._db, "settings")
+        return json.loads(text) if text else {}
+
+    def record_chosen_settings(self, settings: Mapping[str, Any]) -> None:
+        """Keep a new project's chosen settings, so that reopening it before its first batch keeps them."""
+        if not self.read_only:
+            with storage_errors(self.log_path, "record the project's settings"), self._db.atomic():
+                database.write_meta(self._db, "settings", json.dumps(dict(settings), sort_keys=True))
+
     def check_base_model(self, source: str, fingerprint: str) -> None:
         """Refuse a base model other than the project's; the first model checked becomes it (when writable)."""
         known = self.base_model_fingerprint
@@ -311,6 +327,11 @@ class Project:
     @_changes("queue the facts again")
     def requeue(self, fact_ids: Iterable[int]) -> None:
         self.queue.requeue(fact_ids)
+
+    @_changes("queue the facts that did not hold again")
+    def requeue_not_held(self, batch_ids: Iterable[int]) -> list[Retry]:
+        """Queue copies of the applied facts of these batches that did not hold (see FactQueue)."""
+        return self.queue.requeue_not_held(batch_ids)
 
     def import_facts(
         self,

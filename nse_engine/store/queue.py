@@ -1,4 +1,4 @@
-"""The queue of facts waiting for a batch: add, edit, remove, reorder, requeue."""
+"""The queue of facts waiting for a batch: add, edit, remove, reorder, requeue, retry what did not hold."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from nse_engine.facts import EditRequest
 from nse_engine.store.database import now
 from nse_engine.store.fact_rows import INSERT_FACT, duplicate_problems, fact_row, normalised
 from nse_engine.store.log_queries import LogQueries
+from nse_engine.store.records import Retry
 from nse_engine.store.validation import FactProblem, InvalidFactError
 
 
@@ -100,3 +101,47 @@ class FactQueue:
                 "UPDATE facts SET status = 'queued', reason = NULL, position = ? WHERE id = ?",
                 [(position + i, fid) for i, fid in enumerate(fact_ids)],
             )
+
+    def requeue_not_held(self, batch_ids: Iterable[int]) -> list[Retry]:
+        """Queue again, as copies at the end of the queue, the facts these batches applied that the
+        model did not say when the batch ended, so that the next round edits them again.
+
+        Left out: facts of undone batches, facts a later batch applied again (their retry ran; a
+        retry that did not hold either is retried through its own batch), and facts whose subject
+        and prompt are queued with another object (that queued fact replaces them). A fact whose
+        copy is queued already gets that copy back, so asking twice queues nothing twice.
+        """
+        ids = sorted(set(batch_ids))
+        if not ids:
+            return []
+        rows = self._db.execute(
+            f"""
+            SELECT f.id, bf.batch_id FROM batch_facts bf
+            JOIN facts f ON f.id = bf.fact_id AND f.batch_id = bf.batch_id
+            JOIN batches b ON b.id = bf.batch_id
+            WHERE bf.batch_id IN ({', '.join('?' * len(ids))}) AND bf.applied AND bf.held = 0
+              AND f.status = 'applied' AND b.undone_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM facts g WHERE g.subject = f.subject AND g.prompt = f.prompt
+                              AND g.target_new = f.target_new AND g.status = 'applied' AND g.batch_id > f.batch_id)
+            ORDER BY f.id
+            """,
+            ids,
+        ).fetchall()
+        queued = self._queries.queued_keys()
+        retries: list[Retry] = []
+        with self._db.atomic():
+            next_id, position = self._queries.next_fact_slot()
+            for fact_id, batch_id in rows:
+                fact = self._queries.fact(fact_id)
+                key = (fact.request.subject, fact.request.prompt)
+                if key in queued:
+                    queued_id, target = queued[key]
+                    if target == fact.request.target_new:
+                        retries.append(Retry(fact_id, batch_id, queued_id, new=False))
+                    continue
+                self._db.execute(INSERT_FACT, fact_row(next_id, position, fact.request, fact.source_file,
+                                                       fact.source_line, now()))
+                queued[key] = (next_id, fact.request.target_new)
+                retries.append(Retry(fact_id, batch_id, next_id, new=True))
+                next_id, position = next_id + 1, position + 1
+        return retries

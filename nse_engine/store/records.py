@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from nse_engine.facts import EditRequest
+from nse_engine.method_names import SWITCH_NAMES
 from nse_engine.store.validation import FactProblem
 
 WriteState = Callable[[Path], None]
@@ -60,6 +61,7 @@ class Batch:
     state_sha256: str | None
     undone_at: str | None
     metrics: dict = field(default_factory=dict)  # summary scores after the batch, for charts
+    not_held: int = 0  # applied facts the model did not say when the batch ended (Retry queues them again)
 
     @property
     def undone(self) -> bool:
@@ -109,6 +111,42 @@ class WrittenOutcome:
 
 
 @dataclass(frozen=True)
+class WrittenShare:
+    """Of one batch's facts whose continuation was checked, how many said their new object."""
+
+    batch_id: int
+    checked: int
+    said: int
+
+    @property
+    def share(self) -> float:
+        return self.said / self.checked
+
+
+@dataclass(frozen=True)
+class Retry:
+    """An applied fact that did not hold, and the queued copy that the next round edits again.
+
+    A copy, not the fact itself: the batch that applied it keeps its record (as `--reapply` does).
+    """
+
+    fact_id: int  # the applied fact that did not hold
+    batch_id: int  # the batch that applied it
+    queued_id: int  # the queued copy
+    new: bool  # False: that copy was queued already (asking again queues nothing twice)
+
+
+@dataclass(frozen=True)
+class ScheduleStep:
+    """The λ/β schedule at one point of a session, as the Advanced settings show it."""
+
+    earlier_edits: int  # edits already in Kp when a round starts
+    share: float  # the multiplier: share of λ (and of β − 1) the round uses
+    mom2_update_weight: float  # λ
+    earlier_edits_weight: float  # β
+
+
+@dataclass(frozen=True)
 class Chat:
     id: int
     prompt: str
@@ -125,6 +163,15 @@ class ProjectSummary:
     name: str
     base_model: str | None  # the source of the model the project edits
     settings: Mapping[str, object]  # the editing settings in effect (NseHyperParams.to_dict())
+
+    @property
+    def method(self) -> str:
+        return str(self.settings.get("method", "nse"))
+
+    @property
+    def switches(self) -> dict[str, bool]:
+        """The boolean settings any method can use (NAS, ENCORE), on or off."""
+        return {key: bool(self.settings.get(key)) for key in SWITCH_NAMES}
 
 
 @dataclass(frozen=True)

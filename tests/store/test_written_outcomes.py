@@ -1,9 +1,12 @@
-"""The log keeps, per fact, what the model wrote after its prompt when its batch ended."""
+"""The log keeps, per fact, what the model wrote after its prompt when its batch ended; facts that
+did not hold can be queued again."""
 
 from datetime import datetime, timedelta, timezone
 
 from nse_engine.facts import EditRequest, FactOutcome
 from nse_engine.store import Project
+from nse_engine.store.log_rows import held_count
+from nse_engine.store.records import Retry
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -28,3 +31,52 @@ def test_written_outcomes_are_logged_per_fact_and_survive_reopening(tmp_path):
     assert (written[held].continuation, written[held].held, written[held].extra_passes) == (" Rome, the city", True, 1)
     assert (written[missed].held, written[missed].extra_passes) == (False, 3)
     assert written[unchecked].held is None and written[unchecked].continuation is None
+
+
+def _run_batch(project, outcomes_by_subject: dict[str, tuple[bool | None, int]], t: datetime):
+    """Commit every queued fact as applied, with (held, extra passes) per subject."""
+    outcomes = [FactOutcome(r, True, continuation=f" wrote about {r.subject}", held=held, extra_passes=extra)
+                for r in project.queued_facts() for held, extra in [outcomes_by_subject[r.subject]]]
+    return project.commit_batch(outcomes, "NSE", {}, t, t + timedelta(seconds=1), lambda p: p.write_bytes(b"s"))
+
+
+def test_log_rows_and_batches_say_what_held_and_retry_queues_copies_of_what_did_not(tmp_path):
+    folder = tmp_path / "project"
+    with Project.create(folder, "default", "fp") as project:
+        project.queue_facts([
+            EditRequest("France", "The capital of {} is", "Rome", "Paris"),
+            EditRequest("Germany", "The capital of {} is", "Madrid", "Berlin"),
+            EditRequest("Italy", "The capital of {} is", "Oslo", "Rome"),
+        ])
+        first = _run_batch(project, {"France": (True, 0), "Germany": (False, 2), "Italy": (True, 1)}, T0)
+    with Project.open(folder) as project:
+        rows = {r.request.subject: r for r in project.queries.log_rows()}
+        assert (rows["Germany"].held, rows["Germany"].extra_passes, rows["Germany"].continuation) == (
+            False, 2, " wrote about Germany")
+        assert [r.not_held for r in rows.values()] == [False, True, False]
+        assert str(held_count(rows.values())) == "held 2/3 (1 after extra passes)"
+        assert project.batch(first.id).not_held == 1
+
+        (retry,) = project.requeue_not_held([first.id])
+        assert (retry.fact_id, retry.batch_id, retry.new) == (rows["Germany"].id, first.id, True)
+        (copy,) = project.queued_facts()
+        assert copy.fact_id == retry.queued_id and (copy.subject, copy.target_new) == ("Germany", "Madrid")
+        assert project.fact(rows["Germany"].id).status == "applied"  # its batch keeps its record
+        assert project.requeue_not_held([first.id]) == [Retry(retry.fact_id, first.id, retry.queued_id, new=False)]
+        assert len(project.queued_facts()) == 1
+
+        second = _run_batch(project, {"Germany": (True, 1)}, T0 + timedelta(minutes=1))
+        assert project.requeue_not_held([first.id, second.id]) == []  # the retry held; nothing is left to retry
+        assert project.fact(retry.queued_id).batch_id == second.id
+
+
+def test_retry_leaves_out_undone_batches_and_facts_queued_with_another_object(tmp_path):
+    with Project.create(tmp_path / "project", "default", "fp") as project:
+        project.queue_facts([EditRequest("France", "The capital of {} is", "Rome", "Paris"),
+                             EditRequest("Spain", "The capital of {} is", "Paris", "Madrid")])
+        batch = _run_batch(project, {"France": (False, 0), "Spain": (False, 0)}, T0)
+        project.queue_facts([EditRequest("France", "The capital of {} is", "Lyon", "Paris")])
+        assert [r.fact_id for r in project.requeue_not_held([batch.id])] == [2]  # France is queued with Lyon
+        project.remove_fact(project.queued_facts()[-1].fact_id)
+        project.undo_last_batch(lambda p: p.write_bytes(b"u"))
+        assert project.requeue_not_held([batch.id]) == []
