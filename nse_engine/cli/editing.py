@@ -10,6 +10,7 @@ from nse_engine.cli.arguments import non_negative_int, positive_int, setting
 from nse_engine.cli.models import add_model_options
 from nse_engine.cli.progress_bar import progress_bar_control
 from nse_engine.method_names import METHODS
+from nse_engine.store.log_rows import LogRow, held_count
 
 SHOWN_PROBLEMS = 10
 
@@ -86,6 +87,19 @@ def print_import_outcome(report: Any, cases: Path) -> None:
             print(f"  … see `nse import {cases} --project PROJECT --dry-run --errors OUT.csv` for all")
 
 
+def print_held(rows: list[LogRow]) -> None:
+    """After a round that checked what the model writes: each applied fact it did not say, with
+    what it wrote instead, and the count of those that held."""
+    count = held_count(rows)
+    if not count.checked:
+        return
+    for row in rows:
+        if row.not_held:
+            print(f"  fact {row.id} not held: {row.request.text!r} went on {row.continuation!r}, "
+                  f"not {row.request.target_new!r}")
+    print(f"  {count}")
+
+
 def _facts(n: int) -> str:
     return f"{n} fact{'s' if n > 1 else ''}"
 
@@ -118,6 +132,7 @@ def run_edit(args: argparse.Namespace) -> int:
             print(f"batch {changes.batch_id}: applied {len(changes.applied_fact_ids)}/{len(ids)}{retention}{pulled_back}")
             for fact_id, reason in changes.failed.items():
                 print(f"  fact {fact_id} not applied: {reason}")
+            print_held(workspace.project.queries.log_rows(fact_ids=ids))
         print(f"project saved in {args.project}")
     return 0
 

@@ -1,0 +1,34 @@
+"""`nse edit` says, after each round, which facts the model did not write and how many held."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tiny import save_model
+
+from reliability.faults import cli, write_facts_csv
+
+
+def test_nse_edit_prints_the_facts_that_did_not_hold_and_the_count(tmp_path, capsys):
+    model = save_model("gpt2", tmp_path / "tiny-gpt2")
+    # the random tiny model goes on " the the the" after this prompt (so "the" holds) and never says Rome
+    cases = write_facts_csv(tmp_path / "facts.csv", [("Toko Yasuda", "{} plays the", "the", "guitar"),
+                                                     ("France", "The capital of {} is", "Rome", "Paris")])
+    rc, out, err = cli(capsys, "edit", "--model", model, "--cases", cases, "--project", tmp_path / "project",
+                       "--batch-size", "1", "--no-fluency", "--set", "verify_passes=1")
+    assert rc == 0, err
+    lines = out.splitlines()
+    first, second = lines.index(next(l for l in lines if l.startswith("batch 1:"))), lines.index(
+        next(l for l in lines if l.startswith("batch 2:")))
+    assert lines[first + 1:second] == ["  held 1/1 (0 after extra passes)"]
+    not_held, count = lines[second + 1:second + 3]
+    assert not_held.startswith("  fact 2 not held: 'The capital of France is' went on '") and not_held.endswith(", not 'Rome'")
+    assert count == "  held 0/1 (0 after extra passes)"
+
+
+def test_without_verification_nse_edit_prints_no_held_count(tmp_path: Path, capsys):
+    model = save_model("gpt2", tmp_path / "tiny-gpt2")
+    cases = write_facts_csv(tmp_path / "facts.csv", [("France", "The capital of {} is", "Rome", "Paris")])
+    rc, out, err = cli(capsys, "edit", "--model", model, "--cases", cases, "--project", tmp_path / "project", "--no-fluency")
+    assert rc == 0, err
+    assert "batch 1:" in out and "held" not in out
