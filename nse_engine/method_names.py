@@ -6,3 +6,11 @@ anything heavy is imported, and the app shows the names.
 
 METHODS = ("nse", "memit", "alphaedit")
 METHOD_NAMES = {"nse": "NSE", "memit": "MEMIT", "alphaedit": "AlphaEdit"}
+SWITCH_NAMES = {"norm_anchoring": "NAS", "encore": "ENCORE"}  # boolean settings usable with any method
+
+
+def method_label(method: str | None, switches: dict[str, bool]) -> str:
+    """How a project edits, as one short label: "AlphaEdit + NAS" (None: no method chosen yet)."""
+    name = METHOD_NAMES.get(method or "", "method not chosen yet")
+    on = [SWITCH_NAMES[key] for key in SWITCH_NAMES if switches.get(key)]
+    return " + ".join([name, *on])

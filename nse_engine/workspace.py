@@ -11,12 +11,13 @@ import logging
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 import torch
 
 from nse_engine.editing.derive import default_hparams
 from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.settings import apply_settings, check_setting
 from nse_engine.facts import EditRequest
 from nse_engine.editing.session import EditingSession
 from nse_engine.errors import DamagedStateError, EditError, ProjectError
@@ -44,12 +45,15 @@ class Workspace:
 
     @classmethod
     def open(
-        cls, loaded: LoadedModel, project_folder: Path, control: JobControl | None = None, method: str | None = None
+        cls, loaded: LoadedModel, project_folder: Path, control: JobControl | None = None, method: str | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> Workspace:
         """Open (or create) the project and restore its edited model onto `loaded`.
 
         `method` (nse, memit, alphaedit) is chosen when a project is created and fixed from then
-        on: naming another one for an existing project is refused.
+        on: naming another one for an existing project is refused. `settings` (such as the NAS
+        and ENCORE switches) are a new project's own: recorded in its log until its first batch
+        saves them with its state; a project with a state refuses different ones.
         """
         control = control or silent()
         folder = Path(project_folder)
@@ -67,10 +71,18 @@ class Workspace:
             state = project.current_state_file()  # checked against its recorded checksum
             if state is not None:
                 session = _restored_session(loaded, state, folder)
+                _check_settings(session.hparams, settings or {}, folder)
             else:
-                session = EditingSession(loaded, default_hparams(loaded, _points(loaded), control, chosen))
+                points = _points(loaded)
+                hparams = default_hparams(loaded, points, control, chosen)
+                chosen_settings = {**project.chosen_settings, **(settings or {})}
+                if chosen_settings:
+                    hparams = apply_settings(hparams, chosen_settings, points.n_layers)
+                session = EditingSession(loaded, hparams)
             project.check_base_model(loaded.source, session.base_fingerprint)
             project.check_method(session.hparams.method)
+            if settings and state is None:
+                project.record_chosen_settings(chosen_settings)
         except BaseException:
             project.close()
             raise
@@ -202,6 +214,16 @@ def _restored_session(loaded: LoadedModel, state: Path, folder: Path) -> Editing
         if not torch.isfinite(session.points.weight_view(layer)).all():
             raise DamagedStateError(f"restoring {state.name} gives NaN or infinite weights in layer {layer}. {set_aside}")
     return session
+
+
+def _check_settings(hparams: NseHyperParams, settings: Mapping[str, Any], folder: Path) -> None:
+    """Refuse creation settings that differ from those of a project that already has edits."""
+    differing = sorted(name for name, value in settings.items() if check_setting(name, value) != getattr(hparams, name))
+    if differing:
+        raise ProjectError(
+            f"{folder} already has edits made with {', '.join(f'{n}={getattr(hparams, n)}' for n in differing)}; "
+            "change settings for its next batch instead (the Advanced panel, or --set)."
+        )
 
 
 def _points(loaded: LoadedModel) -> EditPoints:

@@ -152,3 +152,17 @@ def test_the_method_is_fixed_per_project(tmp_path):
     assert resumed.hparams.method == "alphaedit"
     with pytest.raises(EditError, match="cannot change"):
         resumed.apply_round(ROUND_2, hparams=resumed.hparams.with_overrides(method="nse", refresh_drifted=False))
+
+
+def test_a_new_projects_switches_are_kept_before_and_after_its_first_batch(tmp_path):
+    folder = tmp_path / "p"
+    with Workspace.open(loaded_tiny(), folder, method="memit", settings={"encore": True}).closing() as ws:
+        assert (ws.hparams.method, ws.hparams.encore, ws.hparams.norm_anchoring) == ("memit", True, False)
+    with Workspace.open(loaded_tiny(), folder).closing() as ws:  # reopened before any batch
+        assert (ws.hparams.method, ws.hparams.encore) == ("memit", True)
+        ids = ws.project.queue_facts(ROUND_1)
+        ws.run_batch(ids[:1])
+    with Workspace.open(loaded_tiny(), folder, settings={"encore": True}).closing() as ws:  # from its state
+        assert (ws.hparams.method, ws.hparams.encore) == ("memit", True)
+    with pytest.raises(ProjectError, match="encore=True"):
+        Workspace.open(loaded_tiny(), folder, settings={"encore": False})
