@@ -19,7 +19,7 @@ from typing import Any
 from nse_engine.errors import ProjectError
 from nse_engine.facts import EditRequest
 from nse_engine.model.summary import ModelSummary, RecentModel
-from nse_engine.store.log_rows import BatchChanges, LogRow, RetentionRow
+from nse_engine.store.log_rows import BatchChanges, LogRow, ProjectSeries, RetentionRow
 from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary
 
 from nse_app.worker import JobContext
@@ -86,13 +86,16 @@ def load_model(engine: Engine, ctx: JobContext, source: str) -> ModelSummary:
     )
 
 
-def open_project(engine: Engine, ctx: JobContext, folder: str) -> ProjectSummary:
-    """Create or reopen the project in `folder` on the loaded model; restores its edited weights."""
+def open_project(
+    engine: Engine, ctx: JobContext, folder: str, method: str | None = None, settings: dict[str, Any] | None = None
+) -> ProjectSummary:
+    """Create or reopen the project in `folder` on the loaded model; restores its edited weights.
+    A new project's `method` and `settings` (the NAS / ENCORE switches) are recorded by the engine."""
     from nse_engine.workspace import Workspace
 
     loaded = engine.require_model()
     _close_workspace(engine)
-    engine.workspace = Workspace.open(loaded, Path(folder), ctx.control)
+    engine.workspace = Workspace.open(loaded, Path(folder), ctx.control, method=method, settings=settings)
     ws = engine.workspace
     path = Path(ws.project.folder)
     return ProjectSummary(str(path), path.name, ws.project.base_model_source, ws.hparams.to_dict())
@@ -171,6 +174,13 @@ def applied_facts(engine: Engine, ctx: JobContext) -> list[EditRequest]:
 def retention_points(engine: Engine, ctx: JobContext) -> list[RetentionRow]:
     """The Retention screen's points, one per batch in effect."""
     return [] if engine.workspace is None else engine.workspace.project.queries.retention_points()
+
+
+def project_series(engine: Engine, ctx: JobContext, folder: str) -> ProjectSeries:
+    """Another project's Retention points, name and method, read without taking its write lock."""
+    from nse_engine.store.overlay import read_series
+
+    return read_series(Path(folder))
 
 
 def preview_import(engine: Engine, ctx: JobContext, path: str) -> FilePreview:

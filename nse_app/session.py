@@ -124,14 +124,17 @@ class Session(QObject):
         self.status_message.emit(f"Loaded {info.name}.")
         return info
 
-    async def open_project(self, folder: str) -> ProjectSummary:
-        """Open (or create) a project; with no model loaded, load the one the project edits."""
+    async def open_project(
+        self, folder: str, method: str | None = None, settings: dict[str, Any] | None = None
+    ) -> ProjectSummary:
+        """Open (or create) a project; with no model loaded, load the one the project edits.
+        `method` and `settings` are a new project's choices (an existing one keeps its own)."""
         if self.model_info is None:
             base = await self.job(jobs.project_base_model, folder=folder)
             if base is None:
                 raise ProjectError("Load a model first: a new project edits the model that is loaded.")
             await self.load_model(base)
-        info = await self.job(jobs.open_project, long=True, folder=folder)
+        info = await self.job(jobs.open_project, long=True, folder=folder, method=method, settings=settings)
         self.project_info = info
         remember_project(folder)
         self.project_changed.emit(info)

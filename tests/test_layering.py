@@ -12,11 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 QT = {"PySide6", "qasync", "pyqtgraph"}
 
 # What nse_app may import from the engine at module level: records, errors and progress, the
-# fact rules the Edit form checks as you type, the built-in models' names, and where data lives.
+# fact rules the Edit form checks as you type, the built-in models' and editing methods' names, and
+# where data lives.
 # Each of these imports nothing heavier than SQLite; test_importing_the_app_imports_no_torch holds them to it.
 APP_MAY_IMPORT = {
     "nse_engine.errors",
     "nse_engine.facts",
+    "nse_engine.method_names",
     "nse_engine.progress",
     "nse_engine.paths",
     "nse_engine.model.builtin_models",
