@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nse_engine.method_names import METHOD_NAMES, SWITCH_NAMES
 from nse_engine.model.builtin_models import BUILTIN_MODELS, DEFAULT_MODEL_NAME
 from nse_engine.model.summary import ModelSummary, RecentModel
 from nse_engine.paths import data_dir
@@ -23,6 +24,7 @@ from nse_engine.store.records import ProjectSummary
 
 from nse_app import jobs
 from nse_app.session import Session, recent_projects
+from nse_app.views.new_project_dialog import NewProjectDialog
 
 _FIELDS = (
     ("name", "Name"),
@@ -96,6 +98,11 @@ class ModelView(QWidget):
         project = QGroupBox("Project")
         self.project_label = QLabel("No project open. A project folder holds the edit log and the edited weights.")
         self.project_label.setWordWrap(True)
+        self.method_label = QLabel()
+        self.method_label.setObjectName("projectMethod")
+        self.method_label.setToolTip("The editing method is fixed per project; NAS and ENCORE can be changed per batch "
+                                     "in the Queue's Advanced panel")
+        self.new_project_dialog: NewProjectDialog | None = None
         self.new_project_button = QPushButton("New project…")
         self.new_project_button.clicked.connect(self.choose_new_project)
         self.open_project_button = QPushButton("Open project…")
@@ -109,6 +116,7 @@ class ModelView(QWidget):
         project_buttons.addStretch()
         project_layout = QVBoxLayout(project)
         project_layout.addWidget(self.project_label)
+        project_layout.addWidget(self.method_label)
         project_layout.addLayout(project_buttons)
         project_layout.addWidget(QLabel("Recent projects"))
         project_layout.addWidget(self.recent_projects)
@@ -146,11 +154,16 @@ class ModelView(QWidget):
             self.load(file)
 
     def choose_new_project(self) -> None:
-        folder = QFileDialog.getExistingDirectory(
-            self, "Choose an empty folder for the new project", str(data_dir())
-        )
-        if folder:
-            self.open_project(folder)
+        """Ask for the folder, method and switches (window-modal, not blocking: tests drive it)."""
+        dialog = NewProjectDialog(str(data_dir()), self)
+        dialog.accepted.connect(lambda: self._create_project(dialog))
+        dialog.finished.connect(dialog.deleteLater)
+        self.new_project_dialog = dialog
+        dialog.open()
+
+    def _create_project(self, dialog: NewProjectDialog) -> None:
+        choice = dialog.choice()
+        self._session.start(self._session.open_project(choice.folder, choice.method, choice.settings))
 
     def choose_project(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a project folder", str(data_dir()))
@@ -203,8 +216,11 @@ class ModelView(QWidget):
                 "No project open. A project folder holds the edit log and the edited weights; "
                 "reopening it restores the edited model."
             )
+            self.method_label.clear()
             return
         self.project_label.setText(f"<b>{info.name}</b><br>{info.folder}")
+        switches = " · ".join(f"{SWITCH_NAMES[key]} {'on' if on else 'off'}" for key, on in info.switches.items())
+        self.method_label.setText(f"Method: {METHOD_NAMES[info.method]} · {switches}")
         layers = info.settings.get("layers")
         if layers:
             self.info_labels["edit_layers"].setText(", ".join(str(x) for x in layers))

@@ -6,29 +6,80 @@ PySide6); x and y are passed as Python float lists, since the app does no numpy.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from nse_engine.store.log_rows import BatchChanges, RetentionRow
+from nse_engine.method_names import method_label
+from nse_engine.store.log_rows import BatchChanges, ProjectSeries, RetentionRow
 
 from nse_app import jobs
-from nse_app.session import Session
+from nse_app.session import Session, recent_projects
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
 
 # (RetentionRow attribute, legend name, colour, dashed)
 RETENTION_LINES = (("share", "earlier edits retained", "#1f5fa8", False),
-                   ("first_batch_share", "first batch's edits retained", "#d9822b", True))
+                   ("first_batch_share", "first batch's edits retained", "#d9822b", True),
+                   ("says_new", "says the new object (the batch's checked facts)", "#138d90", False))
 QUALITY_LINES = (("efficacy", "efficacy (the batch's own edits)", "#1f5fa8", False),
                  ("generalization", "generalisation (paraphrases)", "#1b7f3b", False),
                  ("specificity", "specificity (neighbourhood)", "#7b3fa0", False))
 FLUENCY_LINES = (("fluency", "fluency", "#b3261e", False),)
+# Another project's lines, drawn in grey over the retention chart and named after that project.
+OVERLAY_LINES = (("share", "earlier edits retained", "#7a7a7a", False),
+                 ("first_batch_share", "first batch's edits retained", "#7a7a7a", True),
+                 ("says_new", "says the new object", "#b0b0b0", False))
+NO_OVERLAY = "Compare with a recent project…"
+
+
+class _Lines:
+    """A fixed set of lines on one plot, each a curve plus hoverable points naming the batch."""
+
+    def __init__(self, plot: pg.PlotItem, lines: tuple, in_legend: bool = True) -> None:
+        self.plot = plot
+        self.names = {key: name for key, name, _colour, _dashed in lines}
+        self.curves: dict[str, tuple[pg.PlotDataItem, pg.ScatterPlotItem]] = {}
+        for key, name, colour, dashed in lines:
+            pen = pg.mkPen(colour, width=2, style=pg.QtCore.Qt.PenStyle.DashLine if dashed else pg.QtCore.Qt.PenStyle.SolidLine)
+            curve = plot.plot([], [], pen=pen, name=name if in_legend else None)
+            points = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(colour), pen=pg.mkPen("w"),
+                                        hoverable=True, hoverSize=13, tip=self._tip(key))
+            plot.addItem(points)
+            self.curves[key] = (curve, points)
+
+    def _tip(self, key: str):
+        def tip(x: float, y: float, data: Any) -> str:
+            return f"batch {data}\n{int(x)} edits applied\n{self.names[key]}: {y:.3f}"
+        return tip
+
+    def update(self, series: Sequence[RetentionRow]) -> int:
+        """Show `series`; returns how many points were drawn."""
+        drawn = 0
+        for key, (curve, points) in self.curves.items():
+            measured = [p for p in series if getattr(p, key) is not None]
+            xs = [float(p.edits_applied) for p in measured]
+            ys = [float(getattr(p, key)) for p in measured]
+            batches = [p.batch_id for p in measured]
+            curve.setData(xs, ys)
+            points.setData(x=xs, y=ys, data=batches)
+            drawn += len(xs)
+        return drawn
+
+    def label(self, prefix: str | None, lines: tuple) -> None:
+        """Name the lines in the legend "prefix: name", or take them out of it (None)."""
+        legend = self.plot.legend
+        for key, name, _colour, _dashed in lines:
+            curve = self.curves[key][0]
+            legend.removeItem(curve)
+            self.names[key] = name if prefix is None else f"{prefix}: {name}"
+            if prefix is not None:
+                legend.addItem(curve, self.names[key])
 
 
 class _Chart:
-    """One plot with a fixed set of lines, each a curve plus hoverable points naming the batch."""
+    """One plot with its lines, a legend and a note shown when its batches have no measurements."""
 
     def __init__(self, plot: pg.PlotItem, lines: tuple, y_range: tuple[float, float] | None) -> None:
         self.plot = plot
@@ -41,40 +92,21 @@ class _Chart:
         self.empty_text.setParentItem(plot.getViewBox())
         self.empty_text.setPos(200, 60)
         self.empty_text.hide()
-        self.curves: dict[str, tuple[pg.PlotDataItem, pg.ScatterPlotItem]] = {}
-        for key, name, colour, dashed in lines:
-            pen = pg.mkPen(colour, width=2, style=pg.QtCore.Qt.PenStyle.DashLine if dashed else pg.QtCore.Qt.PenStyle.SolidLine)
-            curve = plot.plot([], [], pen=pen, name=name)
-            points = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(colour), pen=pg.mkPen("w"),
-                                        hoverable=True, hoverSize=13, tip=self._tip(name))
-            plot.addItem(points)
-            self.curves[key] = (curve, points)
-
-    @staticmethod
-    def _tip(name: str):
-        def tip(x: float, y: float, data: Any) -> str:
-            return f"batch {data}\n{int(x)} edits applied\n{name}: {y:.3f}"
-        return tip
+        self.lines = _Lines(plot, lines)
 
     def update(self, series: list[RetentionRow]) -> int:
         """Show `series`; returns how many points were drawn."""
-        drawn = 0
-        last_x = max((float(p.edits_applied) for p in series), default=1.0)
-        self.plot.setXRange(0.0, last_x * 1.05 + 0.5, padding=0)
-        for key, (curve, points) in self.curves.items():
-            measured = [p for p in series if getattr(p, key) is not None]
-            xs = [float(p.edits_applied) for p in measured]
-            ys = [float(getattr(p, key)) for p in measured]
-            batches = [p.batch_id for p in measured]
-            curve.setData(xs, ys)
-            points.setData(x=xs, y=ys, data=batches)
-            drawn += len(xs)
+        drawn = self.lines.update(series)
         self.empty_text.setVisible(drawn == 0 and bool(series))
         return drawn
 
 
 class RetentionView(QWidget):
-    """Charts of the Session project's retention series; refreshes after every batch or undo."""
+    """Charts of the Session project's retention series; refreshes after every batch or undo.
+
+    Another project's retention curves can be overlaid (a recent project, or any folder), read
+    through a job that opens it read-only, so it may be open in another window meanwhile.
+    """
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -83,6 +115,8 @@ class RetentionView(QWidget):
         self.point_count = 0  # points drawn on each chart, for tests and the summary
         self.quality_count = 0
         self.fluency_count = 0
+        self.overlay: ProjectSeries | None = None
+        self.overlay_count = 0
         self.graphics = pg.GraphicsLayoutWidget()
         retention = self.graphics.addPlot(row=0, col=0, title="Share of earlier edits still retained")
         quality = self.graphics.addPlot(row=1, col=0, title="Efficacy, generalisation and specificity")
@@ -92,20 +126,40 @@ class RetentionView(QWidget):
         self.retention = _Chart(retention, RETENTION_LINES, (0.0, 1.0))
         self.quality = _Chart(quality, QUALITY_LINES, (0.0, 1.0))
         self.fluency = _Chart(fluency, FLUENCY_LINES, None)
+        self.overlay_lines = _Lines(retention, OVERLAY_LINES, in_legend=False)
 
         self.summary = QLabel("Run a batch of edits to see how earlier edits hold up.")
         self.summary.setObjectName("retentionSummary")
         save = QPushButton("Save chart as PNG…")
         save.clicked.connect(self.save_png)
+        self.overlay_picker = QComboBox()
+        self.overlay_picker.setToolTip("Overlay another project's retention curves (in grey)")
+        self.overlay_picker.activated.connect(self._picked)
+        browse = QPushButton("Browse…")
+        browse.setToolTip("Overlay the curves of a project in another folder")
+        browse.clicked.connect(self.browse_overlay)
+        self.clear_overlay_button = QPushButton("Clear overlay")
+        self.clear_overlay_button.clicked.connect(self.clear_overlay)
+        self.overlay_label = QLabel()
+        self.overlay_label.setObjectName("overlayLabel")
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
         top.addWidget(save)
+        compare = QHBoxLayout()
+        compare.addWidget(self.overlay_picker, 1)
+        compare.addWidget(browse)
+        compare.addWidget(self.clear_overlay_button)
+        compare.addWidget(self.overlay_label, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addLayout(compare)
         layout.addWidget(self.graphics)
 
         session.changed.connect(self.apply_changes)
         session.project_changed.connect(lambda _info: self.refresh())
+        session.project_changed.connect(lambda _info: self.refresh_picker())
+        self.refresh_picker()
+        self.show_overlay(None)
 
     def refresh(self) -> None:
         self._session.start(self._refresh())
@@ -125,6 +179,7 @@ class RetentionView(QWidget):
         self.point_count = self.retention.update(series)
         self.quality_count = self.quality.update(series)
         self.fluency_count = self.fluency.update(series)
+        self._fit_x()
         if not series:
             self.summary.setText("Run a batch of edits to see how earlier edits hold up.")
             return
@@ -133,6 +188,53 @@ class RetentionView(QWidget):
         if last.share is not None:
             text += f" After batch {last.batch_id}, {last.share:.0%} of earlier edits are retained."
         self.summary.setText(text)
+
+    # ---- the overlay -------------------------------------------------------------------------
+
+    def refresh_picker(self) -> None:
+        """The recent projects other than the open one."""
+        current = self._session.project_info.folder if self._session.project_info else None
+        self.overlay_picker.clear()
+        self.overlay_picker.addItem(NO_OVERLAY, None)
+        for folder in recent_projects():
+            if folder != current:
+                self.overlay_picker.addItem(folder, folder)
+
+    def _picked(self, index: int) -> None:
+        folder = self.overlay_picker.itemData(index)
+        if folder:
+            self.overlay_from(folder)
+
+    def browse_overlay(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Overlay the curves of the project in a folder")
+        if folder:
+            self.overlay_from(folder)
+
+    def overlay_from(self, folder: str) -> None:
+        self._session.start(self._load_overlay(folder))
+
+    async def _load_overlay(self, folder: str) -> None:
+        self.show_overlay(await self._session.job(jobs.project_series, folder=folder))
+
+    def clear_overlay(self) -> None:
+        self.show_overlay(None)
+        self.overlay_picker.setCurrentIndex(0)
+
+    def show_overlay(self, series: ProjectSeries | None) -> None:
+        """Draw `series` over the retention chart, named after its project and method (None: none)."""
+        self.overlay = series
+        self.overlay_count = self.overlay_lines.update(series.points if series else ())
+        label = None if series is None else f"{series.name} ({method_label(series.method, series.switches)})"
+        self.overlay_lines.label(label, OVERLAY_LINES)
+        self.clear_overlay_button.setEnabled(series is not None)
+        self.overlay_label.setText("" if series is None else f"Overlay: {label}, {len(series.points)} batches")
+        self._fit_x()
+
+    def _fit_x(self) -> None:
+        """Room for the longer of the two runs (the other charts follow: their x axes are linked)."""
+        points = [*self.series, *(self.overlay.points if self.overlay else ())]
+        last_x = max((float(p.edits_applied) for p in points), default=1.0)
+        self.retention.plot.setXRange(0.0, last_x * 1.05 + 0.5, padding=0)
 
     def save_png(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the charts", "retention.png", "PNG images (*.png)")
