@@ -20,7 +20,7 @@ from nse_engine.errors import ProjectError
 from nse_engine.facts import EditRequest
 from nse_engine.model.summary import ModelSummary, RecentModel
 from nse_engine.store.log_rows import BatchChanges, LogRow, ProjectSeries, RetentionRow
-from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary
+from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary, Retry, ScheduleStep
 
 from nse_app.worker import JobContext
 
@@ -162,6 +162,26 @@ def log_rows(
 
 def batches(engine: Engine, ctx: JobContext) -> list[Batch]:
     return [] if engine.workspace is None else engine.workspace.project.batches()
+
+
+def requeue_not_held(engine: Engine, ctx: JobContext, batch_ids: list[int]) -> list[Retry]:
+    """Queue copies of the applied facts of these batches that the model did not say."""
+    return engine.require_workspace().project.requeue_not_held(batch_ids)
+
+
+def regularisation_schedule(engine: Engine, ctx: JobContext, overrides: dict[str, Any]) -> list[ScheduleStep]:
+    """The λ/β multiplier a round would use at a few numbers of earlier edits, with the Advanced
+    panel's settings (empty: the schedule is off). Raises SettingsError for a bad setting."""
+    from nse_engine.editing.schedule import regularisation_share, schedule_table
+    from nse_engine.editing.settings import apply_settings
+
+    ws = engine.require_workspace()
+    hp = apply_settings(ws.hparams, overrides, engine.require_model().model.config.num_hidden_layers) if overrides else ws.hparams
+    ramp = hp.schedule_ramp_edits
+    if not ramp:
+        return []
+    points = tuple(sorted({0, ramp // 4, ramp // 2, ramp, 2 * ramp}))
+    return [ScheduleStep(n, regularisation_share(hp, n), lam, beta) for n, lam, beta in schedule_table(hp, points)]
 
 
 def applied_facts(engine: Engine, ctx: JobContext) -> list[EditRequest]:

@@ -18,7 +18,7 @@ from nse_engine.errors import Cancelled, ProjectError
 from nse_engine.facts import EditRequest
 from nse_engine.model.summary import ModelSummary
 from nse_engine.store.log_rows import BatchChanges
-from nse_engine.store.records import ImportSummary, ProjectSummary
+from nse_engine.store.records import ImportSummary, ProjectSummary, Retry
 
 from nse_app import jobs
 from nse_app.diagnostics import show_error
@@ -170,6 +170,18 @@ class Session(QObject):
         pulled_back = f" {changes.refreshed} earlier edits it had moved were pulled back." if changes.refreshed else ""
         self.status_message.emit(f"Batch done: {applied} applied, {failed} not applied.{pulled_back}")
         return changes
+
+    async def requeue_not_held(self, batch_ids: list[int]) -> list[Retry]:
+        """Queue again the applied facts of these batches that did not hold (Retry)."""
+        retries = await self.job(jobs.requeue_not_held, batch_ids=batch_ids)
+        self.facts_changed.emit()
+        already = sum(not r.new for r in retries)
+        queued = f" ({already} of them were queued already)" if already else ""
+        self.status_message.emit(
+            f"Queued {len(retries)} facts that did not hold again{queued}; the next run edits them."
+            if retries else "No fact that did not hold is left to retry."
+        )
+        return retries
 
     async def undo_last_batch(self) -> BatchChanges:
         changes = await self.job(jobs.undo_last_batch, long=True)

@@ -1,5 +1,6 @@
 """The Log screen: every fact and batch of the project's SQLite log, searchable and filterable
-by status, with each fact's probabilities and whether it is still retained."""
+by status, with each fact's probabilities, whether it held when its batch ended (and what the
+model wrote), whether it is still retained, and Retry for the facts that did not hold."""
 
 from __future__ import annotations
 
@@ -28,17 +29,19 @@ from nse_engine.store.records import Batch
 from nse_app import jobs
 from nse_app.session import Session
 from nse_app.views.queue_view import fact_cells
+from nse_app.views.written import NOT_HELD_COLOR, STATUS_COLORS, held_text, written_html
 
 FACT_COLUMNS = (
     ("id", "#"), ("subject", "Subject"), ("text", "Prompt"), ("target_new", "New object"),
     ("target_true", "True object"), ("status", "Status"), ("batch_id", "Batch"),
     ("prob_new_before", "P(new) before"), ("prob_true_before", "P(true) before"),
     ("prob_new_after", "P(new) after its batch"), ("prob_new_now", "P(new) now"),
-    ("prob_true_now", "P(true) now"), ("retained", "Retained"), ("reason", "Note"),
+    ("prob_true_now", "P(true) now"), ("retained", "Retained"), ("held", "Held"),
+    ("continuation", "Model wrote"), ("reason", "Note"),
 )
 BATCH_COLUMNS = (("id", "Batch"), ("method", "Method"), ("facts", "Facts"), ("applied_count", "Applied"),
-                 ("outcome", "Outcome"), ("duration_s", "Seconds"), ("finished_at", "Finished"), ("undone", "Undone"))
-STATUS_COLORS = {"applied": "#1b7f3b", "failed": "#b3261e", "undone": "#7a7a7a", "queued": "#1f5fa8"}
+                 ("not_held", "Not held"), ("outcome", "Outcome"), ("duration_s", "Seconds"),
+                 ("finished_at", "Finished"), ("undone", "Undone"))
 
 
 def format_cell(key: str, value: Any) -> str:
@@ -57,7 +60,8 @@ def format_cell(key: str, value: Any) -> str:
 
 def fact_values(fact: LogRow) -> dict[str, Any]:
     """A log row's cells by column key."""
-    return {key: getattr(fact, key, None) for key, _title in FACT_COLUMNS} | fact_cells(fact.request) | {"id": fact.id}
+    return ({key: getattr(fact, key, None) for key, _title in FACT_COLUMNS} | fact_cells(fact.request)
+            | {"id": fact.id, "held": held_text(fact)})
 
 
 def batch_values(batch: Batch) -> dict[str, Any]:
@@ -83,20 +87,35 @@ class LogView(QWidget):
             self.status.addItem(status.capitalize(), status)
         self.ask_button = QPushButton("Ask the model about this fact")
         self.ask_button.clicked.connect(self._ask_selected)
+        self.retry_button = QPushButton("Retry facts that did not hold")
+        self.retry_button.setToolTip("Queue again the applied facts of the selected batch (of every batch when "
+                                     "none is selected) that the model did not say, for the next run")
+        self.retry_button.clicked.connect(self.retry_not_held)
         self.count_label = QLabel()
         filters = QHBoxLayout()
         filters.addWidget(self.search, 2)
         filters.addWidget(self.status)
         filters.addWidget(self.count_label)
         filters.addStretch()
+        filters.addWidget(self.retry_button)
         filters.addWidget(self.ask_button)
 
         self.facts_table = self._table([title for _k, title in FACT_COLUMNS])
         self.facts_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.facts_table.itemSelectionChanged.connect(self._update_buttons)
+        self.written_label = QLabel()
+        self.written_label.setObjectName("written")
+        self.written_label.setWordWrap(True)
+        self.written_label.setToolTip("What the model wrote after the selected fact's prompt when its batch ended")
         self.batches_table = self._table([title for _k, title in BATCH_COLUMNS])
+        self.batches_table.itemSelectionChanged.connect(self._update_buttons)
+        facts = QWidget()
+        facts_layout = QVBoxLayout(facts)
+        facts_layout.setContentsMargins(0, 0, 0, 0)
+        facts_layout.addWidget(self.facts_table)
+        facts_layout.addWidget(self.written_label)
         split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.facts_table)
+        split.addWidget(facts)
         batches = QWidget()
         batches_layout = QVBoxLayout(batches)
         batches_layout.setContentsMargins(0, 0, 0, 0)
@@ -163,8 +182,8 @@ class LogView(QWidget):
                 item = QTableWidgetItem(format_cell(key, values.get(key)))
                 if key == "status":
                     item.setForeground(QBrush(QColor(STATUS_COLORS.get(fact.status, "#000000"))))
-                if key == "retained" and fact.retained is False:
-                    item.setForeground(QBrush(QColor(STATUS_COLORS["failed"])))
+                if (key == "retained" and fact.retained is False) or (key == "held" and fact.held is False):
+                    item.setForeground(QBrush(QColor(NOT_HELD_COLOR)))
                 self.facts_table.setItem(row, col, item)
         self.facts_table.resizeColumnsToContents()
         self.facts_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
@@ -181,8 +200,25 @@ class LogView(QWidget):
         rows = self.facts_table.selectionModel().selectedRows()
         return self._facts[rows[0].row()] if rows else None
 
+    def _selected_batch(self) -> Batch | None:
+        rows = self.batches_table.selectionModel().selectedRows()
+        return self._batches[rows[0].row()] if rows else None
+
+    def _retry_batches(self) -> list[int]:
+        """The batches Retry acts on: the selected one, or every one, in effect with facts that did not hold."""
+        selected = self._selected_batch()
+        return [b.id for b in ([selected] if selected else self._batches) if b.not_held and not b.undone]
+
     def _update_buttons(self) -> None:
-        self.ask_button.setEnabled(self._selected_fact() is not None)
+        fact = self._selected_fact()
+        self.ask_button.setEnabled(fact is not None)
+        self.written_label.setText(written_html(fact) if fact is not None else "")
+        self.retry_button.setEnabled(bool(self._retry_batches()))
+
+    def retry_not_held(self) -> None:
+        batch_ids = self._retry_batches()
+        if batch_ids:
+            self._session.start(self._session.requeue_not_held(batch_ids))
 
     def _ask_selected(self) -> None:
         fact = self._selected_fact()

@@ -1,5 +1,7 @@
 """The Queue screen: facts waiting to be written, their order, the batch settings with an
-Advanced panel of NSE hyper-parameters, and Run / Cancel with the job's progress.
+Advanced panel of NSE hyper-parameters (and the λ/β schedule they give), Run / Cancel with the
+job's progress, and after a run what the model writes for its facts, with Retry for those that
+did not hold.
 
 The Advanced panel shows the project's settings and hands the ones the user changed, as typed,
 to the batch job, where the engine's settings parser (the one `nse edit --set` uses) reads and
@@ -7,6 +9,7 @@ checks them; a bad value comes back as a SettingsError before anything is edited
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -29,17 +32,21 @@ from PySide6.QtWidgets import (
 )
 
 from nse_engine.facts import EditRequest
-from nse_engine.store.log_rows import BatchChanges
-from nse_engine.store.records import ProjectSummary
+from nse_engine.errors import SettingsError
+from nse_engine.store.log_rows import BatchChanges, LogRow
+from nse_engine.store.records import ProjectSummary, ScheduleStep
 
 from nse_app import jobs
 from nse_app.session import Session
 from nse_app.views.job_progress import JobProgress
+from nse_app.views.written import BatchResult
 
 COLUMNS = (("id", "#"), ("subject", "Subject"), ("text", "Prompt"), ("target_new", "New object"),
            ("target_true", "True object"), ("relation", "Relation"))
 # Settings the user does not type: where they came from, and free-text notes.
 _HIDDEN_HPARAMS = {"source", "notes"}
+# The settings the λ/β schedule shown in the Advanced panel depends on.
+_SCHEDULE_SETTINGS = ("schedule_ramp_edits", "schedule_start", "mom2_update_weight", "earlier_edits_weight")
 
 
 def fact_cells(fact: EditRequest) -> dict[str, str]:
@@ -52,6 +59,20 @@ def fact_cells(fact: EditRequest) -> dict[str, str]:
         "id": str(fact.fact_id), "subject": fact.subject, "text": text, "target_new": fact.target_new,
         "target_true": fact.target_true or "", "relation": fact.relation or "",
     }
+
+
+def schedule_html(steps: list[ScheduleStep]) -> str:
+    """The λ/β schedule as a small table (multiplier per edits so far), or "off"."""
+    if not steps:
+        return "λ/β schedule: off (schedule_ramp_edits is 0: every round uses λ and β as set)"
+    cells = "".join(
+        f"<tr><td>{s.earlier_edits:,}</td><td>×{s.share:.2f}</td><td>{s.mom2_update_weight:.4g}</td>"
+        f"<td>{s.earlier_edits_weight:.4g}</td></tr>"
+        for s in steps
+    )
+    return ("λ/β schedule (a round starting with this many earlier edits):"
+            "<table cellspacing='0' cellpadding='2'><tr><th>edits so far</th><th>multiplier</th><th>λ</th><th>β</th></tr>"
+            f"{cells}</table>")
 
 
 def format_setting(value: Any) -> str:
@@ -116,19 +137,24 @@ class QueueView(QWidget):
         scroll.setWidget(self._advanced_body)
         reset = QPushButton("Reset to defaults")
         reset.clicked.connect(self._reset_settings)
+        self.schedule_label = QLabel()
+        self.schedule_label.setObjectName("schedule")
+        self.schedule_label.setWordWrap(True)
         advanced_layout = QVBoxLayout(self.advanced)
         advanced_layout.addWidget(scroll)
+        advanced_layout.addWidget(self.schedule_label)
         advanced_layout.addWidget(reset)
-        self.advanced.toggled.connect(scroll.setVisible)
-        self.advanced.toggled.connect(reset.setVisible)
-        scroll.hide()
-        reset.hide()
+        for widget in (scroll, self.schedule_label, reset):
+            self.advanced.toggled.connect(widget.setVisible)
+            widget.hide()
+        self.advanced.toggled.connect(lambda _on: self.refresh_schedule())
 
         self.run_button = QPushButton("Run queued edits")
         self.run_button.setObjectName("primary")
         self.run_button.setToolTip("Ctrl+R")
         self.run_button.clicked.connect(self.run_queue)
         self.progress = JobProgress(session)
+        self.result = BatchResult(session)
         run_box = QHBoxLayout()
         run_box.addWidget(self.run_button)
         run_box.addWidget(self.progress, 1)
@@ -136,6 +162,7 @@ class QueueView(QWidget):
         left = QVBoxLayout()
         left.addWidget(self.table)
         left.addLayout(row_buttons)
+        left.addWidget(self.result)
         right = QVBoxLayout()
         right.addWidget(settings)
         right.addWidget(self.advanced)
@@ -169,7 +196,10 @@ class QueueView(QWidget):
         self.show_facts(await self._session.job(jobs.queued_facts))
 
     def apply_changes(self, changes: BatchChanges) -> None:
-        """A batch took its facts out of the queue (an undo puts none back)."""
+        """A batch took its facts out of the queue (an undo puts none back, and ends the last
+        run's result when it undoes one of its batches)."""
+        if changes.undone and changes.batch_id in self.result.batch_ids:
+            self.result.show_rows([], [])
         gone = set(changes.fact_ids)
         if any(f.fact_id in gone for f in self._facts):
             self.show_facts([f for f in self._facts if f.fact_id not in gone])
@@ -200,13 +230,33 @@ class QueueView(QWidget):
         for key, value in self._defaults.items():
             edit = QLineEdit(format_setting(value))
             edit.setObjectName(f"setting_{key}")
+            if key in _SCHEDULE_SETTINGS:
+                edit.editingFinished.connect(self.refresh_schedule)
             self._setting_edits[key] = edit
             self._advanced_form.addRow(key.replace("_", " "), edit)
+        self.result.show_rows([], [])
         self.refresh()
+        self.refresh_schedule()
+
+    def refresh_schedule(self) -> None:
+        """Show the λ/β schedule the Advanced panel's settings give."""
+        if self._session.project_info is None:
+            self.schedule_label.setText("")
+        else:
+            self._session.start(self._refresh_schedule())
+
+    async def _refresh_schedule(self) -> None:
+        try:
+            steps = await self._session.job(jobs.regularisation_schedule, overrides=self.overrides())
+        except SettingsError as error:  # shown in place: the panel is being typed into
+            self.schedule_label.setText(f"λ/β schedule: {html.escape(str(error))}")
+            return
+        self.schedule_label.setText(schedule_html(steps))
 
     def _reset_settings(self) -> None:
         for key, edit in self._setting_edits.items():
             edit.setText(format_setting(self._defaults[key]))
+        self.refresh_schedule()
 
     def _update_buttons(self) -> None:
         busy = self._session.busy
@@ -267,8 +317,15 @@ class QueueView(QWidget):
         try:
             queued = [f.fact_id for f in await self._session.job(jobs.queued_facts)]
             size = self.batch_size.value()
+            batch_ids: list[int] = []
+            rows: list[LogRow] = []
+            self.result.show_rows([], [])
             for start in range(0, len(queued), size):
-                await self._session.run_batch(queued[start:start + size], overrides)
+                ids = queued[start:start + size]
+                changes = await self._session.run_batch(ids, overrides)
+                batch_ids.append(changes.batch_id)
+                rows += await self._session.job(jobs.log_rows, fact_ids=tuple(ids))
+                self.result.show_rows(batch_ids, rows)
         finally:
             self._running = False
             self._update_buttons()

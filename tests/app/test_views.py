@@ -3,13 +3,15 @@ batch's BatchChanges updates the queue and the chart without asking the engine a
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.model.summary import ModelSummary
 from nse_engine.progress import Progress
 from nse_engine.store.log_rows import BatchChanges, LogRow, RetentionRow
-from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary
+from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary, ScheduleStep
 from nse_engine.store.validation import FactProblem
 
 from nse_app.main_window import MainWindow
@@ -19,8 +21,9 @@ from nse_app.views.import_view import ImportView
 from nse_app.views.job_progress import JobProgress
 from nse_app.views.log_view import STATUS_COLORS, LogView
 from nse_app.views.model_view import ModelView
-from nse_app.views.queue_view import QueueView
+from nse_app.views.queue_view import QueueView, schedule_html
 from nse_app.views.retention_view import RetentionView
+from nse_app.views.written import BatchResult
 
 from app.conftest import wait_idle
 
@@ -79,9 +82,70 @@ def test_log_view_shows_each_fact_with_its_probabilities_and_each_batch(qtbot, s
     retained = list(first).index("Retained")
     assert view.facts_table.item(1, retained).foreground().color().name() == STATUS_COLORS["failed"]
     assert _cells(view.batches_table, 0) == {
-        "Batch": "1", "Method": "NSE", "Facts": "2", "Applied": "2", "Outcome": "applied", "Seconds": "5.0",
+        "Batch": "1", "Method": "NSE", "Facts": "2", "Applied": "2", "Not held": "0", "Outcome": "applied", "Seconds": "5.0",
         "Finished": "2026-01-01 00:00:05 UTC", "Undone": "no"}
     assert view.count_label.text() == "2 facts, 1 batches"
+
+
+def written_row(fact_id: int, held: bool | None, extra_passes: int = 0, continuation: str = " english <i>") -> LogRow:
+    return dataclasses.replace(log_row(fact_id), held=held, extra_passes=extra_passes, continuation=continuation)
+
+
+def test_log_view_says_what_held_and_highlights_the_new_object_in_what_the_model_wrote(qtbot, session):
+    view = LogView(session)
+    qtbot.addWidget(view)
+    rows = [written_row(1, True), written_row(2, True, 2), written_row(3, False, 1, " French <b>"), log_row(4)]
+    view.show_log(rows, [dataclasses.replace(batch(1, (1, 2, 3, 4)), not_held=1)])
+    assert [_cells(view.facts_table, r)["Held"] for r in range(4)] == [
+        "held", "held after 2 extra passes", "not held", ""]
+    assert _cells(view.facts_table, 2)["Model wrote"] == " French <b>"
+    held = list(_cells(view.facts_table, 0)).index("Held")
+    assert view.facts_table.item(2, held).foreground().color().name() == STATUS_COLORS["failed"]
+    assert _cells(view.batches_table, 0)["Not held"] == "1"
+
+    view.facts_table.selectRow(0)  # the object is bold and coloured; the user's text is escaped
+    assert "<b style='color:#1b7f3b'>english</b> &lt;i&gt;</i> — " in view.written_label.text()
+    view.facts_table.selectRow(2)
+    assert view.written_label.text().startswith("#3 The mother tongue of Danielle Darrieux is<i> French &lt;b&gt;</i>")
+    assert "not held</span> (wanted <b>English</b>)" in view.written_label.text()
+    view.facts_table.selectRow(3)
+    assert view.written_label.text() == ""
+
+
+def test_log_view_retries_the_selected_batch_or_every_batch_with_facts_that_did_not_hold(qtbot, session):
+    view = LogView(session)
+    qtbot.addWidget(view)
+    batches = [dataclasses.replace(batch(1, (1,)), not_held=1), batch(2, (2,)),
+               dataclasses.replace(batch(3, (3,), undone_at="2026-01-02T00:00:00+00:00"), not_held=1),
+               dataclasses.replace(batch(4, (4,)), not_held=2)]
+    view.show_log([], batches)
+    assert view.retry_button.isEnabled() and view._retry_batches() == [1, 4]
+    view.batches_table.selectRow(1)
+    assert not view.retry_button.isEnabled()
+    view.batches_table.selectRow(3)
+    assert view.retry_button.isEnabled() and view._retry_batches() == [4]
+
+
+def test_batch_result_counts_what_held_and_offers_retry_only_when_something_did_not(qtbot, session):
+    result = BatchResult(session)
+    qtbot.addWidget(result)
+    assert result.isHidden()  # nothing checked yet
+    result.show_rows([1, 2], [written_row(1, True), written_row(2, True, 1), written_row(3, False, 1)])
+    assert not result.isHidden() and not result.retry_button.isHidden()
+    assert result.summary.text() == "Batches 1, 2: held 2/3 (1 after extra passes)."
+    assert result.facts.toPlainText().splitlines()[2] == (
+        "#3 The mother tongue of Danielle Darrieux is english <i> — not held (wanted English)")
+    result.show_rows([3], [written_row(1, True)])
+    assert result.summary.text() == "Batch 3: held 1/1 (0 after extra passes)." and result.retry_button.isHidden()
+    result.show_rows([4], [log_row(1)])  # a batch that did not check
+    assert result.isHidden()
+
+
+def test_queue_view_shows_the_schedule_as_a_table_or_off(qtbot, session):
+    steps = [ScheduleStep(0, 0.2, 0.4, 1.5), ScheduleStep(1000, 1.0, 2.0, 3.5)]
+    assert "off" in schedule_html([])
+    table = schedule_html(steps)
+    assert "<td>1,000</td><td>×1.00</td><td>2</td><td>3.5</td>" in table and "<td>×0.20</td>" in table
 
 
 def test_log_view_asks_about_the_selected_fact(qtbot, session):

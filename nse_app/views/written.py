@@ -1,0 +1,88 @@
+"""What the model wrote after each fact's prompt when its batch ended: whether the fact held, its
+continuation with the new object highlighted, and the result panel shown after a run, which
+offers to retry the facts that did not hold."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+
+from nse_engine.store.log_rows import LogRow, held_count
+
+from nse_app.session import Session
+
+STATUS_COLORS = {"applied": "#1b7f3b", "failed": "#b3261e", "undone": "#7a7a7a", "queued": "#1f5fa8"}
+HELD_COLOR, NOT_HELD_COLOR = STATUS_COLORS["applied"], STATUS_COLORS["failed"]
+
+
+def held_text(row: LogRow) -> str:
+    """"held", "held after k extra passes", "not held", or "" when its batch did not check."""
+    if row.held is None:
+        return ""
+    if not row.held:
+        return "not held"
+    if row.extra_passes:
+        return f"held after {row.extra_passes} extra pass{'es' if row.extra_passes > 1 else ''}"
+    return "held"
+
+
+def highlight_object(text: str, target: str) -> str:
+    """`text` as escaped rich text, with the first mention of `target` (any case) in bold colour."""
+    wanted = target.strip()
+    at = text.lower().find(wanted.lower()) if wanted else -1
+    if at < 0:
+        return html.escape(text)
+    end = at + len(wanted)
+    return (f"{html.escape(text[:at])}<b style='color:{HELD_COLOR}'>{html.escape(text[at:end])}</b>"
+            f"{html.escape(text[end:])}")
+
+
+def written_html(row: LogRow) -> str:
+    """The fact's prompt and, in italics, what the model went on with, then whether it held."""
+    if row.continuation is None:
+        return ""
+    verdict = held_text(row)
+    color = NOT_HELD_COLOR if row.held is False else HELD_COLOR
+    return (f"#{row.id} {html.escape(row.request.text)}<i>{highlight_object(row.continuation, row.request.target_new)}</i>"
+            f" — <span style='color:{color}'>{verdict}</span>"
+            + ("" if row.held else f" (wanted <b>{html.escape(row.request.target_new)}</b>)"))
+
+
+class BatchResult(QGroupBox):
+    """The facts of the last run, each with what the model wrote, and Retry for those that did not hold."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__("Last run: what the model writes now", parent)
+        self._session = session
+        self.rows: list[LogRow] = []
+        self.batch_ids: list[int] = []
+        self.summary = QLabel()
+        self.facts = QTextBrowser()
+        self.facts.setMaximumHeight(140)
+        self.retry_button = QPushButton("Retry facts that did not hold")
+        self.retry_button.setToolTip("Queue them again, so that the next run edits them again")
+        self.retry_button.clicked.connect(self.retry)
+        top = QHBoxLayout()
+        top.addWidget(self.summary, 1)
+        top.addWidget(self.retry_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.facts)
+        self.show_rows([], [])
+
+    def show_rows(self, batch_ids: list[int], rows: list[LogRow]) -> None:
+        """Show `rows`, the facts of `batch_ids`; hidden while there is nothing checked to show."""
+        self.batch_ids, self.rows = batch_ids, rows
+        count = held_count(rows)
+        self.summary.setText(f"Batch{'es' if len(batch_ids) > 1 else ''} {', '.join(map(str, batch_ids))}: {count}.")
+        self.facts.setHtml("<br>".join(text for text in map(written_html, rows) if text))
+        self.retry_button.setVisible(any(r.not_held for r in rows))
+        self.setVisible(count.checked > 0)
+
+    def retry(self) -> None:
+        self._session.start(self._retry())
+
+    async def _retry(self) -> None:
+        await self._session.requeue_not_held(self.batch_ids)
+        self.retry_button.hide()

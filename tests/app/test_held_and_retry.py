@@ -1,0 +1,98 @@
+"""On the tiny real model: a run shows, per fact, whether the model now writes the new object and
+what it wrote; Retry (after the run, and on the Log screen) queues the facts that did not hold;
+the Advanced panel shows the λ/β schedule; the chat's "Correct this…" starts a fact in the Edit form."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLineEdit
+
+from nse_engine.facts import EditRequest
+
+from app.conftest import FACT, JOB_TIMEOUT_MS, error_dialogs, load, queue_fact, wait_idle
+
+
+def _set(queue, key: str, value: str) -> None:
+    edit = queue.findChild(QLineEdit, f"setting_{key}")
+    edit.setText(value)
+    edit.editingFinished.emit()
+
+
+def test_a_run_shows_what_did_not_hold_and_retry_queues_it_again(qtbot, project_window):
+    window = project_window
+    queue, log = window.queue_view, window.log_view
+    queue_fact(qtbot, window)
+    window.tabs.setCurrentWidget(queue)
+    queue.advanced.setChecked(True)
+    qtbot.waitUntil(lambda: queue.schedule_label.text().startswith("λ/β schedule: off"), timeout=JOB_TIMEOUT_MS)
+    _set(queue, "schedule_ramp_edits", "100")
+    _set(queue, "schedule_start", "0.2")
+    qtbot.waitUntil(lambda: "<table" in queue.schedule_label.text(), timeout=JOB_TIMEOUT_MS)
+    label = queue.schedule_label.text()
+    assert [f"<tr><td>{n}</td><td>×{m}</td>" in label for n, m in ((0, "0.20"), (25, "0.40"), (100, "1.00"))] == [True] * 3
+    _set(queue, "schedule_start", "2")
+    qtbot.waitUntil(lambda: "schedule_start" in queue.schedule_label.text(), timeout=JOB_TIMEOUT_MS)
+    _set(queue, "schedule_start", "0.2")
+    # the tiny random model never writes "English"; one extra pass, and no refusal for distance
+    _set(queue, "verify_passes", "1")
+    _set(queue, "upper_bound", "1000000")
+
+    with qtbot.waitSignal(window.session.changed, timeout=JOB_TIMEOUT_MS):
+        queue.run_button.click()
+    wait_idle(qtbot, window.session)
+    assert not error_dialogs()
+    result = queue.result
+    qtbot.waitUntil(lambda: not result.isHidden())
+    assert result.summary.text() == "Batch 1: held 0/1 (0 after extra passes)."
+    assert "The mother tongue of Danielle Darrieux is" in result.facts.toPlainText()
+    assert "not held (wanted English)" in result.facts.toPlainText()
+    (row,) = result.rows
+    assert row.held is False and row.extra_passes == 1 and row.continuation
+    qtbot.waitUntil(lambda: log.facts_table.rowCount() == 1)
+    held = next(c for c in range(log.facts_table.columnCount()) if log.facts_table.horizontalHeaderItem(c).text() == "Held")
+    assert log.facts_table.item(0, held).text() == "not held"
+
+    assert not result.retry_button.isHidden()
+    result.retry_button.click()
+    qtbot.waitUntil(lambda: queue.table.rowCount() == 1, timeout=JOB_TIMEOUT_MS)
+    wait_idle(qtbot, window.session)
+    assert result.retry_button.isHidden()
+    assert queue.table.item(0, 1).text() == FACT["subject"] and queue.table.item(0, 3).text() == "English"
+    qtbot.waitUntil(lambda: [f.status for f in log._facts] == ["applied", "queued"])
+
+    queue.table.selectRow(0)  # take the copy out again, and retry from the Log screen instead
+    queue.remove_button.click()
+    qtbot.waitUntil(lambda: queue.table.rowCount() == 0, timeout=JOB_TIMEOUT_MS)
+    wait_idle(qtbot, window.session)
+    window.tabs.setCurrentWidget(log)
+    log.batches_table.selectRow(0)
+    assert log.retry_button.isEnabled()
+    log.retry_button.click()
+    qtbot.waitUntil(lambda: queue.table.rowCount() == 1, timeout=JOB_TIMEOUT_MS)
+    wait_idle(qtbot, window.session)
+    assert not error_dialogs()
+
+
+def test_correct_this_opens_the_edit_form_with_the_question_asked(qtbot, window, tiny_model_dir):
+    load(qtbot, window, str(tiny_model_dir))
+    chat, form = window.chat_view, window.edit_form
+    window.tabs.setCurrentWidget(chat)
+    chat.max_tokens.setValue(4)
+    chat.input.setText("The capital of France is")
+    chat.send_button.click()
+    qtbot.waitUntil(lambda: not chat.streaming, timeout=JOB_TIMEOUT_MS)
+    wait_idle(qtbot, window.session)
+    assert not chat.correct_button.isEnabled()  # a free question names no fact to correct
+
+    chat.ask_about(EditRequest("Danielle Darrieux", "The mother tongue of {} is", "English", "French",
+                               relation="mother tongue", fact_id=1))
+    qtbot.waitUntil(lambda: chat.replied_to is not None, timeout=JOB_TIMEOUT_MS)
+    wait_idle(qtbot, window.session)
+    assert chat.correct_button.isEnabled()
+    qtbot.mouseClick(chat.correct_button, Qt.MouseButton.LeftButton)
+    assert window.tabs.currentWidget() is form
+    assert (form.subject.text(), form.prompt.text(), form.relation.text()) == (
+        "Danielle Darrieux", "The mother tongue of {} is", "mother tongue")
+    assert form.target_new.text() == "" and form.target_true.text() == ""
+    assert "target_new" in form.problems_label.text()  # the object is the user's to write
+    assert not error_dialogs()
