@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
         self.queue_view.edit_requested.connect(self._edit_fact)
         self.edit_form.queued.connect(lambda: self.tabs.setCurrentWidget(self.queue_view))
         self.log_view.ask_requested.connect(self._ask_about)
+        self.chat_view.correct_requested.connect(self._correct)
 
         self.progress = JobProgress(session)
         self.progress.setMaximumWidth(560)
@@ -149,6 +150,10 @@ class MainWindow(QMainWindow):
     def _edit_fact(self, fact: EditRequest) -> None:
         self.edit_form.edit_existing(fact)
         self.tabs.setCurrentWidget(self.edit_form)
+
+    def _correct(self, fact: EditRequest) -> None:
+        self.tabs.setCurrentWidget(self.edit_form)
+        self.edit_form.correct(fact)
 
     def _ask_about(self, fact: EditRequest) -> None:
         self.tabs.setCurrentWidget(self.chat_view)

@@ -1,11 +1,12 @@
 """The Chat screen: talk to the edited model with tokens streamed as they come, a Stop button,
-and a side-by-side answer from the original (unedited) model in compare mode."""
+a side-by-side answer from the original (unedited) model in compare mode, and "Correct this…",
+which turns a wrong answer to a fact question into a new fact in the Edit form."""
 
 from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -36,12 +37,16 @@ PANES = ("edited", "original")
 class ChatView(QWidget):
     """A conversation with the Session's model; it keeps only the transcript."""
 
+    correct_requested = Signal(object)  # an EditRequest: the subject and prompt of the fact asked about, no object
+
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._session = session
         self._messages: list[dict[str, str]] = []
         self._job: Job | None = None
         self._facts: list[EditRequest] = []
+        self._asked: EditRequest | None = None  # the fact the question being answered checks
+        self.replied_to: EditRequest | None = None  # the fact the last complete reply answers
         self.answers: dict[str, str] = {}  # the last reply of each pane, as streamed
 
         self.compare = QCheckBox("Compare with the original model")
@@ -87,12 +92,17 @@ class ChatView(QWidget):
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop the reply (Esc)")
         self.stop_button.clicked.connect(self.stop)
+        self.correct_button = QPushButton("Correct this…")
+        self.correct_button.setToolTip("Write the right answer as a new fact: opens the Edit form with this "
+                                       "question's subject and prompt")
+        self.correct_button.clicked.connect(self.correct)
         self.hint = QLabel()
         self.hint.setObjectName("hint")
         bottom = QHBoxLayout()
         bottom.addWidget(self.input, 1)
         bottom.addWidget(self.send_button)
         bottom.addWidget(self.stop_button)
+        bottom.addWidget(self.correct_button)
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -111,7 +121,8 @@ class ChatView(QWidget):
 
     # ---- flows -------------------------------------------------------------------------------
 
-    def send(self, text: str | None = None) -> None:
+    def send(self, text: str | None = None, fact: EditRequest | None = None) -> None:
+        """Send `text` (or what is typed); `fact` is the fact the question checks, if it does."""
         text = (text if isinstance(text, str) else self.input.text()).strip()
         if not text or self.streaming:
             return
@@ -119,6 +130,7 @@ class ChatView(QWidget):
             self.hint.setText("Load a model on the Model screen to chat.")
             return
         self.input.clear()
+        self._asked, self.replied_to = fact, None
         self._messages.append({"role": "user", "content": text})
         compare = self.compare.isChecked() and self._session.project_info is not None
         self.answers = {"edited": "", "original": ""}
@@ -141,7 +153,13 @@ class ChatView(QWidget):
         self._session.start(self._ask(fact))
 
     async def _ask(self, fact: EditRequest) -> None:
-        self.send(await self._session.job(jobs.fact_question, fact=fact))
+        self.send(await self._session.job(jobs.fact_question, fact=fact), fact)
+
+    def correct(self) -> None:
+        """Ask for a fact that corrects the last reply: its subject and prompt, the object left to the user."""
+        fact = self.replied_to
+        if fact is not None:
+            self.correct_requested.emit(EditRequest(fact.subject, fact.prompt, "", relation=fact.relation))
 
     def _ask_index(self, index: int) -> None:
         if 0 <= index < len(self._facts):
@@ -150,6 +168,7 @@ class ChatView(QWidget):
     def clear(self) -> None:
         self.stop()
         self._messages = []
+        self._asked = self.replied_to = None
         self.answers = {}
         for pane in self.panes.values():
             pane.clear()
@@ -188,6 +207,7 @@ class ChatView(QWidget):
 
     def _finish(self, reply: str) -> None:
         self._job = None
+        self.replied_to = self._asked
         self._messages.append({"role": "assistant", "content": reply})
         self._update()
 
@@ -209,6 +229,7 @@ class ChatView(QWidget):
         has_model = self._session.model_info is not None
         self.send_button.setEnabled(has_model and not self.streaming)
         self.stop_button.setEnabled(self.streaming)
+        self.correct_button.setEnabled(self.replied_to is not None and not self.streaming)
         self.ask_button.setEnabled(bool(self._facts) and not self.streaming)
         if not has_model:
             self.hint.setText("Load a model on the Model screen to chat.")

@@ -167,6 +167,13 @@ class EditForm(QWidget):
         self.add_button.setText(f"Save fact #{self._editing_id}")
         self.cancel_edit_button.show()
 
+    def correct(self, fact: EditRequest) -> None:
+        """Start a new fact from a question the model answered wrongly: its subject, prompt and
+        relation filled in, the new object left for the user to type."""
+        self.clear()
+        self.set_fields(fact)
+        self.target_new.setFocus()
+
     def clear(self) -> None:
         self._editing_id = None
         for widget in self.fields.values():
