@@ -169,13 +169,16 @@ def requeue_not_held(engine: Engine, ctx: JobContext, batch_ids: list[int]) -> l
     return engine.require_workspace().project.requeue_not_held(batch_ids)
 
 
-def regularisation_schedule(engine: Engine, ctx: JobContext, overrides: dict[str, Any]) -> list[ScheduleStep]:
+def regularisation_schedule(engine: Engine, ctx: JobContext, overrides: dict[str, Any]) -> list[ScheduleStep] | None:
     """The λ/β multiplier a round would use at a few numbers of earlier edits, with the Advanced
-    panel's settings (empty: the schedule is off). Raises SettingsError for a bad setting."""
+    panel's settings (empty: the schedule is off; None: no project is open, as when the project
+    closed while the job waited). Raises SettingsError for a bad setting."""
     from nse_engine.editing.schedule import regularisation_share, schedule_table
     from nse_engine.editing.settings import apply_settings
 
-    ws = engine.require_workspace()
+    ws = engine.workspace
+    if ws is None:
+        return None
     hp = apply_settings(ws.hparams, overrides, engine.require_model().model.config.num_hidden_layers) if overrides else ws.hparams
     ramp = hp.schedule_ramp_edits
     if not ramp:

@@ -251,7 +251,7 @@ class QueueView(QWidget):
         except SettingsError as error:  # shown in place: the panel is being typed into
             self.schedule_label.setText(f"λ/β schedule: {html.escape(str(error))}")
             return
-        self.schedule_label.setText(schedule_html(steps))
+        self.schedule_label.setText("" if steps is None else schedule_html(steps))
 
     def _reset_settings(self) -> None:
         for key, edit in self._setting_edits.items():

@@ -40,7 +40,7 @@ def test_a_run_shows_what_did_not_hold_and_retry_queues_it_again(qtbot, project_
     with qtbot.waitSignal(window.session.changed, timeout=JOB_TIMEOUT_MS):
         queue.run_button.click()
     wait_idle(qtbot, window.session)
-    assert not error_dialogs()
+    assert not error_dialogs(), [d.text() for d in error_dialogs()]
     result = queue.result
     qtbot.waitUntil(lambda: not result.isHidden())
     assert result.summary.text() == "Batch 1: held 0/1 (0 after extra passes)."
@@ -70,7 +70,7 @@ def test_a_run_shows_what_did_not_hold_and_retry_queues_it_again(qtbot, project_
     log.retry_button.click()
     qtbot.waitUntil(lambda: queue.table.rowCount() == 1, timeout=JOB_TIMEOUT_MS)
     wait_idle(qtbot, window.session)
-    assert not error_dialogs()
+    assert not error_dialogs(), [d.text() for d in error_dialogs()]
 
 
 def test_correct_this_opens_the_edit_form_with_the_question_asked(qtbot, window, tiny_model_dir):
@@ -95,4 +95,4 @@ def test_correct_this_opens_the_edit_form_with_the_question_asked(qtbot, window,
         "Danielle Darrieux", "The mother tongue of {} is", "mother tongue")
     assert form.target_new.text() == "" and form.target_true.text() == ""
     assert "target_new" in form.problems_label.text()  # the object is the user's to write
-    assert not error_dialogs()
+    assert not error_dialogs(), [d.text() for d in error_dialogs()]
