@@ -1,13 +1,15 @@
 """The Chat screen: talk to the edited model with tokens streamed as they come, a Stop button,
-a side-by-side answer from the original (unedited) model in compare mode, and "Correct this…",
-which turns a wrong answer to a fact question into a new fact in the Edit form."""
+a side-by-side answer from the original (unedited) model in compare mode, and "Correct this…"
+(a button, and the reply's context menu), which turns a wrong answer to a fact question into a
+new fact in the Edit form, with the words selected in the reply as the model's current answer."""
 
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QTextCharFormat, QTextCursor
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QAction, QTextCharFormat, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -15,6 +17,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -32,12 +35,29 @@ from nse_app.session import Session
 from nse_app.worker import Job
 
 PANES = ("edited", "original")
+_TYPED_QUESTION = ("A reply to a typed question cannot be corrected here: it names no subject and prompt. "
+                   "Ask about an edited fact (the box above), then correct that reply")
+_NO_REPLY_YET = "Ask about an edited fact (the box above): a wrong answer to it can then be written as a new fact"
+
+
+@dataclass
+class _Reply:
+    """Where one reply lies in the edited pane, and the fact its question checks (None: a typed question)."""
+
+    start: int
+    end: int | None  # None while it streams
+    fact: EditRequest | None
+
+
+def _end(document: QTextDocument) -> int:
+    """The position after the last character of `document`."""
+    return document.characterCount() - 1
 
 
 class ChatView(QWidget):
     """A conversation with the Session's model; it keeps only the transcript."""
 
-    correct_requested = Signal(object)  # an EditRequest: the subject and prompt of the fact asked about, no object
+    correct_requested = Signal(object)  # an EditRequest: the fact asked about, no new object, the selection as true one
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -47,6 +67,7 @@ class ChatView(QWidget):
         self._facts: list[EditRequest] = []
         self._asked: EditRequest | None = None  # the fact the question being answered checks
         self.replied_to: EditRequest | None = None  # the fact the last complete reply answers
+        self._replies: list[_Reply] = []  # the edited pane's replies, in order
         self.answers: dict[str, str] = {}  # the last reply of each pane, as streamed
 
         self.compare = QCheckBox("Compare with the original model")
@@ -83,6 +104,10 @@ class ChatView(QWidget):
             self.panes[name] = pane
             self.boxes[name] = box
         self.boxes["original"].hide()
+        edited = self.panes["edited"]
+        edited.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        edited.customContextMenuRequested.connect(self._show_reply_menu)
+        edited.selectionChanged.connect(self._update_correct)
 
         self.input = QLineEdit(placeholderText="Ask the model something… (Enter to send)")
         self.input.returnPressed.connect(self.send)
@@ -93,9 +118,9 @@ class ChatView(QWidget):
         self.stop_button.setToolTip("Stop the reply (Esc)")
         self.stop_button.clicked.connect(self.stop)
         self.correct_button = QPushButton("Correct this…")
-        self.correct_button.setToolTip("Write the right answer as a new fact: opens the Edit form with this "
-                                       "question's subject and prompt")
         self.correct_button.clicked.connect(self.correct)
+        self.correct_action = QAction("Correct this…", self)
+        self.correct_action.triggered.connect(self.correct)
         self.hint = QLabel()
         self.hint.setObjectName("hint")
         bottom = QHBoxLayout()
@@ -137,6 +162,7 @@ class ChatView(QWidget):
         for name in PANES if compare else ("edited",):
             self.panes[name].append(f"<b>You:</b> {html.escape(text)}")
             self.panes[name].append("<b>Model:</b> ")
+        self._replies.append(_Reply(_end(self.panes["edited"].document()), None, fact))
         self._job = self._session.job(
             jobs.chat_reply, long=True, busy=False, on_yield=self._on_piece,
             messages=list(self._messages), compare=compare, max_new_tokens=self.max_tokens.value(),
@@ -156,10 +182,34 @@ class ChatView(QWidget):
         self.send(await self._session.job(jobs.fact_question, fact=fact), fact)
 
     def correct(self) -> None:
-        """Ask for a fact that corrects the last reply: its subject and prompt, the object left to the user."""
-        fact = self.replied_to
+        """Ask for a fact that corrects the reply with the selection (or else the last reply): its
+        subject and prompt, the selected words as the current answer, the new object left to the user."""
+        fact, _why = self._correction()
         if fact is not None:
-            self.correct_requested.emit(EditRequest(fact.subject, fact.prompt, "", relation=fact.relation))
+            self.correct_requested.emit(fact)
+
+    def _selection(self) -> tuple[_Reply, str] | None:
+        """The reply that holds the edited pane's selection, and the selected words trimmed."""
+        cursor = self.panes["edited"].textCursor()
+        words = " ".join(cursor.selectedText().split())
+        if not words:
+            return None
+        return next(((reply, words) for reply in self._replies if reply.end is not None
+                     and reply.start <= cursor.selectionStart() and cursor.selectionEnd() <= reply.end), None)
+
+    def _correction(self) -> tuple[EditRequest | None, str]:
+        """The fact "Correct this…" would start (None: none), and a tooltip that says what it does or why not."""
+        selection = self._selection()
+        reply, words = selection if selection is not None else (None, "")
+        fact = reply.fact if reply is not None else self.replied_to
+        if fact is None:
+            return None, _TYPED_QUESTION if self._messages else _NO_REPLY_YET
+        opens = "Write the right answer as a new fact: opens the Edit form with this question's subject and prompt"
+        if not words:
+            return (EditRequest(fact.subject, fact.prompt, "", relation=fact.relation),
+                    f"{opens} (select words of the reply to give them as its current answer)")
+        return (EditRequest(fact.subject, fact.prompt, "", words, relation=fact.relation),
+                f"{opens}, and “{words}” as the model's current answer")
 
     def _ask_index(self, index: int) -> None:
         if 0 <= index < len(self._facts):
@@ -168,6 +218,7 @@ class ChatView(QWidget):
     def clear(self) -> None:
         self.stop()
         self._messages = []
+        self._replies = []
         self._asked = self.replied_to = None
         self.answers = {}
         for pane in self.panes.values():
@@ -208,10 +259,24 @@ class ChatView(QWidget):
     def _finish(self, reply: str) -> None:
         self._job = None
         self.replied_to = self._asked
+        if self._replies:
+            self._replies[-1].end = _end(self.panes["edited"].document())
         self._messages.append({"role": "assistant", "content": reply})
         self._update()
 
     # ---- display -----------------------------------------------------------------------------
+
+    def reply_menu(self) -> QMenu:
+        """The edited pane's standard context menu, with "Correct this…" when words of a reply are selected."""
+        menu = self.panes["edited"].createStandardContextMenu()
+        if self._selection() is not None:
+            menu.addSeparator()
+            menu.addAction(self.correct_action)
+            menu.setToolTipsVisible(True)  # a disabled action says why
+        return menu
+
+    def _show_reply_menu(self, pos: QPoint) -> None:
+        self.reply_menu().exec(self.panes["edited"].viewport().mapToGlobal(pos))
 
     def _insert(self, pane: str, text: str) -> None:
         browser = self.panes[pane]
@@ -221,6 +286,12 @@ class ChatView(QWidget):
         browser.setTextCursor(cursor)
         browser.ensureCursorVisible()
 
+    def _update_correct(self) -> None:
+        fact, why = self._correction()
+        for widget in (self.correct_button, self.correct_action):
+            widget.setEnabled(fact is not None and not self.streaming)
+            widget.setToolTip("Available once the reply is complete" if self.streaming else why)
+
     def _show_compare(self, on: bool) -> None:
         self.boxes["original"].setVisible(on)
         self._update()
@@ -229,7 +300,7 @@ class ChatView(QWidget):
         has_model = self._session.model_info is not None
         self.send_button.setEnabled(has_model and not self.streaming)
         self.stop_button.setEnabled(self.streaming)
-        self.correct_button.setEnabled(self.replied_to is not None and not self.streaming)
+        self._update_correct()
         self.ask_button.setEnabled(bool(self._facts) and not self.streaming)
         if not has_model:
             self.hint.setText("Load a model on the Model screen to chat.")

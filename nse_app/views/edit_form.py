@@ -168,8 +168,8 @@ class EditForm(QWidget):
         self.cancel_edit_button.show()
 
     def correct(self, fact: EditRequest) -> None:
-        """Start a new fact from a question the model answered wrongly: its subject, prompt and
-        relation filled in, the new object left for the user to type."""
+        """Start a new fact from a question the model answered wrongly: its subject, prompt, relation
+        and (when given) the model's current answer filled in, the new object left for the user to type."""
         self.clear()
         self.set_fields(fact)
         self.target_new.setFocus()

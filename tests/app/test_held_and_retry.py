@@ -1,11 +1,13 @@
 """On the tiny real model: a run shows, per fact, whether the model now writes the new object and
 what it wrote; Retry (after the run, and on the Log screen) queues the facts that did not hold;
-the Advanced panel shows the λ/β schedule; the chat's "Correct this…" starts a fact in the Edit form."""
+the Advanced panel shows the λ/β schedule; the chat's "Correct this…" starts a fact in the Edit form,
+with the words selected in the reply as the model's current answer."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLineEdit
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import QLineEdit, QTextBrowser
 
 from nse_engine.facts import EditRequest
 
@@ -16,6 +18,20 @@ def _set(queue, key: str, value: str) -> None:
     edit = queue.findChild(QLineEdit, f"setting_{key}")
     edit.setText(value)
     edit.editingFinished.emit()
+
+
+def _select_first_word(pane: QTextBrowser, reply: str) -> str:
+    """Select, as a user would, the space before the first word of `reply` (the pane's last text) and
+    the word; return the word."""
+    text = pane.toPlainText()
+    assert text.endswith(reply), (text, reply)
+    start, word = len(text) - len(reply), reply.split()[0]
+    cursor = QTextCursor(pane.document())
+    cursor.setPosition(start)
+    cursor.setPosition(start + reply.index(word) + len(word), QTextCursor.MoveMode.KeepAnchor)
+    pane.setTextCursor(cursor)
+    assert cursor.selectedText().strip() == word and cursor.selectedText() != word
+    return word
 
 
 def test_a_run_shows_what_did_not_hold_and_retry_queues_it_again(qtbot, project_window):
@@ -83,6 +99,10 @@ def test_correct_this_opens_the_edit_form_with_the_question_asked(qtbot, window,
     qtbot.waitUntil(lambda: not chat.streaming, timeout=JOB_TIMEOUT_MS)
     wait_idle(qtbot, window.session)
     assert not chat.correct_button.isEnabled()  # a free question names no fact to correct
+    pane = chat.panes["edited"]
+    _select_first_word(pane, chat.answers["edited"])  # not even with words of its reply selected
+    assert not chat.correct_button.isEnabled() and "typed question" in chat.correct_button.toolTip()
+    assert chat.correct_action in chat.reply_menu().actions() and not chat.correct_action.isEnabled()
 
     chat.ask_about(EditRequest("Danielle Darrieux", "The mother tongue of {} is", "English", "French",
                                relation="mother tongue", fact_id=1))
@@ -95,4 +115,18 @@ def test_correct_this_opens_the_edit_form_with_the_question_asked(qtbot, window,
         "Danielle Darrieux", "The mother tongue of {} is", "mother tongue")
     assert form.target_new.text() == "" and form.target_true.text() == ""
     assert "target_new" in form.problems_label.text()  # the object is the user's to write
+
+    window.tabs.setCurrentWidget(chat)  # now with a word of the reply selected, from its context menu
+    pane.moveCursor(QTextCursor.MoveOperation.End)
+    assert chat.correct_action not in chat.reply_menu().actions()  # no selection, no menu entry
+    word = _select_first_word(pane, chat.answers["edited"])
+    assert chat.correct_button.isEnabled() and f"“{word}”" in chat.correct_button.toolTip()
+    (action,) = [a for a in chat.reply_menu().actions() if a.text() == "Correct this…"]
+    assert action.isEnabled()
+    action.trigger()
+    assert window.tabs.currentWidget() is form
+    assert (form.subject.text(), form.prompt.text(), form.relation.text()) == (
+        "Danielle Darrieux", "The mother tongue of {} is", "mother tongue")
+    assert form.target_true.text() == word and form.target_new.text() == ""
+    qtbot.waitUntil(form.target_new.hasFocus)
     assert not error_dialogs(), [d.text() for d in error_dialogs()]
