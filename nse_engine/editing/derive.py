@@ -48,7 +48,7 @@ ALPHAEDIT_L2_PER_KEY = 0.2
 # AlphaEdit's free directions may carry at most this share of general text's key energy at the
 # last edited layer (the paper's absolute 0.02 leaves 19-62 % of it free on SmolLM2's layers 2..8).
 NULLSPACE_ENERGY = 0.05
-DERIVATION_VERSION = 11
+DERIVATION_VERSION = 12
 
 # Counterfactual probe edits across common relations; only their geometry is used.
 PROBES = [

@@ -5,6 +5,12 @@ them in) by a few Adam steps on one delta per fact, added at the subject's last 
 prompt and of each context-prefixed copy. The blocks up to the delta run once per chunk of
 facts; each step runs only the blocks above, and the LM head only where targets are scored.
 All facts of a chunk are optimised together, each with its own delta.
+
+Where the last edited block's MLP output passes through a norm before the residual (Gemma 2/3),
+not every residual delta is one the block can produce: the norm fixes the size of the MLP's
+contribution, so only its direction can change. There the delta is added to the MLP output
+before the norm, scaled by ‖v‖/‖h‖ so that the step size, clamp and decay keep their meaning,
+and z is the state that delta reaches; the editing passes can then deliver it.
 """
 
 from __future__ import annotations
@@ -182,6 +188,8 @@ def _optimise_chunk(
     h_init = replay.hidden[batch.bare_rows, 0].float()  # (n, hidden); position 0 is each row's subject token
     max_norm = hp.clamp_norm_factor * h_init.norm(dim=1)  # (n,)
     delta = torch.zeros_like(h_init)  # (n, hidden), final values
+    reached = torch.zeros_like(h_init)  # (n, hidden), the change of h_L the final delta makes
+    norm = points.mlp_output_norm(hp.layers[-1])
     loss_each = torch.zeros(n, device=device)
     stopped = torch.zeros(n, dtype=torch.bool, device=device)
     steps = torch.zeros(n, dtype=torch.long, device=device)
@@ -196,7 +204,10 @@ def _optimise_chunk(
 
     for it in range(hp.v_num_grad_steps):
         h_base = replay.hidden  # (rows, suffix, hidden)
-        subject = h_base[:, :1] + param[batch.row_fact][:, None].to(h_base.dtype)  # (rows, 1, hidden)
+        shift = param[batch.row_fact].to(h_base.dtype)  # (rows, hidden)
+        if norm is not None:
+            shift = _through_norm(norm, replay.value, h_base[:, 0], shift)
+        subject = h_base[:, :1] + shift[:, None]  # (rows, 1, hidden)
         out = replay.run(torch.cat([subject, h_base[:, 1:]], dim=1))  # (rows, suffix, hidden)
         target_logp = head(batch.target_rows, batch.target_cols, out)  # (t, vocab)
         picked = target_logp.gather(1, batch.target_ids[:, None]).squeeze(1)  # (t,)
@@ -211,6 +222,7 @@ def _optimise_chunk(
         loss = nll + kl + decay  # (m,)
         loss_each[remaining] = loss.detach()
         delta[remaining] = param.detach()
+        reached[remaining] = shift.detach()[batch.bare_rows].float()
         done = nll.detach() < stop_nll  # (m,)
         if stop_at_top1:
             missed = (target_logp.detach().argmax(dim=1) != batch.target_ids).float()  # (t,)
@@ -237,5 +249,12 @@ def _optimise_chunk(
             opt = torch.optim.Adam([param], lr=hp.v_lr)
             opt.state[param] = {k: (v[keep].clone() if v.dim() > 0 else v.clone()) for k, v in state.items()}
     control.report("target states", done_before + n, total)
-    z = (h_init + delta).float()
+    z = (h_init + reached).float()
     return TargetStates(z.cpu(), h_init.cpu(), loss_each.cpu(), steps.cpu())
+
+
+def _through_norm(norm: nn.Module, value: torch.Tensor, hidden: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """The change of the block output (rows, hidden) when `delta` (residual units) is added to
+    the MLP output `value` (rows, hidden) before `norm`; `hidden` is h_L at the subject."""
+    scale = value.norm(dim=1, keepdim=True) / hidden.norm(dim=1, keepdim=True)  # (rows, 1)
+    return norm(value + delta * scale) - norm(value)

@@ -87,7 +87,9 @@ class SuffixReplay:
     positions from `split` on run once through the blocks up to `layer` (giving h_L), and then
     `run(h)` feeds a new hidden state through the higher blocks only, attending to that cache.
     The exact arguments each higher block received are recorded and replayed, so nothing here
-    is architecture-specific.
+    is architecture-specific. Where the block's MLP output reaches the residual through a norm
+    (Gemma 2/3), `value` keeps that output at the subject token: a target there must be reachable
+    through the norm (target_state.py).
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class SuffixReplay:
         base = model.base_model
         self.calls: list[tuple[nn.Module, tuple, dict]] = []
         captured: list[torch.Tensor] = []
+        values: list[torch.Tensor] = []
         with torch.no_grad():
             prefix = base(
                 input_ids=input_ids[:, :split], attention_mask=attention_mask[:, :split],
@@ -118,7 +121,12 @@ class SuffixReplay:
             def record_call(module: nn.Module, args: tuple, kwargs: dict) -> None:
                 self.calls.append((module, tuple(args[1:]), dict(kwargs)))
 
+            def record_value(_module: nn.Module, _args: tuple, output: torch.Tensor) -> None:
+                values.append(output[:, 0].detach())
+
             handles = [points.blocks[layer].register_forward_hook(record_output)]
+            if points.mlp_output_norm(layer) is not None:
+                handles.append(points.mlp_out(layer).register_forward_hook(record_value))
             for i in self.upper:
                 handles.append(points.blocks[i].register_forward_pre_hook(record_call, with_kwargs=True))
             with removing_hooks(handles):
@@ -127,12 +135,15 @@ class SuffixReplay:
                     position_ids=position_ids[:, split:], cache=self.cache, use_cache=True,
                 )
         self.hidden = captured[0]  # (batch, seq - split, hidden): h_L from the subject token on
+        self.value = values[0] if values else None  # (batch, hidden): the MLP output at the subject, before the norm
 
     def keep_rows(self, rows: torch.Tensor) -> None:
         """Drop the rows where `rows` (bool, (batch,)) is False: from h_L, the prefix cache and
         every recorded block argument that has a batch dimension."""
         batch = len(rows)
         self.hidden = self.hidden[rows]
+        if self.value is not None:
+            self.value = self.value[rows]
         self.prefix_kv = {i: (keys[rows], values[rows]) for i, (keys, values) in self.prefix_kv.items()}
         self.calls = [(block, *_select_call((args, kwargs), rows, batch)) for block, args, kwargs in self.calls]
 

@@ -65,3 +65,31 @@ def test_closed_channels_are_left_alone_and_nothing_divides_by_zero():
     assert torch.isfinite(change).all()
     assert (change[:, :3] == 0).all()
     assert torch.allclose((value + change).pow(2).sum(1), value.pow(2).sum(1))
+
+
+def test_target_states_behind_a_norm_are_ones_the_block_can_produce():
+    from nse_engine.editing.session import EditingSession
+    from nse_engine.editing.target_state import compute_target_states
+    from nse_engine.progress import silent
+    from test_session import ROUND_1, loaded_tiny, tiny_hparams
+
+    hp = tiny_hparams(v_lr=2.0, v_num_grad_steps=10)
+    session = EditingSession(loaded_tiny("gemma3"), hp)
+    points, layer = session.points, session.layers[-1]
+    norm = points.mlp_output_norm(layer)
+    with torch.no_grad():  # a random tiny MLP's output is so small that the norm's eps would dominate it
+        points.weight(layer).mul_(1e3)
+
+    def unreachable_share() -> float:
+        """How much of z − h the last block cannot deliver by any change of its MLP output."""
+        targets = compute_target_states(session.loaded.model, session.loaded.tokenizer, points, ROUND_1,
+                                        hp, [], silent())
+        wanted = (targets.z - targets.h_init).double()  # (n, hidden)
+        value = session.reader.mlp_output_at_last_layer(ROUND_1).double()  # (n, hidden)
+        change = value_change_for(wanted, value, norm)
+        delivered = norm((value + change).float()).double() - norm(value.float()).double()
+        return float(((delivered - wanted).norm(dim=1) / wanted.norm(dim=1)).max())
+
+    assert unreachable_share() < 1e-3
+    points.mlp_output_norm_path = None  # a delta on the residual itself, as before
+    assert unreachable_share() > 0.1
