@@ -26,9 +26,12 @@ def test_nse_edit_prints_the_facts_that_did_not_hold_and_the_count(tmp_path, cap
     assert count == "  held 0/1 (0 after extra passes)"
 
 
-def test_without_verification_nse_edit_prints_no_held_count(tmp_path: Path, capsys):
+def test_without_extra_passes_nse_edit_still_says_what_did_not_hold(tmp_path: Path, capsys):
     model = save_model("gpt2", tmp_path / "tiny-gpt2")
     cases = write_facts_csv(tmp_path / "facts.csv", [("France", "The capital of {} is", "Rome", "Paris")])
     rc, out, err = cli(capsys, "edit", "--model", model, "--cases", cases, "--project", tmp_path / "project", "--no-fluency")
     assert rc == 0, err
-    assert "batch 1:" in out and "held" not in out
+    lines = out.splitlines()
+    first = lines.index(next(l for l in lines if l.startswith("batch 1:")))
+    assert lines[first + 1].startswith("  fact 1 not held: 'The capital of France is' went on '")
+    assert lines[first + 2] == "  held 0/1 (0 after extra passes)"

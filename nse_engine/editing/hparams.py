@@ -29,7 +29,7 @@ class NseHyperParams:
     kl_factor: float = 0.0625  # keeps "{subject} is a" predictions close to the original
     max_iterations: int = 3  # editing passes per round (the paper's meaning, not the code's)
     refresh_drifted: bool = False  # also re-edit earlier facts that drifted beyond alpha (not in the paper)
-    verify_passes: int = 0  # after the passes, up to this many more for new facts the model does not yet say (ours)
+    verify_passes: int = 0  # every round checks what the model writes; up to this many more passes for new facts it does not say yet (ours)
     schedule_ramp_edits: int = 0  # λ and β grow with the edits in Kp up to this many (0: constant; schedule.py)
     schedule_start: float = 1.0  # share of λ (and of β − 1) a session starts with
     context_prefixes: int = 5  # generated text prefixes in front of each prompt (plus the bare prompt)
@@ -86,7 +86,7 @@ class NseHyperParams:
         if self.schedule_ramp_edits < 0 or not 0 < self.schedule_start <= 1:
             raise ValueError("schedule_ramp_edits must be ≥ 0 and schedule_start in (0, 1]")
         if self.verify_passes < 0:
-            raise ValueError("verify_passes must be 0 (no check) or more")
+            raise ValueError("verify_passes must be 0 (check only, no extra passes) or more")
         if self.max_iterations < 1 or self.v_num_grad_steps < 1:
             raise ValueError("max_iterations and v_num_grad_steps must be at least 1")
         if self.method not in METHODS:

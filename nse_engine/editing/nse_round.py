@@ -92,7 +92,7 @@ class RoundEdits:
     distance_after: torch.Tensor  # (n,)
     editing_passes: int
     pulled_back: list[EditRequest]
-    checks: list[WrittenCheck] | None  # per new fact, when the round verified them
+    checks: list[WrittenCheck]  # per new fact: what the model wrote after the round
 
 
 @dataclass(frozen=True)
@@ -139,13 +139,12 @@ def run_nse_round(
             round_offset=round_offset, prefixes=prefixes, control=control, pass_index=pass_index,
         )
         dist = (rows.targets - reader.hidden_at_last_layer(rows.requests)).norm(dim=1)
-    checks = None
-    if hp.verify_passes:
-        eligible = (dist_before < hp.upper_bound).cpu()  # (n,) facts beyond upper_bound are not edited
-        checks = verify_written(
-            reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, eligible=eligible,
-            round_offset=round_offset, prefixes=prefixes, control=control, updates=updates, first_pass=passes,
-        )
+    eligible = (dist_before < hp.upper_bound).cpu()  # (n,) facts beyond upper_bound are not edited
+    checks = verify_written(
+        reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, eligible=eligible,
+        round_offset=round_offset, prefixes=prefixes, control=control, updates=updates, first_pass=passes,
+    )
+    if any(check.extra_passes for check in checks):
         dist = (rows.targets - reader.hidden_at_last_layer(rows.requests)).norm(dim=1)
     control.report("layer updates", 1, 1, "done")
     return RoundEdits(updates, dist_before, dist[: rows.n_new], passes, rows.requests[rows.n_new :], checks)
@@ -165,9 +164,10 @@ def verify_written(
     updates: list[LayerUpdate],
     first_pass: int,
 ) -> list[WrittenCheck]:
-    """Check each new fact by what the model writes after its prompt; a fact that does not say
-    its new object yet gets another pass of its own (its keys, its whole residual), up to
-    `hp.verify_passes` times. Appends those passes' updates to `updates`."""
+    """Check each new fact by what the model writes after its prompt (every round: what users
+    see is held / not held); a fact that does not say its new object yet gets another pass of
+    its own (its keys, its whole residual), up to `hp.verify_passes` times. Appends those
+    passes' updates to `updates`."""
     new = rows.requests[: rows.n_new]
     written = reader.continuations(new)
     held = [says(text, r.target_new) for text, r in zip(written, new)]
@@ -184,7 +184,7 @@ def verify_written(
         retried = reader.continuations([new[i] for i in failing])
         for i, text in zip(failing, retried):
             written[i], held[i], extra[i] = text, says(text, new[i].target_new), attempt + 1
-    control.report("verifying", hp.verify_passes, hp.verify_passes, "done")
+    control.report("verifying", max(hp.verify_passes, 1), max(hp.verify_passes, 1), "done")
     return [WrittenCheck(text, ok, n) for text, ok, n in zip(written, held, extra)]
 
 

@@ -26,10 +26,13 @@ def test_facts_not_said_get_extra_passes_until_the_budget_ends(tmp_path):
     assert [o.held for o in read_state(tmp_path / "state.safetensors").rounds[0].outcomes] == [False, False]
 
 
-def test_without_a_budget_nothing_is_checked():
-    session = EditingSession(loaded_tiny(), tiny_hparams())
+def test_without_a_budget_every_fact_is_still_checked_and_nothing_more_is_edited():
+    session = EditingSession(loaded_tiny(), tiny_hparams(max_iterations=1))
     result = session.apply_round(ROUND_1)
-    assert all(o.held is None and o.continuation is None and o.extra_passes == 0 for o in result.outcomes)
+    assert len(session.rounds[-1].updates) == len(session.layers)  # the one pass, no extra ones
+    for outcome in result.outcomes:
+        assert outcome.held is False and outcome.extra_passes == 0
+        assert outcome.continuation == session.reader.continuations([outcome.request])[0]
 
 
 def test_a_round_cancelled_while_verifying_leaves_everything_as_before():
