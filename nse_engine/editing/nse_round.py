@@ -166,17 +166,22 @@ def verify_written(
 ) -> list[WrittenCheck]:
     """Check each new fact by what the model writes after its prompt (every round: what users
     see is held / not held); a fact that does not say its new object yet gets another pass of
-    its own (its keys, its whole residual), up to `hp.verify_passes` times. Appends those
-    passes' updates to `updates`."""
+    its own (its keys, its whole residual), up to `hp.verify_passes` times. Every verdict is
+    from after the last pass: the others' extra passes can undo a fact that held before them.
+    Appends those passes' updates to `updates`."""
     new = rows.requests[: rows.n_new]
+    steps = hp.verify_passes + 1
+    control.report("verifying", 0, steps, f"continuing {len(new)} prompts")
     written = reader.continuations(new)
     held = [says(text, r.target_new) for text, r in zip(written, new)]
     extra = [0] * len(new)
+    passes_run = 0
     for attempt in range(hp.verify_passes):
         failing = [i for i in range(len(new)) if not held[i] and bool(eligible[i])]
-        control.report("verifying", attempt, hp.verify_passes, f"{len(failing)} facts not said yet")
+        control.report("verifying", attempt + 1, steps, f"{len(failing)} facts not said yet")
         if not failing:
             break
+        passes_run = attempt + 1
         updates += editing_pass(
             reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, selected=torch.tensor(failing),
             round_offset=round_offset, prefixes=prefixes, control=control, pass_index=first_pass + attempt,
@@ -184,7 +189,11 @@ def verify_written(
         retried = reader.continuations([new[i] for i in failing])
         for i, text in zip(failing, retried):
             written[i], held[i], extra[i] = text, says(text, new[i].target_new), attempt + 1
-    control.report("verifying", max(hp.verify_passes, 1), max(hp.verify_passes, 1), "done")
+    stale = [i for i in range(len(new)) if extra[i] < passes_run]  # checked before the last extra pass
+    if stale:
+        for i, text in zip(stale, reader.continuations([new[i] for i in stale])):
+            written[i], held[i] = text, says(text, new[i].target_new)
+    control.report("verifying", steps, steps, "done")
     return [WrittenCheck(text, ok, n) for text, ok, n in zip(written, held, extra)]
 
 

@@ -208,8 +208,7 @@ class EditingSession:
             if not torch.isfinite(self.points.weight_view(layer)).all():
                 raise FloatingPointError(f"layer {layer} has NaN or inf after the update")
 
-        checks = edits.checks if edits and edits.checks else [None] * len(edited)
-        measured = iter(zip(edits.distance_before.tolist(), edits.distance_after.tolist(), checks) if edits else ())
+        measured = iter(zip(edits.distance_before.tolist(), edits.distance_after.tolist(), edits.checks) if edits else ())
         outcomes = [
             _skipped(req) if s else _outcome(req, *next(measured), hp.upper_bound)
             for req, s in zip(requests, skipped.tolist())
@@ -281,10 +280,8 @@ def _skipped(req: EditRequest) -> FactOutcome:
     ))
 
 
-def _outcome(req: EditRequest, before: float, after: float, check: WrittenCheck | None, upper_bound: float) -> FactOutcome:
-    written = {} if check is None else {
-        "continuation": check.continuation, "held": check.held, "extra_passes": check.extra_passes,
-    }
+def _outcome(req: EditRequest, before: float, after: float, check: WrittenCheck, upper_bound: float) -> FactOutcome:
+    written = {"continuation": check.continuation, "held": check.held, "extra_passes": check.extra_passes}
     if before >= upper_bound:
         return FactOutcome(req, False, (
             f"its target state is {before:.1f} away from the model's state, beyond upper_bound "

@@ -187,8 +187,7 @@ def _optimise_chunk(
     )
     h_init = replay.hidden[batch.bare_rows, 0].float()  # (n, hidden); position 0 is each row's subject token
     max_norm = hp.clamp_norm_factor * h_init.norm(dim=1)  # (n,)
-    delta = torch.zeros_like(h_init)  # (n, hidden), final values
-    reached = torch.zeros_like(h_init)  # (n, hidden), the change of h_L the final delta makes
+    reached = torch.zeros_like(h_init)  # (n, hidden), the change of h_L each fact's final delta makes
     norm = points.mlp_output_norm(hp.layers[-1])
     loss_each = torch.zeros(n, device=device)
     stopped = torch.zeros(n, dtype=torch.bool, device=device)
@@ -204,10 +203,10 @@ def _optimise_chunk(
 
     for it in range(hp.v_num_grad_steps):
         h_base = replay.hidden  # (rows, suffix, hidden)
-        shift = param[batch.row_fact].to(h_base.dtype)  # (rows, hidden)
+        shift = param[batch.row_fact]  # (rows, hidden), float32
         if norm is not None:
             shift = _through_norm(norm, replay.value, h_base[:, 0], shift)
-        subject = h_base[:, :1] + shift[:, None]  # (rows, 1, hidden)
+        subject = h_base[:, :1] + shift[:, None].to(h_base.dtype)  # (rows, 1, hidden)
         out = replay.run(torch.cat([subject, h_base[:, 1:]], dim=1))  # (rows, suffix, hidden)
         target_logp = head(batch.target_rows, batch.target_cols, out)  # (t, vocab)
         picked = target_logp.gather(1, batch.target_ids[:, None]).squeeze(1)  # (t,)
@@ -221,8 +220,7 @@ def _optimise_chunk(
         decay = hp.v_weight_decay * param.norm(dim=1) / h_init[remaining].norm(dim=1) ** 2  # (m,)
         loss = nll + kl + decay  # (m,)
         loss_each[remaining] = loss.detach()
-        delta[remaining] = param.detach()
-        reached[remaining] = shift.detach()[batch.bare_rows].float()
+        reached[remaining] = shift.detach()[batch.bare_rows]
         done = nll.detach() < stop_nll  # (m,)
         if stop_at_top1:
             missed = (target_logp.detach().argmax(dim=1) != batch.target_ids).float()  # (t,)
@@ -254,7 +252,9 @@ def _optimise_chunk(
 
 
 def _through_norm(norm: nn.Module, value: torch.Tensor, hidden: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """The change of the block output (rows, hidden) when `delta` (residual units) is added to
-    the MLP output `value` (rows, hidden) before `norm`; `hidden` is h_L at the subject."""
-    scale = value.norm(dim=1, keepdim=True) / hidden.norm(dim=1, keepdim=True)  # (rows, 1)
-    return norm(value + delta * scale) - norm(value)
+    """The change of the block output (rows, hidden), float32, when `delta` (residual units) is
+    added to the MLP output `value` (rows, hidden) before `norm`; `hidden` is h_L at the subject.
+    In float32 whatever the model's dtype: the change is a difference of two norm outputs."""
+    value = value.float()
+    scale = value.norm(dim=1, keepdim=True) / hidden.float().norm(dim=1, keepdim=True)  # (rows, 1)
+    return (norm(value + delta * scale) - norm(value)).float()

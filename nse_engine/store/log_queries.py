@@ -105,22 +105,26 @@ class LogQueries:
         }
 
     def written_outcomes(self) -> dict[int, WrittenOutcome]:
-        """Per fact: what the model wrote after its prompt when the newest batch that ran it ended."""
+        """Per fact: what the model wrote after its prompt when the newest batch in effect that ran
+        it ended (an undone batch's verdict no longer describes the model)."""
         return {
             r["fact_id"]: WrittenOutcome(r["continuation"], None if r["held"] is None else bool(r["held"]), r["extra_passes"])
-            for r in self._db.query("SELECT fact_id, continuation, held, extra_passes FROM batch_facts ORDER BY batch_id")
+            for r in self._db.query(
+                "SELECT bf.fact_id, bf.continuation, bf.held, bf.extra_passes FROM batch_facts bf "
+                "JOIN batches b ON b.id = bf.batch_id WHERE b.undone_at IS NULL ORDER BY bf.batch_id"
+            )
         }
 
     def written_shares(self) -> dict[int, WrittenShare]:
-        """Per batch: of its facts whose continuation the round checked, how many said the new object.
+        """Per batch: of the facts it applied, how many the model said at the end of its round.
 
-        Batches that checked nothing (verify_passes 0) are left out.
+        Batches that checked nothing (logged before every round checked) are left out.
         """
         return {
             r["batch_id"]: WrittenShare(r["batch_id"], r["checked"], r["said"])
             for r in self._db.query(
                 "SELECT batch_id, count(*) AS checked, sum(held) AS said FROM batch_facts "
-                "WHERE held IS NOT NULL GROUP BY batch_id"
+                "WHERE held IS NOT NULL AND applied GROUP BY batch_id"
             )
         }
 

@@ -106,8 +106,9 @@ class FactQueue:
         """Queue again, as copies at the end of the queue, the facts these batches applied that the
         model did not say when the batch ended, so that the next round edits them again.
 
-        Left out: facts of undone batches, facts a later batch applied again (their retry ran; a
-        retry that did not hold either is retried through its own batch), and facts whose subject
+        Left out: facts of undone batches, facts whose subject and prompt a later batch applied
+        again, with this object (their retry ran; one that did not hold either is retried through
+        its own batch) or with another (a correction must not be overwritten), and facts whose subject
         and prompt are queued with another object (that queued fact replaces them). A fact whose
         copy is queued already gets that copy back, so asking twice queues nothing twice.
         """
@@ -122,7 +123,7 @@ class FactQueue:
             WHERE bf.batch_id IN ({', '.join('?' * len(ids))}) AND bf.applied AND bf.held = 0
               AND f.status = 'applied' AND b.undone_at IS NULL
               AND NOT EXISTS (SELECT 1 FROM facts g WHERE g.subject = f.subject AND g.prompt = f.prompt
-                              AND g.target_new = f.target_new AND g.status = 'applied' AND g.batch_id > f.batch_id)
+                              AND g.status = 'applied' AND g.batch_id > f.batch_id)
             ORDER BY f.id
             """,
             ids,

@@ -80,3 +80,29 @@ def test_retry_leaves_out_undone_batches_and_facts_queued_with_another_object(tm
         project.remove_fact(project.queued_facts()[-1].fact_id)
         project.undo_last_batch(lambda p: p.write_bytes(b"u"))
         assert project.requeue_not_held([batch.id]) == []
+
+
+def test_retry_never_brings_back_an_object_a_later_batch_corrected(tmp_path):
+    with Project.create(tmp_path / "project", "default", "fp") as project:
+        project.queue_facts([EditRequest("France", "The capital of {} is", "Rome", "Paris")])
+        first = _run_batch(project, {"France": (False, 0)}, T0)
+        project.queue_facts([EditRequest("France", "The capital of {} is", "Lyon", "Paris")])
+        second = _run_batch(project, {"France": (False, 0)}, T0 + timedelta(minutes=1))
+        (retry,) = project.requeue_not_held([first.id, second.id])
+        assert retry.batch_id == second.id
+        assert [(r.subject, r.target_new) for r in project.queued_facts()] == [("France", "Lyon")]
+
+
+def test_says_the_new_object_counts_applied_facts_and_undone_verdicts_are_forgotten(tmp_path):
+    with Project.create(tmp_path / "project", "default", "fp") as project:
+        project.queue_facts([EditRequest("France", "The capital of {} is", "Rome", "Paris"),
+                             EditRequest("Spain", "The capital of {} is", "Oslo", "Madrid")])
+        france, spain = project.queued_facts()
+        outcomes = [FactOutcome(france, True, continuation=" Rome", held=True),
+                    FactOutcome(spain, False, "beyond upper_bound", continuation=" Madrid", held=False)]
+        batch = project.commit_batch(outcomes, "NSE", {}, T0, T0 + timedelta(seconds=1), lambda p: p.write_bytes(b"s"))
+        share = project.queries.written_shares()[batch.id]
+        assert (share.checked, share.said) == (1, 1)
+        assert project.written_outcomes()[france.fact_id].held is True
+        project.undo_last_batch(lambda p: p.write_bytes(b"u"))
+        assert project.written_outcomes() == {}
