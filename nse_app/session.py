@@ -175,10 +175,13 @@ class Session(QObject):
         """Queue again the applied facts of these batches that did not hold (Retry)."""
         retries = await self.job(jobs.requeue_not_held, batch_ids=batch_ids)
         self.facts_changed.emit()
-        already = sum(not r.new for r in retries)
-        queued = f" ({already} of them were queued already)" if already else ""
+        new = sum(r.new for r in retries)
+        already = len(retries) - new
+        parts = [f"Queued {_facts(new)} that did not hold again"] if new else []
+        if already:
+            parts.append(f"{_facts(already)} that did not hold {'is' if already == 1 else 'are'} already queued")
         self.status_message.emit(
-            f"Queued {len(retries)} facts that did not hold again{queued}; the next run edits them."
+            f"{'; '.join(parts)}; the next run edits {'it' if len(retries) == 1 else 'them'}."
             if retries else "No fact that did not hold is left to retry."
         )
         return retries
@@ -208,3 +211,8 @@ def remember_project(folder: str) -> None:
 def recent_projects() -> list[str]:
     value = QSettings().value("projects/recent", []) or []
     return [value] if isinstance(value, str) else list(value)
+
+
+def _facts(count: int) -> str:
+    """“1 fact”, “3 facts”."""
+    return f"{count} fact{'' if count == 1 else 's'}"

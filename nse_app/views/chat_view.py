@@ -38,6 +38,8 @@ PANES = ("edited", "original")
 _TYPED_QUESTION = ("A reply to a typed question cannot be corrected here: it names no subject and prompt. "
                    "Ask about an edited fact (the box above), then correct that reply")
 _NO_REPLY_YET = "Ask about an edited fact (the box above): a wrong answer to it can then be written as a new fact"
+_NOT_A_REPLY = "Select words of one of the edited model's replies (after “Model:”) to correct that reply"
+_TWO_REPLIES = "The selection spans more than one reply: select words of the one to correct"
 
 
 @dataclass
@@ -188,20 +190,36 @@ class ChatView(QWidget):
         if fact is not None:
             self.correct_requested.emit(fact)
 
-    def _selection(self) -> tuple[_Reply, str] | None:
-        """The reply that holds the edited pane's selection, and the selected words trimmed."""
-        cursor = self.panes["edited"].textCursor()
-        words = " ".join(cursor.selectedText().split())
-        if not words:
+    def _selection(self) -> list[tuple[_Reply, str]] | None:
+        """The complete replies the edited pane's selection overlaps, each with the selected words
+        that lie in it, trimmed (None: no words are selected)."""
+        pane = self.panes["edited"]
+        cursor = pane.textCursor()
+        if not cursor.selectedText().split():
             return None
-        return next(((reply, words) for reply in self._replies if reply.end is not None
-                     and reply.start <= cursor.selectionStart() and cursor.selectionEnd() <= reply.end), None)
+        start, end = cursor.selectionStart(), cursor.selectionEnd()
+        selected = []
+        for reply in self._replies:
+            if reply.end is None or end <= reply.start or reply.end <= start:
+                continue
+            part = QTextCursor(pane.document())
+            part.setPosition(max(start, reply.start))
+            part.setPosition(min(end, reply.end), QTextCursor.MoveMode.KeepAnchor)
+            words = " ".join(part.selectedText().split())
+            if words:
+                selected.append((reply, words))
+        return selected
 
     def _correction(self) -> tuple[EditRequest | None, str]:
         """The fact "Correct this…" would start (None: none), and a tooltip that says what it does or why not."""
-        selection = self._selection()
-        reply, words = selection if selection is not None else (None, "")
-        fact = reply.fact if reply is not None else self.replied_to
+        selected = self._selection()
+        if selected is None:
+            fact, words = self.replied_to, ""
+        elif len(selected) == 1:
+            ((reply, words),) = selected
+            fact = reply.fact
+        else:
+            return None, _TWO_REPLIES if selected else _NOT_A_REPLY
         if fact is None:
             return None, _TYPED_QUESTION if self._messages else _NO_REPLY_YET
         opens = "Write the right answer as a new fact: opens the Edit form with this question's subject and prompt"
@@ -267,7 +285,8 @@ class ChatView(QWidget):
     # ---- display -----------------------------------------------------------------------------
 
     def reply_menu(self) -> QMenu:
-        """The edited pane's standard context menu, with "Correct this…" when words of a reply are selected."""
+        """The edited pane's standard context menu, with "Correct this…" when words are selected
+        (disabled, saying why, when they are not those of one reply to a fact question)."""
         menu = self.panes["edited"].createStandardContextMenu()
         if self._selection() is not None:
             menu.addSeparator()

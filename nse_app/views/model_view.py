@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nse_engine.method_names import METHOD_NAMES, SWITCH_NAMES
+from nse_engine.method_names import method_label
 from nse_engine.model.builtin_models import BUILTIN_MODELS, DEFAULT_MODEL_NAME
 from nse_engine.model.summary import ModelSummary, RecentModel
 from nse_engine.paths import data_dir
@@ -219,8 +219,7 @@ class ModelView(QWidget):
             self.method_label.clear()
             return
         self.project_label.setText(f"<b>{info.name}</b><br>{info.folder}")
-        switches = " · ".join(f"{SWITCH_NAMES[key]} {'on' if on else 'off'}" for key, on in info.switches.items())
-        self.method_label.setText(f"Method: {METHOD_NAMES[info.method]} · {switches}")
+        self.method_label.setText(f"Method: {method_label(info.method, info.switches)}")
         layers = info.settings.get("layers")
         if layers:
             self.info_labels["edit_layers"].setText(", ".join(str(x) for x in layers))

@@ -6,6 +6,7 @@ PySide6); x and y are passed as Python float lists, since the app does no numpy.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import pyqtgraph as pg
@@ -117,6 +118,7 @@ class RetentionView(QWidget):
         self.fluency_count = 0
         self.overlay: ProjectSeries | None = None
         self.overlay_count = 0
+        self._overlay_request = 0  # counts overlay loads and clears: only the latest load is drawn
         self.graphics = pg.GraphicsLayoutWidget()
         retention = self.graphics.addPlot(row=0, col=0, title="Share of earlier edits still retained")
         quality = self.graphics.addPlot(row=1, col=0, title="Efficacy, generalisation and specificity")
@@ -192,18 +194,27 @@ class RetentionView(QWidget):
     # ---- the overlay -------------------------------------------------------------------------
 
     def refresh_picker(self) -> None:
-        """The recent projects other than the open one."""
-        current = self._session.project_info.folder if self._session.project_info else None
+        """The recent projects other than the open one; an overlay of the project just opened is dropped."""
+        current = self._open_folder()
         self.overlay_picker.clear()
         self.overlay_picker.addItem(NO_OVERLAY, None)
         for folder in recent_projects():
-            if folder != current:
+            if not _same_folder(folder, current):
                 self.overlay_picker.addItem(folder, folder)
+        if self.overlay is not None and _same_folder(self.overlay.folder, current):
+            self.clear_overlay()
+        else:
+            self._show_picked()
+
+    def _open_folder(self) -> str | None:
+        return self._session.project_info.folder if self._session.project_info else None
 
     def _picked(self, index: int) -> None:
         folder = self.overlay_picker.itemData(index)
         if folder:
             self.overlay_from(folder)
+        else:
+            self.clear_overlay()
 
     def browse_overlay(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Overlay the curves of the project in a folder")
@@ -211,14 +222,29 @@ class RetentionView(QWidget):
             self.overlay_from(folder)
 
     def overlay_from(self, folder: str) -> None:
-        self._session.start(self._load_overlay(folder))
+        self._overlay_request += 1
+        self._session.start(self._load_overlay(folder, self._overlay_request))
 
-    async def _load_overlay(self, folder: str) -> None:
-        self.show_overlay(await self._session.job(jobs.project_series, folder=folder))
+    async def _load_overlay(self, folder: str, request: int) -> None:
+        """Draw the curves read, unless another overlay was asked for (or cleared) meanwhile."""
+        try:
+            series = await self._session.job(jobs.project_series, folder=folder)
+        except BaseException:
+            if request == self._overlay_request:
+                self._show_picked()  # the picker goes back to what is drawn
+            raise
+        if request != self._overlay_request:
+            return
+        current = self._open_folder()
+        if _same_folder(series.folder, current):
+            self._session.status_message.emit(f"{series.name} is the open project: its curves are drawn already.")
+            self._show_picked()
+            return
+        self.show_overlay(series)
 
     def clear_overlay(self) -> None:
+        self._overlay_request += 1  # a load still running is not drawn
         self.show_overlay(None)
-        self.overlay_picker.setCurrentIndex(0)
 
     def show_overlay(self, series: ProjectSeries | None) -> None:
         """Draw `series` over the retention chart, named after its project and method (None: none)."""
@@ -228,7 +254,20 @@ class RetentionView(QWidget):
         self.overlay_lines.label(label, OVERLAY_LINES)
         self.clear_overlay_button.setEnabled(series is not None)
         self.overlay_label.setText("" if series is None else f"Overlay: {label}, {len(series.points)} batches")
+        self._show_picked()
         self._fit_x()
+
+    def _show_picked(self) -> None:
+        """The picker names the overlaid project (added when it was browsed to), or else the placeholder."""
+        if self.overlay is None:
+            self.overlay_picker.setCurrentIndex(0)
+            return
+        index = next((i for i in range(1, self.overlay_picker.count())
+                      if _same_folder(self.overlay_picker.itemData(i), self.overlay.folder)), -1)
+        if index < 0:
+            self.overlay_picker.addItem(self.overlay.folder, self.overlay.folder)
+            index = self.overlay_picker.count() - 1
+        self.overlay_picker.setCurrentIndex(index)
 
     def _fit_x(self) -> None:
         """Room for the longer of the two runs (the other charts follow: their x axes are linked)."""
@@ -245,3 +284,8 @@ class RetentionView(QWidget):
         ok = self.graphics.grab().save(path, "PNG")
         self._session.status_message.emit(f"Saved the charts to {path}." if ok else f"Could not write {path}.")
         return ok
+
+
+def _same_folder(a: str | None, b: str | None) -> bool:
+    """Whether two folder paths name the same folder (None names none)."""
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()

@@ -130,3 +130,36 @@ def test_correct_this_opens_the_edit_form_with_the_question_asked(qtbot, window,
     assert form.target_true.text() == word and form.target_new.text() == ""
     qtbot.waitUntil(form.target_new.hasFocus)
     assert not error_dialogs(), [d.text() for d in error_dialogs()]
+
+
+def test_correct_this_takes_the_reply_the_selection_overlaps_and_only_its_words(qtbot, window, tiny_model_dir):
+    load(qtbot, window, str(tiny_model_dir))
+    chat, form = window.chat_view, window.edit_form
+    window.tabs.setCurrentWidget(chat)
+    chat.max_tokens.setValue(4)
+    facts = (EditRequest("Danielle Darrieux", "The mother tongue of {} is", "English", "French", fact_id=1),
+             EditRequest("Toko Yasuda", "{} plays the", "piano", "guitar", fact_id=2))
+    answers = []
+    for fact in facts:
+        chat.ask_about(fact)
+        qtbot.waitUntil(lambda fact=fact: chat.replied_to is fact, timeout=JOB_TIMEOUT_MS)
+        wait_idle(qtbot, window.session)
+        answers.append(" ".join(chat.answers["edited"].split()))
+    pane = chat.panes["edited"]
+    text = pane.toPlainText()
+
+    def select(start: int, end: int) -> None:
+        cursor = QTextCursor(pane.document())
+        cursor.setPosition(start)
+        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        pane.setTextCursor(cursor)
+
+    first_reply = text.index("Model:")
+    select(0, first_reply)  # the question only: no reply to correct
+    assert not chat.correct_button.isEnabled() and "Model:" in chat.correct_button.toolTip()
+    select(first_reply, len(text))  # both replies
+    assert not chat.correct_button.isEnabled() and "more than one reply" in chat.correct_button.toolTip()
+    select(first_reply, chat._replies[0].end)  # dragged from "Model:" over the first reply
+    assert chat.correct_button.isEnabled()
+    chat.correct_button.click()
+    assert (form.subject.text(), form.target_true.text()) == ("Danielle Darrieux", answers[0])

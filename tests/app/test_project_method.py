@@ -7,8 +7,11 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialogButtonBox, QLineEdit, QMessageBox
 
+from nse_engine.store.database import LOG_FILE
+
 from nse_app.main_window import MainWindow
 from nse_app.session import Session
+from nse_app.views.new_project_dialog import NewProjectDialog
 
 from app.conftest import JOB_TIMEOUT_MS, error_dialogs, load, open_project, queue_fact, wait_idle
 from app.test_edit_flow import type_strong_settings
@@ -17,6 +20,24 @@ from app.test_edit_flow import type_strong_settings
 def _statuses(window: MainWindow) -> list[str]:
     table = window.log_view.facts_table
     return [table.item(row, 5).text() for row in range(table.rowCount())]
+
+
+def test_the_new_project_dialog_checks_the_folder_and_opens_an_existing_project_as_it_is(qtbot, tmp_path):
+    dialog = NewProjectDialog(str(tmp_path))
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / LOG_FILE).write_bytes(b"")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("x")
+    for name, enabled, note in (("new", True, ""), ("missing/new", False, "does not exist"),
+                                ("full", False, "not empty"), ("old", True, "holds a project already")):
+        dialog.folder.setText(str(tmp_path / name))
+        assert (ok.isEnabled(), note in dialog.folder_note.text()) == (enabled, True), name
+    dialog.method_buttons["alphaedit"].click()
+    dialog.switch_boxes["encore"].click()
+    assert not dialog.methods.isEnabled() and ok.text() == "Open project"
+    assert (dialog.choice().method, dialog.choice().settings) == (None, None)  # the project keeps its own
 
 
 def test_an_alphaedit_project_is_created_edited_reopened_and_undone(qtbot, window, tiny_model_dir, tmp_path, monkeypatch):
@@ -33,7 +54,7 @@ def test_an_alphaedit_project_is_created_edited_reopened_and_undone(qtbot, windo
         dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     wait_idle(qtbot, window.session)
     assert not error_dialogs()
-    assert window.model_view.method_label.text() == "Method: AlphaEdit · NAS off · ENCORE on"
+    assert window.model_view.method_label.text() == "Method: AlphaEdit + ENCORE"
 
     queue_fact(qtbot, window)
     type_strong_settings(window.queue_view)
@@ -57,7 +78,7 @@ def test_an_alphaedit_project_is_created_edited_reopened_and_undone(qtbot, windo
     assert not error_dialogs()
     info = reopened.session.project_info
     assert (info.method, info.switches) == ("alphaedit", {"norm_anchoring": False, "encore": True})
-    assert reopened.model_view.method_label.text() == "Method: AlphaEdit · NAS off · ENCORE on"
+    assert reopened.model_view.method_label.text() == "Method: AlphaEdit + ENCORE"
     qtbot.waitUntil(lambda: _statuses(reopened) == ["applied"])
 
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)

@@ -7,6 +7,7 @@ import pytest
 
 from nse_engine.store import Project
 from nse_engine.store.log_rows import RetentionRow
+from nse_engine.store.records import ProjectSummary
 
 from nse_app.session import Session, remember_project
 from nse_app.views.retention_view import NO_OVERLAY, RetentionView
@@ -67,3 +68,38 @@ def test_the_says_new_line_has_a_point_for_each_batch_that_checked_its_facts(qtb
                       RetentionRow(2, 4, 2, 2, 1.0, 1.0, None, None, None)])
     assert _drawn(view, view.retention.lines, "says_new") == ([2.0], [0.5])
     assert "says the new object (the batch's checked facts)" in _legend(view)
+
+
+def _open(session: Session, folder) -> None:
+    """As opening a project does, as far as the Retention screen sees it."""
+    session.project_info = ProjectSummary(str(folder), folder.name, "default", {})
+    session.project_changed.emit(session.project_info)
+
+
+def test_the_picker_follows_the_overlay_and_the_open_project_is_never_overlaid(qtbot, session, tmp_path):
+    other = logged_project(tmp_path / "memit-run", [[True, True]])
+    remember_project(str(other))
+    view = RetentionView(session)
+    qtbot.addWidget(view)
+    view.overlay_picker.activated.emit(1)
+    qtbot.waitUntil(lambda: view.overlay is not None, timeout=30_000)
+    _open(session, tmp_path / "own")  # another project opened: the overlay and its name in the picker stay
+    wait_idle(qtbot, session)
+    assert view.overlay is not None and view.overlay_picker.currentText() == str(other)
+
+    view.overlay_from(str(other))  # cleared before the read comes back: not drawn again
+    view.clear_overlay_button.click()
+    wait_idle(qtbot, session)
+    assert view.overlay is None and view.overlay_picker.currentIndex() == 0
+
+    view.overlay_from(str(other))
+    qtbot.waitUntil(lambda: view.overlay is not None, timeout=30_000)
+    view.overlay_picker.activated.emit(0)  # the placeholder clears it
+    assert view.overlay is None and not view.clear_overlay_button.isEnabled()
+
+    view.overlay_from(str(other))
+    qtbot.waitUntil(lambda: view.overlay is not None, timeout=30_000)
+    _open(session, other)  # the overlaid project opened: not overlaid on itself
+    wait_idle(qtbot, session)
+    assert view.overlay is None and view.overlay_picker.count() == 1
+    assert not error_dialogs()

@@ -11,9 +11,10 @@ from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.model.summary import ModelSummary
 from nse_engine.progress import Progress
 from nse_engine.store.log_rows import BatchChanges, LogRow, RetentionRow
-from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary, ScheduleStep
+from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary, Retry, ScheduleStep
 from nse_engine.store.validation import FactProblem
 
+from nse_app import jobs
 from nse_app.main_window import MainWindow
 from nse_app.session import Session
 from nse_app.views.edit_form import EditForm
@@ -25,7 +26,7 @@ from nse_app.views.queue_view import QueueView, schedule_html
 from nse_app.views.retention_view import RetentionView
 from nse_app.views.written import BatchResult
 
-from app.conftest import wait_idle
+from app.conftest import error_dialogs, wait_idle
 
 PROJECT = ProjectSummary("/data/capitals", "capitals", "default", {"layers": [2, 3, 4], "alpha": 0.5, "source": "derived"})
 
@@ -244,6 +245,9 @@ def test_model_view_shows_the_model_and_the_projects_layers(qtbot, session):
     view.show_project(PROJECT)
     assert view.info_labels["edit_layers"].text() == "2, 3, 4"
     assert "capitals" in view.project_label.text()
+    assert view.method_label.text() == "Method: NSE"
+    view.show_project(ProjectSummary("/data/a", "a", "default", {"method": "alphaedit", "norm_anchoring": True}))
+    assert view.method_label.text() == "Method: AlphaEdit + NAS"
     wait_idle(qtbot, session)  # the recent models' list is read by the worker
 
 
@@ -292,4 +296,28 @@ def test_window_title_names_the_project_and_the_model(qtbot, session):
     assert window.windowTitle() == "NSE Studio — capitals — tiny-gpt2"
     assert window.run_action.isEnabled()
     wait_idle(qtbot, session)
+    window.close()
+
+
+@pytest.mark.parametrize(("new", "message"), [
+    ((True,), "Queued 1 fact that did not hold again; the next run edits it."),
+    ((True, True, False), ("Queued 2 facts that did not hold again; 1 fact that did not hold is already queued; "
+                           "the next run edits them.")),
+    ((False, False), "2 facts that did not hold are already queued; the next run edits them."),
+])
+def test_retry_says_how_many_facts_it_queued_and_how_many_were_queued_already(qtbot, session, monkeypatch, new, message):
+    window = MainWindow(session)
+    qtbot.addWidget(window)
+
+    job = session.job
+
+    async def retries() -> list[Retry]:
+        return [Retry(i, 1, 10 + i, is_new) for i, is_new in enumerate(new)]
+
+    monkeypatch.setattr(session, "job", lambda fn, **kwargs: retries() if fn is jobs.requeue_not_held else job(fn, **kwargs))
+    with qtbot.waitSignal(session.status_message):
+        session.start(session.requeue_not_held([1]))
+    assert window.statusBar().currentMessage() == message
+    wait_idle(qtbot, session)
+    assert not error_dialogs()
     window.close()
