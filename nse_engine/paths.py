@@ -44,3 +44,11 @@ def packaged_file(distribution: str, relative: str) -> Path | None:
     except importlib.metadata.PackageNotFoundError:
         return None
     return Path(str(dist.locate_file(relative)))
+
+
+PROJECT_LOG_FILE = "project.sqlite"  # the edit log in a project folder
+
+
+def holds_project(folder: Path) -> bool:
+    """Whether `folder` already holds an NSE Studio project (its edit log), without opening it."""
+    return (folder / PROJECT_LOG_FILE).is_file()

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from nse_engine.method_names import METHOD_NAMES, METHODS, SWITCH_NAMES
-from nse_engine.store.database import LOG_FILE
+from nse_engine.paths import holds_project
 
 METHOD_HELP = {
     "nse": "updates only the neurons that carry each fact, keeping earlier edits in place (recommended)",
@@ -136,7 +136,7 @@ class NewProjectDialog(QDialog):
 
 
 def _is_project(folder: str) -> bool:
-    return bool(folder) and (Path(folder) / LOG_FILE).is_file()
+    return bool(folder) and holds_project(Path(folder))
 
 
 def _folder_problem(folder: str) -> str | None:

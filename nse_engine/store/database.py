@@ -15,12 +15,13 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from nse_engine.errors import ProjectError
+from nse_engine.paths import PROJECT_LOG_FILE
 from nse_engine.store import schema
 from nse_engine.store.storage_errors import storage_error
 
 log = logging.getLogger(__name__)
 
-LOG_FILE = "project.sqlite"
+LOG_FILE = PROJECT_LOG_FILE
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 10.0  # a reader and the writer can meet during a checkpoint; wait, don't fail
 
