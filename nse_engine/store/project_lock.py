@@ -8,10 +8,12 @@ writer can be told which process to close.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from nse_engine.errors import ProjectLockedError
 
 LOCK_FILE = ".nse-lock"
 OWNER_FILE = ".nse-lock-owner.json"
+OWNER_WAIT_S = 1.0  # the holder writes its side file just after taking the lock
 
 
 class ProjectLock:
@@ -38,10 +41,11 @@ class ProjectLock:
         """
         folder = Path(folder)
         lock = FileLock(folder / LOCK_FILE, timeout=0, thread_local=False)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise ProjectLockedError(_held_message(folder)) from None
+        if not _try_acquire(lock):
+            owner = _read_owner(folder)
+            # no owner after the wait: the holder has most likely just finished, so try once more
+            if owner is not None or not _try_acquire(lock):
+                raise ProjectLockedError(_held_message(folder, owner))
         _write_owner(folder)
         return cls(folder, lock)
 
@@ -53,6 +57,14 @@ class ProjectLock:
         self._lock.release()
 
 
+def _try_acquire(lock: FileLock) -> bool:
+    try:
+        lock.acquire()
+    except Timeout:
+        return False
+    return True
+
+
 def _write_owner(folder: Path) -> None:
     """Best effort: a full disk must not stop the project from opening (the lock itself is held)."""
     owner = {
@@ -61,18 +73,34 @@ def _write_owner(folder: Path) -> None:
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:200] if sys.argv else "",
         "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    partial = folder / f"{OWNER_FILE}.{os.getpid()}.tmp"
     try:
-        (folder / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
+        partial.write_text(json.dumps(owner), encoding="utf-8")
+        os.replace(partial, folder / OWNER_FILE)  # a second writer never reads half a file
     except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
-def _held_message(folder: Path) -> str:
-    try:
-        owner = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
-        pid, host, command, since = owner["pid"], owner["host"], owner["command"], owner["since"]
-    except (OSError, ValueError, KeyError, TypeError):
+def _read_owner(folder: Path) -> dict | None:
+    """The holder's side file; it may lag the lock by a moment, so wait up to OWNER_WAIT_S for it."""
+    deadline = time.monotonic() + OWNER_WAIT_S
+    while True:
+        try:
+            owner = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
+            if all(key in owner for key in ("pid", "host", "command", "since")):
+                return owner
+        except (OSError, ValueError, TypeError):
+            pass
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+
+
+def _held_message(folder: Path, owner: dict | None) -> str:
+    if owner is None:
         return f"{folder} is open in another program of NSE Studio; close it there, then try again."
+    pid, host, command, since = owner["pid"], owner["host"], owner["command"], owner["since"]
     if pid == os.getpid() and host == socket.gethostname():
         return (f"{folder} is already open in this process (in another window of NSE Studio); "
                 "close it there, then try again.")
