@@ -89,11 +89,16 @@ def test_a_run_shows_what_did_not_hold_and_retry_queues_it_again(qtbot, project_
     assert not error_dialogs(), [d.text() for d in error_dialogs()]
 
 
-def test_correct_this_opens_the_edit_form_with_the_question_asked(qtbot, window, tiny_model_dir):
+def _chat_on_tiny_model(qtbot, window, tiny_model_dir):
+    """The Chat screen on the loaded tiny model with short replies, and the Edit form."""
     load(qtbot, window, str(tiny_model_dir))
-    chat, form = window.chat_view, window.edit_form
-    window.tabs.setCurrentWidget(chat)
-    chat.max_tokens.setValue(4)
+    window.tabs.setCurrentWidget(window.chat_view)
+    window.chat_view.max_tokens.setValue(4)
+    return window.chat_view, window.edit_form
+
+
+def test_correct_this_opens_the_edit_form_with_the_question_asked(qtbot, window, tiny_model_dir):
+    chat, form = _chat_on_tiny_model(qtbot, window, tiny_model_dir)
     chat.input.setText("The capital of France is")
     chat.send_button.click()
     qtbot.waitUntil(lambda: not chat.streaming, timeout=JOB_TIMEOUT_MS)
@@ -133,10 +138,7 @@ def test_correct_this_opens_the_edit_form_with_the_question_asked(qtbot, window,
 
 
 def test_correct_this_takes_the_reply_the_selection_overlaps_and_only_its_words(qtbot, window, tiny_model_dir):
-    load(qtbot, window, str(tiny_model_dir))
-    chat, form = window.chat_view, window.edit_form
-    window.tabs.setCurrentWidget(chat)
-    chat.max_tokens.setValue(4)
+    chat, form = _chat_on_tiny_model(qtbot, window, tiny_model_dir)
     facts = (EditRequest("Danielle Darrieux", "The mother tongue of {} is", "English", "French", fact_id=1),
              EditRequest("Toko Yasuda", "{} plays the", "piano", "guitar", fact_id=2))
     answers = []
