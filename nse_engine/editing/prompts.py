@@ -21,13 +21,9 @@ def subject_span(
     text = prefix + template.format(subject)
     subject_start = len(prefix) + template.index("{}")
     subject_end = subject_start + len(subject)
-    bos = bos_token_id(tokenizer)
     if tokenizer.is_fast:
-        enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
-        ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
-        if not ids or ids[0] != bos:
-            ids, offsets = [bos, *ids], [(0, 0), *offsets]
-        inside = [i for i, (start, end) in enumerate(offsets) if end > start and start < subject_end and end > subject_start]
+        ids, offsets = _fast_encoding(tokenizer, text)
+        inside = _tokens_within(offsets, subject_start, subject_end)
         return ids, inside[0], inside[-1]
     ids = encode_prompt(tokenizer, text)
     last = len(encode_prompt(tokenizer, text[:subject_end])) - 1
@@ -61,3 +57,34 @@ def generate_context_prefixes(
         text = " ".join(text.replace("{", " ").replace("}", " ").split())
         prefixes.append(text.rstrip(".") + ". ")
     return prefixes
+
+
+def _fast_encoding(tokenizer: PreTrainedTokenizerBase, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids of `text` with BOS first, and each token's character span."""
+    enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
+    bos = bos_token_id(tokenizer)
+    if not ids or ids[0] != bos:
+        ids, offsets = [bos, *ids], [(0, 0), *offsets]
+    return ids, offsets
+
+
+def _tokens_within(offsets: list[tuple[int, int]], start: int, end: int) -> list[int]:
+    return [i for i, (a, b) in enumerate(offsets) if b > a and a < end and b > start]
+
+
+def repeated_subject(
+    tokenizer: PreTrainedTokenizerBase, template: str, subject: str, target: str
+) -> tuple[list[int], int, list[int]] | None:
+    """Token ids of "{prompt with subject} {target}. {subject}" (BOS first), the index of the
+    first mention's last token (where the delta goes) and the token indices of the repeat: the
+    text a reply makes when it names the subject again after the fact. None with a slow
+    tokenizer (no offsets to find the repeat by)."""
+    if not tokenizer.is_fast:
+        return None
+    text = f"{template.format(subject)} {target}. {subject}"
+    ids, offsets = _fast_encoding(tokenizer, text)
+    start = template.index("{}")
+    first = _tokens_within(offsets, start, start + len(subject))
+    repeat = _tokens_within(offsets, len(text) - len(subject), len(text))
+    return ids, first[-1], repeat

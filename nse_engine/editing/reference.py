@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from nse_engine.editing.hparams import NseHyperParams
-from nse_engine.editing.prompts import tokenize_at_subject
+from nse_engine.editing.prompts import repeated_subject, tokenize_at_subject
 from nse_engine.facts import EditRequest
 from nse_engine.editing.target_state import EARLY_STOP_NLL
 from nse_engine.model.architecture import EditPoints
@@ -38,6 +38,13 @@ def per_fact_target_state(
     kl_ids, kl_last = tokenize_at_subject(tokenizer, "", "{} is a", request.subject)
     rows.append(kl_ids)
     lookups.append(kl_last)
+    found = repeated_subject(tokenizer, request.prompt, request.subject, request.target_new)
+    spelled: list[int] = []
+    if hp.subject_repeat_weight > 0 and found is not None and len(found[2]) > 1:
+        repeat_ids, repeat_last, mention = found
+        rows.append(repeat_ids)
+        lookups.append(repeat_last)
+        spelled = mention[1:]
     device = points.lm_head.weight.device
     ids, mask = right_pad(rows, tokenizer.pad_token_id)
     ids, mask = ids.to(device), mask.to(device)
@@ -61,15 +68,20 @@ def per_fact_target_state(
             logits = model(input_ids=ids, attention_mask=mask).logits.float()  # (rows, seq, vocab)
             logp = torch.log_softmax(logits, dim=-1)
             nll = 0.0
-            for r in range(len(rows) - 1):
+            n_rewrite = len(prompt_lens)
+            for r in range(n_rewrite):
                 cols = torch.arange(prompt_lens[r] - 1, prompt_lens[r] - 1 + len(target), device=device)
                 nll = nll - logp[r, cols, torch.tensor(target, device=device)].sum() / len(target)
-            nll = nll / (len(rows) - 1)
-            kl_logp = logp[-1, kl_last]
+            nll = nll / n_rewrite
+            kl_logp = logp[n_rewrite, kl_last]
             if kl_init is None:
                 kl_init = kl_logp.detach()
             kl = hp.kl_factor * (kl_logp.exp() * (kl_logp - kl_init)).sum()
             loss = nll + kl + hp.v_weight_decay * delta.norm() / state["h_init"].norm() ** 2
+            if spelled:
+                positions = torch.tensor(spelled, device=device)
+                repeat = logp[n_rewrite + 1, positions - 1, ids[n_rewrite + 1, positions]]  # (k,)
+                loss = loss - hp.subject_repeat_weight * repeat.mean()
             if float(nll.detach()) < stop_nll or it == hp.v_num_grad_steps - 1:
                 break
             opt.zero_grad()

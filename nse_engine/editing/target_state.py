@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from nse_engine.editing.hparams import NseHyperParams
-from nse_engine.editing.prompts import tokenize_at_subject
+from nse_engine.editing.prompts import repeated_subject, tokenize_at_subject
 from nse_engine.facts import EditRequest
 from nse_engine.editing.tracing import SuffixReplay
 from nse_engine.model.architecture import EditPoints
@@ -59,7 +59,8 @@ class _Batch:
     target_cols: torch.Tensor  # (t,) position (from split) whose logits predict it
     target_ids: torch.Tensor  # (t,)
     target_fact: torch.Tensor  # (t,) fact of each scored token
-    target_weight: torch.Tensor  # (t,) 1 / (len(target) * rewriting rows of the fact)
+    target_weight: torch.Tensor  # (t,) 1 / (len(target) * rewriting rows of the fact), or the repeat's share
+    target_repeat: torch.Tensor  # (t,) bool: a token of the repeated subject, not of the new object
     kl_rows: torch.Tensor  # (n,) the "{subject} is a" row of each fact
     bare_rows: torch.Tensor  # (n,) the prompt without prefix of each fact
 
@@ -73,50 +74,71 @@ class _Batch:
             self.input_ids[rows], self.attention_mask[rows], self.position_ids[rows], self.split,
             new_fact[self.row_fact[rows]], new_row[self.target_rows[scored]], self.target_cols[scored],
             self.target_ids[scored], new_fact[self.target_fact[scored]], self.target_weight[scored],
-            new_row[self.kl_rows[facts]], new_row[self.bare_rows[facts]],
+            self.target_repeat[scored], new_row[self.kl_rows[facts]], new_row[self.bare_rows[facts]],
         )
         return kept, rows
 
 
-def _rows(tokenizer, req: EditRequest, prefixes: list[str]) -> list[tuple[list[int], int, list[int]]]:
-    """(ids, subject index, target ids scored after the prompt) for each row of one fact."""
+@dataclass
+class _Row:
+    """One sequence of a fact: its ids, the subject token the delta goes to, and the tokens
+    scored: each (position predicting it, token id, weight in the loss)."""
+
+    ids: list[int]
+    subject: int
+    scored: list[tuple[int, int, float]]
+
+
+def _rows(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float) -> tuple[list[_Row], _Row, _Row | None]:
+    """The rewriting rows of one fact (bare prompt first), its KL row, and its repeated-subject
+    row when `repeat_weight` > 0 and the subject has tokens to spell after its first."""
     target = encode_target(tokenizer, req.target_new)
-    rows = []
+    rewriting = []
     for prefix in ["", *prefixes]:
         ids, last = tokenize_at_subject(tokenizer, prefix, req.prompt, req.subject)
-        rows.append((ids + target[:-1], last, target, len(ids)))
+        scored = [(len(ids) - 1 + j, tok, 1.0 / (len(target) * (len(prefixes) + 1))) for j, tok in enumerate(target)]
+        rewriting.append(_Row(ids + target[:-1], last, scored))
     ids, last = tokenize_at_subject(tokenizer, "", _KL_TEMPLATE, req.subject)
-    rows.append((ids, last, [], len(ids)))
-    return rows
+    kl = _Row(ids, last, [])
+    repeat = None
+    found = repeated_subject(tokenizer, req.prompt, req.subject, req.target_new) if repeat_weight > 0 else None
+    if found is not None and len(found[2]) > 1:
+        ids, last, mention = found
+        spelled = mention[1:]  # the reply picks the first token; the rest must follow from the first mention
+        repeat = _Row(ids, last, [(i - 1, ids[i], repeat_weight / len(spelled)) for i in spelled])
+    return rewriting, kl, repeat
 
 
-def suffix_length(tokenizer, req: EditRequest, prefixes: list[str]) -> int:
+def suffix_length(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float = 0.0) -> int:
     """Tokens from the subject's last token to the end, the per-step cost of a fact."""
-    return max(len(ids) - last for ids, last, _, _ in _rows(tokenizer, req, prefixes))
+    rewriting, kl, repeat = _rows(tokenizer, req, prefixes, repeat_weight)
+    return max(len(row.ids) - row.subject for row in [*rewriting, kl, *([repeat] if repeat else [])])
 
 
-def _layout(tokenizer, requests: list[EditRequest], prefixes: list[str], device: torch.device) -> _Batch:
-    per_fact = [_rows(tokenizer, req, prefixes) for req in requests]
-    split = max(last for rows in per_fact for _, last, _, _ in rows)
-    n_rewrite = len(prefixes) + 1
+def _layout(tokenizer, requests: list[EditRequest], prefixes: list[str], repeat_weight: float,
+            device: torch.device) -> _Batch:
+    per_fact = [_rows(tokenizer, req, prefixes, repeat_weight) for req in requests]
+    ordered = [(f, row, "bare" if r == 0 else "rewrite") for f, (rows, _, _) in enumerate(per_fact)
+               for r, row in enumerate(rows)]
+    ordered += [(f, kl, "kl") for f, (_, kl, _) in enumerate(per_fact)]
+    ordered += [(f, repeat, "repeat") for f, (_, _, repeat) in enumerate(per_fact) if repeat is not None]
+    split = max(row.subject for _, row, _ in ordered)
     seqs: list[list[int]] = []
     row_fact, kl_rows, bare_rows = [], [], []
-    t_rows, t_cols, t_ids, t_fact, t_weight = [], [], [], [], []
-    ordered = [(f, r) for f in range(len(requests)) for r in range(n_rewrite)]
-    ordered += [(f, n_rewrite) for f in range(len(requests))]
-    for f, r in ordered:
-        ids, last, target, prompt_len = per_fact[f][r]
-        if r == 0:
+    t_rows, t_cols, t_ids, t_fact, t_weight, t_repeat = [], [], [], [], [], []
+    for f, row, kind in ordered:
+        if kind == "bare":
             bare_rows.append(len(seqs))
-        if r == n_rewrite:
+        if kind == "kl":
             kl_rows.append(len(seqs))
-        for j, tok in enumerate(target):
+        for position, tok, weight in row.scored:
             t_rows.append(len(seqs))
-            t_cols.append(prompt_len - 1 + j - last)
+            t_cols.append(position - row.subject)
             t_ids.append(tok)
             t_fact.append(f)
-            t_weight.append(1.0 / (len(target) * n_rewrite))
-        seqs.append([-1] * (split - last) + ids)  # -1 marks left padding
+            t_weight.append(weight)
+            t_repeat.append(kind == "repeat")
+        seqs.append([-1] * (split - row.subject) + row.ids)  # -1 marks left padding
         row_fact.append(f)
     width = max(len(s) for s in seqs)
     padded = torch.tensor([s + [-1] * (width - len(s)) for s in seqs])  # (rows, seq)
@@ -129,7 +151,7 @@ def _layout(tokenizer, requests: list[EditRequest], prefixes: list[str], device:
 
     return _Batch(
         input_ids.to(device), mask.to(device), position_ids.to(device), split, t(row_fact), t(t_rows),
-        t(t_cols), t(t_ids), t(t_fact), t(t_weight, torch.float32), t(kl_rows), t(bare_rows),
+        t(t_cols), t(t_ids), t(t_fact), t(t_weight, torch.float32), t(t_repeat, torch.bool), t(kl_rows), t(bare_rows),
     )
 
 
@@ -150,7 +172,8 @@ def compute_target_states(
     `stop_at_top1` adds ENCORE's most-probable early stop: a fact also stops once every token
     of its new object is the argmax on every rewriting prompt.
     """
-    order = sorted(range(len(requests)), key=lambda i: suffix_length(tokenizer, requests[i], prefixes))
+    order = sorted(range(len(requests)),
+                   key=lambda i: suffix_length(tokenizer, requests[i], prefixes, hp.subject_repeat_weight))
     parts: list[TargetStates] = []
     for start in range(0, len(order), chunk_size):
         chunk = [requests[i] for i in order[start : start + chunk_size]]
@@ -181,7 +204,7 @@ def _optimise_chunk(
     result is the same as without compaction)."""
     device = points.lm_head.weight.device
     n = len(requests)
-    batch = _layout(tokenizer, requests, prefixes, device)
+    batch = _layout(tokenizer, requests, prefixes, hp.subject_repeat_weight, device)
     replay = SuffixReplay(
         model, points, hp.layers[-1], batch.input_ids, batch.attention_mask, batch.position_ids, batch.split
     )
@@ -210,20 +233,23 @@ def _optimise_chunk(
         out = replay.run(torch.cat([subject, h_base[:, 1:]], dim=1))  # (rows, suffix, hidden)
         target_logp = head(batch.target_rows, batch.target_cols, out)  # (t, vocab)
         picked = target_logp.gather(1, batch.target_ids[:, None]).squeeze(1)  # (t,)
-        nll = torch.zeros(len(remaining), device=device).index_add(
-            0, batch.target_fact, -picked * batch.target_weight
-        )  # (m,)
+        weighted = -picked * batch.target_weight  # (t,)
+        rewrite = ~batch.target_repeat
+        nll = torch.zeros(len(remaining), device=device).index_add(0, batch.target_fact[rewrite], weighted[rewrite])  # (m,)
+        repeat = torch.zeros(len(remaining), device=device).index_add(
+            0, batch.target_fact[batch.target_repeat], weighted[batch.target_repeat]
+        )  # (m,) the repeated subject's NLL, weighted
         kl_logp = head(batch.kl_rows, torch.zeros_like(batch.kl_rows), out)  # (m, vocab)
         if kl_init is None:
             kl_init = kl_logp.detach()
         kl = hp.kl_factor * (kl_logp.exp() * (kl_logp - kl_init[remaining])).sum(1)  # (m,) KL(now ‖ original)
         decay = hp.v_weight_decay * param.norm(dim=1) / h_init[remaining].norm(dim=1) ** 2  # (m,)
-        loss = nll + kl + decay  # (m,)
+        loss = nll + kl + decay + repeat  # (m,)
         loss_each[remaining] = loss.detach()
         reached[remaining] = shift.detach()[batch.bare_rows]
         done = nll.detach() < stop_nll  # (m,)
         if stop_at_top1:
-            missed = (target_logp.detach().argmax(dim=1) != batch.target_ids).float()  # (t,)
+            missed = ((target_logp.detach().argmax(dim=1) != batch.target_ids) & rewrite).float()  # (t,)
             done |= torch.zeros(len(remaining), device=device).index_add(0, batch.target_fact, missed) == 0
         stopped[remaining] = done
         control.report("target states", done_before + int(stopped.sum()), total)

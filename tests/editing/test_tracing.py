@@ -21,7 +21,7 @@ def test_suffix_replay_equals_full_forward(kind):
     tok = make_tokenizer()
     model = make_model(kind, tok)
     points = find_edit_points(model)
-    batch = _layout(tok, REQUESTS, ["I think that. "], torch.device("cpu"))
+    batch = _layout(tok, REQUESTS, ["I think that. "], 1.0, torch.device("cpu"))  # repeated-subject rows too
     layer = 1
     replay = SuffixReplay(model, points, layer, batch.input_ids, batch.attention_mask, batch.position_ids, batch.split)
 
