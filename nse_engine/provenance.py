@@ -45,6 +45,11 @@ def commit() -> str:
     return f"{head}-dirty" if changes else head
 
 
+# The code a process runs is the code it imported at its start: a result written hours later,
+# after commits in between, still names the commit it ran.
+COMMIT_AT_START = commit()
+
+
 def command_line() -> str:
     """The command as typed (interpreter and `-m` included), paths inside the repository made
     relative to it, so it can be rerun from the repository root."""
@@ -60,9 +65,10 @@ def _relative(arg: str) -> str:
 
 
 def provenance() -> dict[str, str]:
-    """{"commit", "command", "date" (ISO 8601, UTC)} for the result being written now."""
+    """{"commit" (at the process's start), "command", "date" (ISO 8601, UTC)} for the result being
+    written now."""
     return {
-        "commit": commit(),
+        "commit": COMMIT_AT_START,
         "command": command_line(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

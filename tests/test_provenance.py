@@ -45,3 +45,11 @@ def test_write_result_adds_the_provenance(tmp_path):
     assert written["efficacy"] == 0.9
     assert set(written["provenance"]) == {"commit", "command", "date"}
     assert written["provenance"]["commit"] != "stale"
+
+
+def test_a_result_names_the_commit_its_process_started_from(monkeypatch):
+    moved_on = "f" * 40
+    monkeypatch.setattr(prov, "_git", lambda *args: moved_on)  # commits made while a long run went on
+    assert prov.commit().startswith(moved_on)
+    assert prov.provenance()["commit"] == prov.COMMIT_AT_START
+    assert not prov.COMMIT_AT_START.startswith(moved_on)
