@@ -10,6 +10,7 @@ target-state steps and every editing pass (alpha 0): the cost of a hard round, n
 The projection to 8B fits time ∝ parameters^k per phase through the measured sizes.
 
     python -m benchmarks.cost_growth [--sizes 135m,360m,1b] [--batches 10,100] [--out FILE.json]
+    python -m benchmarks.cost_growth --skip 1b:100 --steps 10   # what fits a 2-core session
     python -m benchmarks.cost_growth --sizes 135m --batches 10 --stats-tokens 2048 --steps 5   # smoke test
 """
 
@@ -137,6 +138,7 @@ def main() -> None:
     parser.add_argument("--batches", default="10,100")
     parser.add_argument("--stats-tokens", type=int, default=16384, help="tokens of the measured statistics pass")
     parser.add_argument("--steps", type=int, default=25, help="target-state Adam steps (the paper: 20–25)")
+    parser.add_argument("--skip", default="", help="size:batch pairs not to run, e.g. 1b:100")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cost_growth.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -151,8 +153,10 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown sizes {sorted(unknown)}; choose from {', '.join(SHAPES)}")
     batches = [int(b) for b in args.batches.split(",")]
+    skipped = {tuple(pair.split(":")) for pair in args.skip.split(",") if pair}
+    runs = [(size, batch) for size, batch in itertools.product(sizes, batches) if (size, str(batch)) not in skipped]
     results = []
-    for size, batch in itertools.product(sizes, batches):
+    for size, batch in runs:
         with tempfile.TemporaryDirectory() as cache:  # statistics computed afresh, and timed
             done = subprocess.run(
                 [sys.executable, "-m", "benchmarks.cost_growth", "--child", f"{size}:{batch}",
@@ -168,7 +172,8 @@ def main() -> None:
               f"{result['peak_rss_gib']:.2f} GiB; statistics {result['statistics_seconds_per_100k_tokens']:.1f} s/100k tokens",
               flush=True)
     projection = {f"batch_{b}": project(results, b) for b in batches}
-    write_result(args.out, {"stats_tokens": args.stats_tokens, "target_state_steps": args.steps, "results": results,
+    write_result(args.out, {"stats_tokens": args.stats_tokens, "target_state_steps": args.steps,
+                            "skipped": sorted(":".join(pair) for pair in skipped), "results": results,
                             "projected_seconds_per_edit_at_8b": projection})
     print(f"projected seconds per edit at 8B parameters: {json.dumps(projection)}")
     print(f"written: {args.out}")
