@@ -73,18 +73,15 @@ def _tokens_within(offsets: list[tuple[int, int]], start: int, end: int) -> list
     return [i for i, (a, b) in enumerate(offsets) if b > a and a < end and b > start]
 
 
-def repeated_subject(
-    tokenizer: PreTrainedTokenizerBase, template: str, subject: str, target: str
-) -> tuple[list[int], int, list[int]] | None:
-    """Token ids of "{prompt with subject} {target}. {subject}" (BOS first), the index of the
-    first mention's last token (where the delta goes) and the token indices of the repeat: the
-    text a reply makes when it names the subject again after the fact. None with a slow
-    tokenizer (no offsets to find the repeat by)."""
+def repeated_subject(tokenizer: PreTrainedTokenizerBase, subject: str) -> tuple[list[int], int, list[int]] | None:
+    """Token ids of "{subject}. {subject}" (BOS first), the index of the first mention's last
+    token (where the delta goes) and the token indices of the repeat: the subject named again,
+    as a reply names it after a question about it. None with a slow tokenizer (no offsets to
+    find the repeat by)."""
     if not tokenizer.is_fast:
         return None
-    text = f"{template.format(subject)} {target}. {subject}"
+    text = f"{subject}. {subject}"
     ids, offsets = _fast_encoding(tokenizer, text)
-    start = template.index("{}")
-    first = _tokens_within(offsets, start, start + len(subject))
+    first = _tokens_within(offsets, 0, len(subject))
     repeat = _tokens_within(offsets, len(text) - len(subject), len(text))
     return ids, first[-1], repeat

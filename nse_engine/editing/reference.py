@@ -38,7 +38,7 @@ def per_fact_target_state(
     kl_ids, kl_last = tokenize_at_subject(tokenizer, "", "{} is a", request.subject)
     rows.append(kl_ids)
     lookups.append(kl_last)
-    found = repeated_subject(tokenizer, request.prompt, request.subject, request.target_new)
+    found = repeated_subject(tokenizer, request.subject)
     spelled: list[int] = []
     if hp.subject_repeat_weight > 0 and found is not None and len(found[2]) > 1:
         repeat_ids, repeat_last, mention = found

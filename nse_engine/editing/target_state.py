@@ -101,7 +101,7 @@ def _rows(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float
     ids, last = tokenize_at_subject(tokenizer, "", _KL_TEMPLATE, req.subject)
     kl = _Row(ids, last, [])
     repeat = None
-    found = repeated_subject(tokenizer, req.prompt, req.subject, req.target_new) if repeat_weight > 0 else None
+    found = repeated_subject(tokenizer, req.subject) if repeat_weight > 0 else None
     if found is not None and len(found[2]) > 1:
         ids, last, mention = found
         spelled = mention[1:]  # the reply picks the first token; the rest must follow from the first mention

@@ -21,12 +21,12 @@ HP = NseHyperParams(layers=(1, 2), v_lr=0.5, v_num_grad_steps=8, alpha=0.0,
                     upper_bound=1e9, mom2_update_weight=1.0, neuron_threshold=0.8, target_stop_nll=0.0)
 
 
-def test_the_repeat_is_the_subject_after_the_fact_and_the_delta_sits_on_its_first_mention():
+def test_the_repeat_is_the_subject_named_again_and_the_delta_sits_on_its_first_mention():
     tok = make_tokenizer()
     req = REQUESTS[0]
-    ids, last, repeat = repeated_subject(tok, req.prompt, req.subject, req.target_new)
-    prompt_ids, prompt_last = tokenize_at_subject(tok, "", req.prompt, req.subject)
-    assert ids[: len(prompt_ids)] == prompt_ids and last == prompt_last
+    ids, last, repeat = repeated_subject(tok, req.subject)
+    first_ids, first_last = tokenize_at_subject(tok, "", "{}.", req.subject)
+    assert ids[: len(first_ids)] == first_ids and last == first_last
     assert tok.decode([ids[i] for i in repeat]).strip() == req.subject
     assert repeat[-1] == len(ids) - 1
 
@@ -34,7 +34,7 @@ def test_the_repeat_is_the_subject_after_the_fact_and_the_delta_sits_on_its_firs
 def _repeat_nll(model, tok, points, req: EditRequest, z: torch.Tensor) -> float:
     """Mean NLL of the repeated subject's tokens after its first, with the last edited layer's
     output set to z at the first mention."""
-    ids, last, repeat = repeated_subject(tok, req.prompt, req.subject, req.target_new)
+    ids, last, repeat = repeated_subject(tok, req.subject)
 
     def put_z(_module, _args, output):
         h = output[0] if isinstance(output, tuple) else output
