@@ -54,9 +54,10 @@ def restore_mask(mode: str, subject: torch.Tensor, last: torch.Tensor) -> torch.
 
 
 @contextmanager
-def restored_original(session: EditingSession, restore_at: dict[str, torch.Tensor]) -> Iterator[None]:
-    """While active, each edited layer's output is the unedited one where restore_at["mask"]
-    (batch, seq) is set; the caller sets the mask before each forward pass."""
+def restored_original(session: EditingSession, restore_at: dict[str, torch.Tensor],
+                      layers: list[int] | None = None) -> Iterator[None]:
+    """While active, each edited layer's output (or only `layers`') is the unedited one where
+    restore_at["mask"] (batch, seq) is set; the caller sets the mask before each forward pass."""
     def hook_for(layer: int):
         change = (session.points.weight_view(layer).double() - session.ledger.original[layer].double()).float()  # (hidden, d_ff)
 
@@ -65,7 +66,8 @@ def restored_original(session: EditingSession, restore_at: dict[str, torch.Tenso
             return torch.where(restore, out - args[0] @ change.T.to(args[0].dtype), out)
         return hook
 
-    with removing_hooks([session.points.mlp_out(l).register_forward_hook(hook_for(l)) for l in session.layers]):
+    chosen = session.layers if layers is None else layers
+    with removing_hooks([session.points.mlp_out(l).register_forward_hook(hook_for(l)) for l in chosen]):
         yield
 
 

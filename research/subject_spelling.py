@@ -10,7 +10,9 @@ argmax) with the edited layers' original output put back at chosen positions onl
 - the question's subject tokens: the edit fires there, and copying heads in the reply may
   read the edited state through attention;
 - the question's last subject token only (where NSE writes the delta);
-- the reply's positions: the edited keys of the reply's own tokens.
+- the reply's positions: the edited keys of the reply's own tokens;
+- the question's last subject token, at the last edited layer only (what the target state z
+  sets) or at the layers below it only (what the solve adds on the way to z).
 
     python -m research.subject_spelling --cases PATH/facts_dev.jsonl --facts 100 --batch-size 10
 """
@@ -31,7 +33,8 @@ from research.dev_edits import EditRun, add_edit_run_arguments, parse_arguments
 from research.neighbour_damage_path import restored_original
 
 RESULTS = Path(__file__).parent / "results" / "subject_spelling.json"
-RESTORE = ("nowhere", "everywhere", "question_subject", "question_last_subject_token", "reply")
+RESTORE = ("nowhere", "everywhere", "question_subject", "question_last_subject_token", "reply",
+           "question_last_subject_token_last_layer", "question_last_subject_token_lower_layers")
 REPLY_TOKENS = 32
 
 
@@ -66,7 +69,9 @@ def mention_scores(session: EditingSession, rows: list[dict[str, object]], mode:
     model, tokenizer = session.loaded.model, session.loaded.tokenizer
     restore_at: dict[str, torch.Tensor] = {}
     results = []
-    with restored_original(session, restore_at):
+    layers = {"question_last_subject_token_last_layer": session.layers[-1:],
+              "question_last_subject_token_lower_layers": session.layers[:-1]}.get(mode)
+    with restored_original(session, restore_at, layers):
         for row in rows:
             ids = torch.tensor([row["ids"]])
             mask = torch.zeros(ids.shape, dtype=torch.bool)
@@ -74,7 +79,7 @@ def mention_scores(session: EditingSession, rows: list[dict[str, object]], mode:
                 mask[:] = True
             elif mode == "question_subject":
                 mask[0, row["question"]] = True
-            elif mode == "question_last_subject_token":
+            elif mode.startswith("question_last_subject_token"):
                 mask[0, row["question"][-1]] = True
             elif mode == "reply":
                 mask[0, row["reply_start"]:] = True
