@@ -38,9 +38,9 @@ def per_fact_target_state(
     kl_ids, kl_last = tokenize_at_subject(tokenizer, "", "{} is a", request.subject)
     rows.append(kl_ids)
     lookups.append(kl_last)
-    found = repeated_subject(tokenizer, request.subject)
+    found = repeated_subject(tokenizer, request.subject) if hp.subject_repeat_weight > 0 else None
     spelled: list[int] = []
-    if hp.subject_repeat_weight > 0 and found is not None and len(found[2]) > 1:
+    if found is not None and len(found[2]) > 1:
         repeat_ids, repeat_last, mention = found
         rows.append(repeat_ids)
         lookups.append(repeat_last)
