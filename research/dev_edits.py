@@ -15,6 +15,7 @@ from pathlib import Path
 from nse_engine.bench import read_cases
 from nse_engine.editing.derive import default_hparams
 from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.settings import apply_settings
 from nse_engine.facts import EditRequest
 from nse_engine.editing.session import EditingSession
 from nse_engine.model.architecture import EditPoints, find_edit_points
@@ -33,6 +34,15 @@ def add_edit_run_arguments(parser: argparse.ArgumentParser) -> None:
     add_cases_argument(parser)
     parser.add_argument("--facts", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=100)
+
+
+def add_settings_run_arguments(parser: argparse.ArgumentParser, facts: int) -> None:
+    """--model, --cases, --facts, --set NAME=VALUE (over the derived settings) and --json OUT."""
+    parser.add_argument("--model", default="default")
+    add_cases_argument(parser)
+    parser.add_argument("--facts", type=int, default=facts)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--json", type=Path, required=True)
 
 
 def parse_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
@@ -66,3 +76,22 @@ class EditRun:
         for start in range(0, len(self.cases), self.batch_size):
             session.apply_round(self.cases[start : start + self.batch_size])
         return session
+
+
+@dataclass
+class SettingsRun:
+    """A loaded model, its derived settings with the command line's --set on top, and the facts."""
+
+    loaded: LoadedModel
+    points: EditPoints
+    hparams: NseHyperParams
+    overrides: dict[str, str]
+    facts: list[EditRequest]
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> SettingsRun:
+        loaded = load_model(args.model)
+        points = find_edit_points(loaded.model)
+        overrides = dict(item.split("=", 1) for item in args.set)
+        hparams = apply_settings(default_hparams(loaded, points), overrides, points.n_layers)
+        return cls(loaded, points, hparams, overrides, read_cases(args.cases, args.facts))

@@ -14,35 +14,22 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from nse_engine.editing.derive import default_hparams
 from nse_engine.editing.session import EditingSession
-from nse_engine.editing.settings import apply_settings
 from nse_engine.evaluation import evaluate
-from nse_engine.model.architecture import find_edit_points
-from nse_engine.model.loading import load_model
 from nse_engine.provenance import write_result
-from nse_engine.bench import read_cases
-from research.dev_edits import add_cases_argument, parse_arguments
+from research.dev_edits import SettingsRun, add_settings_run_arguments, parse_arguments
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="default")
-    add_cases_argument(parser)
-    parser.add_argument("--facts", type=int, default=4)
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--json", type=Path, required=True)
+    add_settings_run_arguments(parser, facts=4)
     args = parse_arguments(parser)
-    loaded = load_model(args.model)
-    points = find_edit_points(loaded.model)
-    overrides = dict(item.split("=", 1) for item in args.set)
-    hp = apply_settings(default_hparams(loaded, points), overrides, points.n_layers)
-    facts = read_cases(args.cases, args.facts)
+    run = SettingsRun.from_arguments(args)
+    loaded, hp, overrides, facts = run.loaded, run.hparams, run.overrides, run.facts
     before = evaluate(loaded, facts, generation=True)
     started = time.perf_counter()
-    result = EditingSession(loaded, hp, points).apply_round(facts)
+    result = EditingSession(loaded, hp, run.points).apply_round(facts)
     seconds = time.perf_counter() - started
     after = evaluate(loaded, facts, generation=True)
     write_result(args.json, {

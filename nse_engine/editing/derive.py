@@ -19,6 +19,7 @@ import torch
 from nse_engine.editing.hparams import PRESETS, NseHyperParams, preset_name, relative_depth_layers
 from nse_engine.editing.norm_anchor import reference_norm, target_values
 from nse_engine.editing.prompts import generate_context_prefixes
+from nse_engine.editing.reach import needed_reach
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.target_state import compute_target_states
 from nse_engine.facts import EditRequest
@@ -48,7 +49,13 @@ ALPHAEDIT_L2_PER_KEY = 0.2
 # AlphaEdit's free directions may carry at most this share of general text's key energy at the
 # last edited layer (the paper's absolute 0.02 leaves 19-62 % of it free on SmolLM2's layers 2..8).
 NULLSPACE_ENERGY = 0.05
-DERIVATION_VERSION = 12
+# alpha is at most ALPHA_RATIO × the median distance, less where the probe edits must get closer
+# to z before REACH_SHARE of them prefer the new object (reach.py). A model that needs to get
+# closer than ALPHA_RATIO allows gets λ / CLOSE_REACH_DIVISOR: at the derived λ five passes do not
+# get there (Gemma 3 270M: 90 % of the way needed, 35 % reached; docs/settings.md).
+REACH_SHARE = 0.9
+CLOSE_REACH_DIVISOR = 10.0
+DERIVATION_VERSION = 13
 
 # Counterfactual probe edits across common relations; only their geometry is used.
 PROBES = [
@@ -128,6 +135,8 @@ def derive_hparams(
                                         session.prefixes, control)
     distances = (targets.z - targets.h_init).norm(dim=1).tolist()
     median = statistics.median(distances)
+    reach = needed_reach(loaded, points, layers[-1], PROBES, targets.z, targets.h_init, REACH_SHARE)
+    alpha_ratio = min(ALPHA_RATIO, round(1.0 - reach, 2))
     values = target_values(targets.z, targets.h_init, session.reader.mlp_output_at_last_layer(PROBES))
     anchor = round(reference_norm(values.norm(dim=1)), 2)
     control.report("deriving settings", 1, 2, "measuring keys")
@@ -136,10 +145,14 @@ def derive_hparams(
     key_norm2 = float(keys.pow(2).sum(1).median())
     key_energy = key_norm2 / float(moment.diagonal().sum())
     mom2 = round(MOM2_PER_NEURON * points.d_ff * key_energy, 1)
+    mom2_note = f"{MOM2_PER_NEURON} × d_ff {points.d_ff} × median ‖k‖²/tr C {key_energy:.3f}"
+    if alpha_ratio < ALPHA_RATIO:
+        mom2 = round(mom2 / CLOSE_REACH_DIVISOR, 1)
+        mom2_note += f" / {CLOSE_REACH_DIVISOR:g}: facts must get {reach:.0%} of the way to z, not {1 - ALPHA_RATIO:.0%}"
     control.report("deriving settings", 2, 2, "done")
     nse = NseHyperParams(
         layers=layers, v_lr=v_lr, v_num_grad_steps=25,
-        alpha=round(ALPHA_RATIO * median, 2), upper_bound=round(UPPER_RATIO * median, 2),
+        alpha=round(alpha_ratio * median, 2), upper_bound=round(UPPER_RATIO * median, 2),
         mom2_update_weight=mom2, neuron_threshold=0.8, earlier_edits_weight=EARLIER_EDITS_WEIGHT,
         layer_share_ratio=LAYER_SHARE_RATIO,
         max_iterations=MAX_ITERATIONS, refresh_drifted=True, context_prefixes=CONTEXT_PREFIXES, source="derived",
@@ -147,9 +160,10 @@ def derive_hparams(
         notes={
             "layers": f"relative depth of Llama-3-8B's 4..8 of 32, and two blocks below (never block 0) → {layers[0]}..{layers[-1]} of {points.n_layers}",
             "v_lr": f"{STEP_RATIO} × median ‖h‖ {h_norm:.1f} / √{points.hidden_size}",
-            "alpha_upper_bound": f"{ALPHA_RATIO} and {UPPER_RATIO} × median ‖z − h‖ {median:.2f} of {len(PROBES)} probe edits",
+            "alpha_upper_bound": f"{alpha_ratio} and {UPPER_RATIO} × median ‖z − h‖ {median:.2f} of {len(PROBES)} probe edits "
+                                 f"({REACH_SHARE:.0%} of them prefer the new object {reach:.0%} of the way to z)",
             "context_prefixes": f"{CONTEXT_PREFIXES} generated prefixes plus the bare prompt (each costs a row per step)",
-            "mom2_update_weight": f"{MOM2_PER_NEURON} × d_ff {points.d_ff} × median ‖k‖²/tr C {key_energy:.3f}",
+            "mom2_update_weight": mom2_note,
             "neuron_threshold": "0.8 (the paper's GPT-J value); on SmolLM2 0.8 and 1.0 tied and 0.6 lost specificity and fluency",
             "earlier_edits_weight": f"{EARLIER_EDITS_WEIGHT}: earlier edits' keys overlap new ones in a small MLP; 1 lets them drift",
             "layer_share_ratio": f"{LAYER_SHARE_RATIO}: the lower edited layers, whose keys overlap less, take a little more of each edit",

