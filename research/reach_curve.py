@@ -20,12 +20,14 @@ import torch
 
 from nse_engine.answers import says
 from nse_engine.editing.prompts import generate_context_prefixes, tokenize_at_subject
-from nse_engine.editing.reach import mean_logprob, state_at
+from nse_engine.editing.reach import state_at
+from nse_engine.evaluation.scoring import score_targets
 from nse_engine.editing.target_state import compute_target_states
 from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import EditPoints
 from nse_engine.model.loading import LoadedModel
-from nse_engine.model.tokens import encode_target, greedy_kwargs, pad_id
+from nse_engine.model.generation import greedy_continuations
+from nse_engine.model.tokens import encode_target
 from nse_engine.progress import silent
 from nse_engine.provenance import write_result
 from research.dev_edits import SettingsRun, add_settings_run_arguments, parse_arguments
@@ -33,25 +35,20 @@ from research.dev_edits import SettingsRun, add_settings_run_arguments, parse_ar
 FRACTIONS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
-@torch.no_grad()
-def continuation(loaded: LoadedModel, prompt_ids: list[int], n_tokens: int) -> str:
-    ids = torch.tensor([prompt_ids], device=loaded.device)
-    out = loaded.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                **greedy_kwargs(n_tokens, pad_id(loaded.tokenizer)))
-    return loaded.tokenizer.decode(out[0, len(prompt_ids):], skip_special_tokens=True)
-
-
 def curve_of(loaded: LoadedModel, points: EditPoints, layer: int, req: EditRequest, z: torch.Tensor,
              h: torch.Tensor) -> list[dict[str, object]]:
-    prompt_ids, subject_at = tokenize_at_subject(loaded.tokenizer, "", req.prompt, req.subject)
+    _, subject_at = tokenize_at_subject(loaded.tokenizer, "", req.prompt, req.subject)
     n_tokens = len(encode_target(loaded.tokenizer, req.target_new)) + 3
     rows = []
     for t in FRACTIONS:
-        with state_at(points, layer, subject_at, h + t * (z - h)):
-            new = mean_logprob(loaded, prompt_ids, req.target_new)
-            true = mean_logprob(loaded, prompt_ids, req.target_true)
-            written = continuation(loaded, prompt_ids, n_tokens)
-        rows.append({"t": t, "logprob_new": new, "logprob_true": true, "prefers_new": new > true,
+        state = h + t * (z - h)
+        with state_at(points, layer, subject_at, state):
+            new, true = score_targets(loaded.model, loaded.tokenizer,
+                                      [(req.text, req.target_new), (req.text, req.target_true)])
+        with state_at(points, layer, subject_at, state):
+            [written] = greedy_continuations(loaded.model, loaded.tokenizer, [req.text], n_tokens)
+        rows.append({"t": t, "logprob_new": new.mean_logprob, "logprob_true": true.mean_logprob,
+                     "prefers_new": new.mean_logprob > true.mean_logprob,
                      "says_new": says(written, req.target_new), "continuation": written})
     return rows
 
