@@ -19,7 +19,9 @@ round all-or-nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -109,13 +111,15 @@ def run_nse_round(
     reader: FactReader,
     ledger: WeightLedger,
     hp: NseHyperParams,
-    solve: LayerSolver,
+    solver_for: Callable[[NseHyperParams], LayerSolver],
     requests: list[EditRequest],
     targets: torch.Tensor,
     prefixes: list[str],
     control: JobControl,
 ) -> RoundEdits:
-    """Edit `requests` towards `targets` (n, hidden) with up to `hp.max_iterations` passes."""
+    """Edit `requests` towards `targets` (n, hidden) with up to `hp.max_iterations` passes;
+    `solver_for` gives the layer solve for a round's settings (methods.layer_solver)."""
+    solve = solver_for(hp)
     rows = RoundRows.new_facts(requests, targets.to(ledger.solve_device, torch.float64), ledger.layers, ledger.points.d_ff)
     round_offset = {l: torch.zeros_like(ledger.offsets[l]) for l in ledger.layers}
     updates: list[LayerUpdate] = []
@@ -141,7 +145,7 @@ def run_nse_round(
         dist = (rows.targets - reader.hidden_at_last_layer(rows.requests)).norm(dim=1)
     eligible = (dist_before < hp.upper_bound).cpu()  # (n,) facts beyond upper_bound are not edited
     checks = verify_written(
-        reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, eligible=eligible,
+        reader=reader, ledger=ledger, hp=hp, solver_for=solver_for, rows=rows, eligible=eligible,
         round_offset=round_offset, prefixes=prefixes, control=control, updates=updates, first_pass=passes,
     )
     if any(check.extra_passes for check in checks):
@@ -155,7 +159,7 @@ def verify_written(
     reader: FactReader,
     ledger: WeightLedger,
     hp: NseHyperParams,
-    solve: LayerSolver,
+    solver_for: Callable[[NseHyperParams], LayerSolver],
     rows: RoundRows,
     eligible: torch.Tensor,
     round_offset: dict[int, torch.Tensor],
@@ -182,8 +186,9 @@ def verify_written(
         if not failing:
             break
         passes_run = attempt + 1
+        relaxed = dataclasses.replace(hp, mom2_update_weight=hp.mom2_update_weight / hp.verify_relax**passes_run)
         updates += editing_pass(
-            reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, selected=torch.tensor(failing),
+            reader=reader, ledger=ledger, hp=hp, solve=solver_for(relaxed), rows=rows, selected=torch.tensor(failing),
             round_offset=round_offset, prefixes=prefixes, control=control, pass_index=first_pass + attempt,
         )
         retried = reader.continuations([new[i] for i in failing])
