@@ -30,8 +30,8 @@ class NseHyperParams:
     subject_repeat_weight: float = 0.0  # keeps a repeat of the subject after the fact spelled right (ours; target_state.py)
     max_iterations: int = 3  # editing passes per round (the paper's meaning, not the code's)
     refresh_drifted: bool = False  # also re-edit earlier facts that drifted beyond alpha (not in the paper)
+    refresh_unwritten: bool = False  # with refresh_drifted: also earlier facts the model wrote at their round and no longer writes (ours)
     verify_passes: int = 0  # every round checks what the model writes; up to this many more passes for new facts it does not say yet (ours)
-    verify_relax: float = 1.0  # extra pass k solves with λ / verify_relax^k: facts the round could not deliver get a lighter solve (ours)
     schedule_ramp_edits: int = 0  # λ and β grow with the edits in Kp up to this many (0: constant; schedule.py)
     schedule_start: float = 1.0  # share of λ (and of β − 1) a session starts with
     context_prefixes: int = 5  # generated text prefixes in front of each prompt (plus the bare prompt)
@@ -91,8 +91,6 @@ class NseHyperParams:
             raise ValueError("subject_repeat_weight must be 0 (off) or more")
         if self.verify_passes < 0:
             raise ValueError("verify_passes must be 0 (check only, no extra passes) or more")
-        if self.verify_relax < 1:
-            raise ValueError("verify_relax must be 1 (every extra pass as strong as the round's) or more")
         if self.max_iterations < 1 or self.v_num_grad_steps < 1:
             raise ValueError("max_iterations and v_num_grad_steps must be at least 1")
         if self.method not in METHODS:

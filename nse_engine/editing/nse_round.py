@@ -19,9 +19,7 @@ round all-or-nothing.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -111,15 +109,13 @@ def run_nse_round(
     reader: FactReader,
     ledger: WeightLedger,
     hp: NseHyperParams,
-    solver_for: Callable[[NseHyperParams], LayerSolver],
+    solve: LayerSolver,
     requests: list[EditRequest],
     targets: torch.Tensor,
     prefixes: list[str],
     control: JobControl,
 ) -> RoundEdits:
-    """Edit `requests` towards `targets` (n, hidden) with up to `hp.max_iterations` passes;
-    `solver_for` gives the layer solve for a round's settings (methods.layer_solver)."""
-    solve = solver_for(hp)
+    """Edit `requests` towards `targets` (n, hidden) with up to `hp.max_iterations` passes."""
     rows = RoundRows.new_facts(requests, targets.to(ledger.solve_device, torch.float64), ledger.layers, ledger.points.d_ff)
     round_offset = {l: torch.zeros_like(ledger.offsets[l]) for l in ledger.layers}
     updates: list[LayerUpdate] = []
@@ -145,7 +141,7 @@ def run_nse_round(
         dist = (rows.targets - reader.hidden_at_last_layer(rows.requests)).norm(dim=1)
     eligible = (dist_before < hp.upper_bound).cpu()  # (n,) facts beyond upper_bound are not edited
     checks = verify_written(
-        reader=reader, ledger=ledger, hp=hp, solver_for=solver_for, rows=rows, eligible=eligible,
+        reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, eligible=eligible,
         round_offset=round_offset, prefixes=prefixes, control=control, updates=updates, first_pass=passes,
     )
     if any(check.extra_passes for check in checks):
@@ -159,7 +155,7 @@ def verify_written(
     reader: FactReader,
     ledger: WeightLedger,
     hp: NseHyperParams,
-    solver_for: Callable[[NseHyperParams], LayerSolver],
+    solve: LayerSolver,
     rows: RoundRows,
     eligible: torch.Tensor,
     round_offset: dict[int, torch.Tensor],
@@ -186,9 +182,8 @@ def verify_written(
         if not failing:
             break
         passes_run = attempt + 1
-        relaxed = dataclasses.replace(hp, mom2_update_weight=hp.mom2_update_weight / hp.verify_relax**passes_run)
         updates += editing_pass(
-            reader=reader, ledger=ledger, hp=hp, solve=solver_for(relaxed), rows=rows, selected=torch.tensor(failing),
+            reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, selected=torch.tensor(failing),
             round_offset=round_offset, prefixes=prefixes, control=control, pass_index=first_pass + attempt,
         )
         retried = reader.continuations([new[i] for i in failing])
@@ -252,6 +247,7 @@ def find_drifted_facts(
     requests: list[EditRequest] = []
     targets: list[torch.Tensor] = []
     left_at: list[float] = []
+    held: list[bool] = []
     stored: dict[int, list[torch.Tensor]] = {l: [] for l in ledger.layers}
     for record in reversed(ledger.rounds):
         if record.targets is None:
@@ -262,6 +258,7 @@ def find_drifted_facts(
             seen.add(o.request.text)
         requests += [o.request for o, k in zip(record.applied, keep) if k]
         left_at += [o.distance_after for o, k in zip(record.applied, keep) if k]
+        held += [bool(o.held) for o, k in zip(record.applied, keep) if k]
         current = torch.tensor(keep, dtype=torch.bool)  # (a,)
         targets.append(record.targets[current])
         for layer in ledger.layers:
@@ -275,6 +272,12 @@ def find_drifted_facts(
     dist = (z.to(ledger.solve_device) - reader.hidden_at_last_layer(requests)).norm(dim=1).cpu()  # (e,)
     goal = torch.tensor(left_at, dtype=torch.float64)  # (e,)
     drifted = (dist > torch.clamp(goal, min=hp.alpha)) & (dist < hp.upper_bound)
+    if hp.refresh_unwritten:
+        moved = ~drifted & torch.tensor(held) & (dist > goal + EARLIER_TOLERANCE * hp.alpha) & (dist < hp.upper_bound)
+        candidates = moved.nonzero().flatten().tolist()
+        written = reader.continuations([requests[i] for i in candidates]) if candidates else []
+        for i, text in zip(candidates, written):
+            drifted[i] = not says(text, requests[i].target_new)
     return DriftedFacts(
         [r for r, d in zip(requests, drifted.tolist()) if d], z[drifted], goal[drifted], dist[drifted],
         {l: torch.cat(k)[drifted] for l, k in stored.items()},

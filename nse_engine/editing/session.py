@@ -18,7 +18,7 @@ import torch
 
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.ledger import EditRound, WeightLedger
-from nse_engine.editing.methods import LayerSolver, layer_solver, rewinds_targets
+from nse_engine.editing.methods import layer_solver, rewinds_targets
 from nse_engine.editing.norm_anchor import SKIP_RATIO, anchor_targets
 from nse_engine.editing.nse_round import WrittenCheck, run_nse_round
 from nse_engine.editing.prompts import generate_context_prefixes
@@ -198,11 +198,9 @@ class EditingSession:
 
         t0 = time.perf_counter()
         edited = [r for r, s in zip(requests, skipped.tolist()) if not s]
-        def solver_for(settings: NseHyperParams) -> LayerSolver:
-            return layer_solver(settings, self.second_moments, self.ledger.kp, self.projections)
-
+        solve = layer_solver(hp, self.second_moments, self.ledger.kp, self.projections)
         edits = run_nse_round(
-            reader=self.reader, ledger=self.ledger, hp=hp, solver_for=solver_for,
+            reader=self.reader, ledger=self.ledger, hp=hp, solve=solve,
             requests=edited, targets=z[~skipped], prefixes=prefixes, control=control,
         ) if edited else None
         timings["layer_updates"] = time.perf_counter() - t0
