@@ -30,7 +30,6 @@ class NseHyperParams:
     subject_repeat_weight: float = 0.0  # keeps a repeat of the subject after the fact spelled right (ours; target_state.py)
     max_iterations: int = 3  # editing passes per round (the paper's meaning, not the code's)
     refresh_drifted: bool = False  # also re-edit earlier facts that drifted beyond alpha (not in the paper)
-    refresh_unwritten: bool = False  # with refresh_drifted: also earlier facts the model wrote at their round and no longer writes (ours)
     verify_passes: int = 0  # every round checks what the model writes; up to this many more passes for new facts it does not say yet (ours)
     schedule_ramp_edits: int = 0  # λ and β grow with the edits in Kp up to this many (0: constant; schedule.py)
     schedule_start: float = 1.0  # share of λ (and of β − 1) a session starts with

@@ -247,7 +247,6 @@ def find_drifted_facts(
     requests: list[EditRequest] = []
     targets: list[torch.Tensor] = []
     left_at: list[float] = []
-    held: list[bool] = []
     stored: dict[int, list[torch.Tensor]] = {l: [] for l in ledger.layers}
     for record in reversed(ledger.rounds):
         if record.targets is None:
@@ -258,7 +257,6 @@ def find_drifted_facts(
             seen.add(o.request.text)
         requests += [o.request for o, k in zip(record.applied, keep) if k]
         left_at += [o.distance_after for o, k in zip(record.applied, keep) if k]
-        held += [bool(o.held) for o, k in zip(record.applied, keep) if k]
         current = torch.tensor(keep, dtype=torch.bool)  # (a,)
         targets.append(record.targets[current])
         for layer in ledger.layers:
@@ -272,12 +270,6 @@ def find_drifted_facts(
     dist = (z.to(ledger.solve_device) - reader.hidden_at_last_layer(requests)).norm(dim=1).cpu()  # (e,)
     goal = torch.tensor(left_at, dtype=torch.float64)  # (e,)
     drifted = (dist > torch.clamp(goal, min=hp.alpha)) & (dist < hp.upper_bound)
-    if hp.refresh_unwritten:
-        moved = ~drifted & torch.tensor(held) & (dist > goal + EARLIER_TOLERANCE * hp.alpha) & (dist < hp.upper_bound)
-        candidates = moved.nonzero().flatten().tolist()
-        written = reader.continuations([requests[i] for i in candidates]) if candidates else []
-        for i, text in zip(candidates, written):
-            drifted[i] = not says(text, requests[i].target_new)
     return DriftedFacts(
         [r for r, d in zip(requests, drifted.tolist()) if d], z[drifted], goal[drifted], dist[drifted],
         {l: torch.cat(k)[drifted] for l, k in stored.items()},
