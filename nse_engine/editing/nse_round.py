@@ -10,7 +10,8 @@
             ΔW_S (λ C_SS + β Kp_SS + K_Sᵀ K_S) = Rᵀ K_S
         dist ← ‖z − h_L‖
     verify (ours): new facts whose prompt the model does not yet continue with the new object get
-        up to verify_passes more passes of their own, until what it writes says it
+        up to verify_passes more passes of their own, until what it writes says it, while each
+        stretch of passes still brings them VERIFY_MIN_PROGRESS closer to z
 
 MEMIT_seq is this loop with one pass, every neuron and even shares; AlphaEdit the same with its
 own layer solve (methods.py). The weights are written as the round goes; the caller keeps the
@@ -35,6 +36,11 @@ from nse_engine.progress import JobControl
 
 # A drifted earlier fact needs another pass while it is this share of alpha short of its goal.
 EARLIER_TOLERANCE = 0.05
+# A fact the model does not write gets another verification pass only while its last passes (the
+# round's, then its last extra one) brought it at least this share closer to z. One they could
+# not move is held back by the keys of earlier edits or general text: more passes barely move it
+# and disturb the other facts (docs/research-log.md, 2026-12-06).
+VERIFY_MIN_PROGRESS = 0.1
 
 
 @dataclass(frozen=True)
@@ -139,10 +145,10 @@ def run_nse_round(
             round_offset=round_offset, prefixes=prefixes, control=control, pass_index=pass_index,
         )
         dist = (rows.targets - reader.hidden_at_last_layer(rows.requests)).norm(dim=1)
-    eligible = (dist_before < hp.upper_bound).cpu()  # (n,) facts beyond upper_bound are not edited
     checks = verify_written(
-        reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, eligible=eligible,
-        round_offset=round_offset, prefixes=prefixes, control=control, updates=updates, first_pass=passes,
+        reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, distance_before=dist_before.cpu(),
+        distance_after=dist[: rows.n_new].cpu(), round_offset=round_offset, prefixes=prefixes, control=control,
+        updates=updates, first_pass=passes,
     )
     if any(check.extra_passes for check in checks):
         dist = (rows.targets - reader.hidden_at_last_layer(rows.requests)).norm(dim=1)
@@ -157,7 +163,8 @@ def verify_written(
     hp: NseHyperParams,
     solve: LayerSolver,
     rows: RoundRows,
-    eligible: torch.Tensor,
+    distance_before: torch.Tensor,
+    distance_after: torch.Tensor,
     round_offset: dict[int, torch.Tensor],
     prefixes: list[str],
     control: JobControl,
@@ -166,9 +173,10 @@ def verify_written(
 ) -> list[WrittenCheck]:
     """Check each new fact by what the model writes after its prompt (every round: what users
     see is held / not held); a fact that does not say its new object yet gets another pass of
-    its own (its keys, its whole residual), up to `hp.verify_passes` times. Every verdict is
-    from after the last pass: the others' extra passes can undo a fact that held before them.
-    Appends those passes' updates to `updates`."""
+    its own (its keys, its whole residual), up to `hp.verify_passes` times, while its passes
+    still move it (VERIFY_MIN_PROGRESS). `distance_before` / `distance_after` (n,): ‖z − h‖
+    before and after the round's passes. Every verdict is from after the last pass: the others'
+    extra passes can undo a fact that held before them. Appends those passes' updates to `updates`."""
     new = rows.requests[: rows.n_new]
     steps = hp.verify_passes + 1
     control.report("verifying", 0, steps, f"continuing {len(new)} prompts")
@@ -176,8 +184,10 @@ def verify_written(
     held = [says(text, r.target_new) for text, r in zip(written, new)]
     extra = [0] * len(new)
     passes_run = 0
+    started, now = distance_before.clone(), distance_after.clone()  # (n,) each fact's last stretch of passes
+    moving = (now <= (1 - VERIFY_MIN_PROGRESS) * started) & (distance_before < hp.upper_bound)  # (n,)
     for attempt in range(hp.verify_passes):
-        failing = [i for i in range(len(new)) if not held[i] and bool(eligible[i])]
+        failing = [i for i in range(len(new)) if not held[i] and bool(moving[i])]
         control.report("verifying", attempt + 1, steps, f"{len(failing)} facts not said yet")
         if not failing:
             break
@@ -186,6 +196,10 @@ def verify_written(
             reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, selected=torch.tensor(failing),
             round_offset=round_offset, prefixes=prefixes, control=control, pass_index=first_pass + attempt,
         )
+        chosen = torch.tensor(failing)
+        started[chosen] = now[chosen]
+        now[chosen] = (rows.targets[chosen] - reader.hidden_at_last_layer([new[i] for i in failing])).norm(dim=1).cpu()
+        moving[chosen] = now[chosen] <= (1 - VERIFY_MIN_PROGRESS) * started[chosen]
         retried = reader.continuations([new[i] for i in failing])
         for i, text in zip(failing, retried):
             written[i], held[i], extra[i] = text, says(text, new[i].target_new), attempt + 1

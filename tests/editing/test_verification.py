@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from nse_engine.answers import says
+from nse_engine.editing.nse_round import VERIFY_MIN_PROGRESS
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.state_file import read_state
 from nse_engine.errors import Cancelled
@@ -24,6 +25,17 @@ def test_facts_not_said_get_extra_passes_until_the_budget_ends(tmp_path):
         assert not says(outcome.continuation, outcome.request.target_new)
     session.save_state(tmp_path / "state.safetensors")
     assert [o.held for o in read_state(tmp_path / "state.safetensors").rounds[0].outcomes] == [False, False]
+
+
+def test_facts_the_round_could_not_move_get_no_extra_passes():
+    # λ this large lets no pass move a fact the required share closer to z: pushing such a fact
+    # again would only disturb the others, so the budget goes unused and each is reported not held
+    session = EditingSession(loaded_tiny(), tiny_hparams(verify_passes=3, max_iterations=1, mom2_update_weight=1e9))
+    result = session.apply_round(ROUND_1)
+    assert len(session.rounds[-1].updates) == len(session.layers)  # the round's one pass only
+    for outcome in result.outcomes:
+        assert outcome.distance_after > (1 - VERIFY_MIN_PROGRESS) * outcome.distance_before
+        assert outcome.held is False and outcome.extra_passes == 0
 
 
 def test_without_a_budget_every_fact_is_still_checked_and_nothing_more_is_edited():
