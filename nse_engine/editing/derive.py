@@ -114,7 +114,9 @@ def for_method(
         "memit": "MEMIT_seq: every neuron, one pass, even shares, every fact, Kp at weight 1",
         "alphaedit": "AlphaEdit: the MEMIT_seq loop with the update projected onto general text's null space",
     }
-    return dataclasses.replace(nse, **loop, notes={**nse.notes, "method": own[method], **(notes or {})})
+    replaced = set(loop) | {"alpha_upper_bound"}  # NSE's reasons for values the method replaces do not apply
+    kept = {k: v for k, v in nse.notes.items() if k not in replaced}
+    return dataclasses.replace(nse, **loop, notes={**kept, "method": own[method], **(notes or {})})
 
 
 def derive_hparams(

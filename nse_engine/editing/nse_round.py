@@ -37,9 +37,10 @@ from nse_engine.progress import JobControl
 # A drifted earlier fact needs another pass while it is this share of alpha short of its goal.
 EARLIER_TOLERANCE = 0.05
 # A fact the model does not write gets another verification pass only while its last passes (the
-# round's, then its last extra one) brought it at least this share closer to z. One they could
-# not move is held back by the keys of earlier edits or general text: more passes barely move it
-# and disturb the other facts (docs/research-log.md, 2026-12-06).
+# round's, then its last extra one) brought it at least this share closer to z, or the round left
+# it within alpha (it stopped pushing it). One the round could not move is held back by the keys
+# of earlier edits or general text: more passes barely move it and disturb the other facts
+# (docs/research-log.md, 2026-12-06).
 VERIFY_MIN_PROGRESS = 0.1
 
 
@@ -174,8 +175,8 @@ def verify_written(
     """Check each new fact by what the model writes after its prompt (every round: what users
     see is held / not held); a fact that does not say its new object yet gets another pass of
     its own (its keys, its whole residual), up to `hp.verify_passes` times, while its passes
-    still move it (VERIFY_MIN_PROGRESS). `distance_before` / `distance_after` (n,): ‖z − h‖
-    before and after the round's passes. Every verdict is from after the last pass: the others'
+    still move it (VERIFY_MIN_PROGRESS; a fact the round left within alpha counts as moving).
+    `distance_before` / `distance_after` (n,): ‖z − h‖ before and after the round's passes. Every verdict is from after the last pass: the others'
     extra passes can undo a fact that held before them. Appends those passes' updates to `updates`."""
     new = rows.requests[: rows.n_new]
     steps = hp.verify_passes + 1
@@ -185,20 +186,22 @@ def verify_written(
     extra = [0] * len(new)
     passes_run = 0
     started, now = distance_before.clone(), distance_after.clone()  # (n,) each fact's last stretch of passes
-    moving = (now <= (1 - VERIFY_MIN_PROGRESS) * started) & (distance_before < hp.upper_bound)  # (n,)
+    moving = (now <= (1 - VERIFY_MIN_PROGRESS) * started) | (now <= hp.alpha)  # (n,)
+    moving &= distance_before < hp.upper_bound
     for attempt in range(hp.verify_passes):
         failing = [i for i in range(len(new)) if not held[i] and bool(moving[i])]
-        control.report("verifying", attempt + 1, steps, f"{len(failing)} facts not said yet")
+        stuck = sum(1 for i in range(len(new)) if not held[i] and not moving[i])
+        control.report("verifying", attempt + 1, steps, f"{len(failing)} facts not said yet, {stuck} not moving")
         if not failing:
             break
         passes_run = attempt + 1
+        chosen = torch.tensor(failing)  # (f,)
         updates += editing_pass(
-            reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, selected=torch.tensor(failing),
+            reader=reader, ledger=ledger, hp=hp, solve=solve, rows=rows, selected=chosen,
             round_offset=round_offset, prefixes=prefixes, control=control, pass_index=first_pass + attempt,
         )
-        chosen = torch.tensor(failing)
         started[chosen] = now[chosen]
-        now[chosen] = (rows.targets[chosen] - reader.hidden_at_last_layer([new[i] for i in failing])).norm(dim=1).cpu()
+        now[chosen] = (rows.targets[chosen] - reader.hidden_at_last_layer([new[i] for i in failing])).norm(dim=1).cpu()  # (f,)
         moving[chosen] = now[chosen] <= (1 - VERIFY_MIN_PROGRESS) * started[chosen]
         retried = reader.continuations([new[i] for i in failing])
         for i, text in zip(failing, retried):

@@ -38,6 +38,19 @@ def test_facts_the_round_could_not_move_get_no_extra_passes():
         assert outcome.held is False and outcome.extra_passes == 0
 
 
+def test_a_fact_left_within_alpha_gets_an_extra_pass_and_no_second_one_it_cannot_use():
+    # alpha this large: the round itself edits nothing (every fact starts within it), so its
+    # facts are not stuck, only not pushed; the extra pass then barely moves them (λ huge), so
+    # each gets exactly one
+    session = EditingSession(loaded_tiny(), tiny_hparams(verify_passes=3, max_iterations=2, alpha=1e8,
+                                                         mom2_update_weight=1e9))
+    result = session.apply_round(ROUND_1)
+    assert result.editing_passes == 0
+    assert len(session.rounds[-1].updates) == len(session.layers)  # one extra pass, for both facts
+    for outcome in result.outcomes:
+        assert outcome.held is False and outcome.extra_passes == 1
+
+
 def test_without_a_budget_every_fact_is_still_checked_and_nothing_more_is_edited():
     session = EditingSession(loaded_tiny(), tiny_hparams(max_iterations=1))
     result = session.apply_round(ROUND_1)
