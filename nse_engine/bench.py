@@ -77,6 +77,13 @@ def _peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
+def bench_settings(loaded: LoadedModel, method: str = "nse", overrides: dict[str, object] | None = None,
+                   control: JobControl | None = None) -> NseHyperParams:
+    """The settings a benchmark of `method` runs with: derived for the model (cached), then the overrides."""
+    hp: NseHyperParams = default_hparams(loaded, find_edit_points(loaded.model), control or silent(), method)
+    return hp.with_overrides(**overrides) if overrides else hp
+
+
 def run_benchmark(
     loaded: LoadedModel,
     cases: list[EditRequest],
@@ -93,9 +100,7 @@ def run_benchmark(
     """
     control = control or silent()
     points = find_edit_points(loaded.model)
-    hp: NseHyperParams = default_hparams(loaded, points, control, method)
-    if overrides:
-        hp = hp.with_overrides(**overrides)
+    hp = bench_settings(loaded, method, overrides, control)
     session = EditingSession(loaded, hp, points)
 
     edited_prompts = {c.text for c in cases}

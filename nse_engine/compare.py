@@ -4,22 +4,30 @@ A method is named `nse`, `memit` or `alphaedit`, optionally with switches: `memi
 `alphaedit+encore`, `nse+nas+encore`. Each runs the full `nse bench` protocol; between runs
 every MLP output projection of the model is put back exactly as it was, so each method starts
 from the same base weights, statistics and facts.
+
+A comparison of 1000 facts takes about an hour per method here, so it is saved after every method
+and a rerun into the same folder keeps the methods already measured on the same model, facts,
+rounds and settings (each column records the commit and date that produced it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from nse_engine.bench import BenchConfig, before_editing, run_benchmark
+from nse_engine.bench import BenchConfig, before_editing, bench_settings, run_benchmark
 from nse_engine.method_names import METHODS
 from nse_engine.errors import NseError
 from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl, silent
+from nse_engine.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,16 @@ def parse_methods(text: str) -> list[MethodRun]:
     return runs
 
 
+def facts_fingerprint(cases: list[EditRequest]) -> str:
+    """A hash of the facts in order: two comparisons with the same fingerprint edited the same facts."""
+    text = json.dumps([c.to_dict() for c in cases], sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _as_json(value: object) -> object:
+    return json.loads(json.dumps(value))
+
+
 def run_comparison(
     loaded: LoadedModel,
     cases: list[EditRequest],
@@ -65,24 +83,49 @@ def run_comparison(
     runs: list[MethodRun],
     overrides: dict[str, object] | None = None,
     control: JobControl | None = None,
+    earlier: dict | None = None,
+    save: Callable[[dict], None] | None = None,
 ) -> dict[str, object]:
-    """Every `nse bench` figure per method, on the same facts and base model."""
+    """Every `nse bench` figure per method, on the same facts and base model.
+
+    `earlier` is a comparison saved before (compare.json): a method it measured on the same model,
+    facts and rounds with the settings this run would use is kept, not rerun, and listed in "kept". `save` receives the
+    comparison after every method, so an interrupted run loses at most the method it was on.
+    """
     control = control or silent()
+    comparison: dict[str, object] = {
+        "cases": len(cases), "batch_size": config.batch_size, "model": loaded.name,
+        "facts": facts_fingerprint(cases), "methods": [r.label for r in runs], "kept": [],
+    }
+    same_run = earlier is not None and all(earlier.get(k) == comparison[k] for k in ("cases", "batch_size", "model", "facts"))
+    results: dict[str, object] = {}
+    comparison["results"] = results
     points = find_edit_points(loaded.model)
     base = {l: points.weight(l).detach().clone() for l in range(points.n_layers)}
-    pre = before_editing(loaded, cases, control)
-    results: dict[str, object] = {}
+    dtype = str(loaded.dtype).removeprefix("torch.")
+    pre = None
     for i, run in enumerate(runs):
         control.report("methods", i, len(runs), run.label)
+        settings = _as_json(bench_settings(loaded, run.method, {**(overrides or {}), **run.overrides}).to_dict())
+        kept = earlier["results"].get(run.label) if same_run else None  # type: ignore[index]
+        if kept is not None and kept.get("settings") == settings and kept.get("dtype") == dtype:
+            log.info("%s kept from the earlier comparison (commit %s, %s)", run.label,
+                     kept.get("provenance", {}).get("commit"), kept.get("provenance", {}).get("date"))
+            results[run.label] = kept
+            comparison["kept"].append(run.label)  # type: ignore[attr-defined]
+            continue
+        pre = pre or before_editing(loaded, cases, control)
         try:
-            results[run.label] = run_benchmark(
+            report = run_benchmark(
                 loaded, cases, config, {**(overrides or {}), **run.overrides}, control, method=run.method, pre=pre
             )
         finally:
             with torch.no_grad():
                 for layer, weight in base.items():
                     points.weight(layer).copy_(weight)
+        results[run.label] = {**report, "provenance": provenance()}
         log.info("%s done", run.label)
+        if save:
+            save(comparison)
     control.report("methods", len(runs), len(runs), "done")
-    return {"cases": len(cases), "batch_size": config.batch_size, "model": loaded.name,
-            "methods": [r.label for r in runs], "results": results}
+    return comparison

@@ -5,6 +5,8 @@ Charts use matplotlib's Agg backend, which draws without a display and without Q
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +15,8 @@ matplotlib.use("Agg")
 from matplotlib import pyplot  # noqa: E402  (the backend must be chosen first)
 
 from nse_engine.provenance import write_result  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 # (report key, column title, format) of the table, in order.
 COLUMNS = (
@@ -32,6 +36,27 @@ COLUMNS = (
     ("peak_rss_mb", "peak MB", "{:.0f}"),
 )
 
+# the unedited model's figures in the table's first line
+BEFORE = (
+    ("pre_efficacy", "efficacy", "{:.3f}"),
+    ("pre_specificity", "specificity", "{:.3f}"),
+    ("pre_generation", "generation", "{:.3f}"),
+    ("fluency_before", "fluency", "{:.2f}"),
+)
+
+
+def read_comparison(folder: Path) -> dict | None:
+    """The comparison saved in `folder` (compare.json), or None where there is none or it is unreadable."""
+    path = Path(folder) / "compare.json"
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("%s is not readable (%s); every method runs again", path, exc)
+        return None
+    return saved if isinstance(saved, dict) and isinstance(saved.get("results"), dict) else None
+
 
 def write_comparison(folder: Path, comparison: dict) -> list[Path]:
     """compare.json, compare.md, retention.png and generation.png in `folder`; returns their paths."""
@@ -48,18 +73,24 @@ def write_comparison(folder: Path, comparison: dict) -> list[Path]:
 def markdown_table(comparison: dict) -> str:
     results = comparison["results"]
     first = next(iter(results.values()))
+    before = ", ".join(f"{title} {_cell(first, key, fmt)}" for key, title, fmt in BEFORE)
     lines = [
         f"{comparison['cases']} facts in rounds of {comparison['batch_size']} on {comparison['model']}; "
-        f"before editing: efficacy {first['pre_efficacy']:.3f}, specificity {first['pre_specificity']:.3f}, "
-        f"generation {first['pre_generation']:.3f}, fluency {first['fluency_before']:.2f}.",
+        f"before editing: {before}.",
         "",
         "| method | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
         "|---" * (len(COLUMNS) + 1) + "|",
     ]
     for label, report in results.items():
-        cells = [fmt.format(report[key]) if isinstance(report.get(key), (int, float)) else "–" for key, _, fmt in COLUMNS]
+        cells = [_cell(report, key, fmt) for key, _, fmt in COLUMNS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(report: dict, key: str, fmt: str) -> str:
+    """A figure formatted, or "–" where the run could not measure it (e.g. facts without neighbours)."""
+    value = report.get(key)
+    return fmt.format(value) if isinstance(value, (int, float)) else "–"
 
 
 def _chart(comparison: dict, curve: str, value: str, ylabel: str, path: Path) -> None:

@@ -39,3 +39,52 @@ def test_a_comparison_writes_its_table_json_and_charts(tmp_path):
     assert "| nse | 0.950 |" in table and "| memit | 0.900 |" in table and "| – |" in table  # a missing figure
     for chart in written[2:]:
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
+
+
+def test_a_stopped_comparison_keeps_its_finished_methods_and_a_rerun_does_only_the_rest(tmp_path):
+    from reliability.faults import FACTS
+    from tiny import save_model
+
+    from nse_engine.bench import BenchConfig
+    from nse_engine.compare import run_comparison
+    from nse_engine.compare_report import read_comparison
+    from nse_engine.errors import Cancelled
+    from nse_engine.facts import EditRequest
+    from nse_engine.model.loading import load_model
+    from nse_engine.progress import JobControl
+
+    loaded = load_model(save_model("gpt2", tmp_path / "tiny-gpt2"), device="cpu")
+    cases = [EditRequest(subject=s, prompt=p, target_new=new, target_true=true) for s, p, new, true in FACTS[:2]]
+    config = BenchConfig(limit=2, batch_size=2)
+    out = tmp_path / "compare"
+    runs = parse_methods("nse,memit")
+
+    rounds_run: list[str] = []
+
+    def watch(progress, stop_at_second_method: bool) -> None:
+        if progress.phase == "rounds":
+            rounds_run.append(progress.message.split()[0])
+        if stop_at_second_method and progress.phase == "methods" and progress.done == 1:
+            control.cancel()
+
+    control = JobControl(lambda p: watch(p, stop_at_second_method=True))
+    with pytest.raises(Cancelled):
+        run_comparison(loaded, cases, config, runs, control=control, save=lambda c: write_comparison(out, c))
+    saved = read_comparison(out)
+    assert list(saved["results"]) == ["nse"] and rounds_run == ["nse"]
+    assert "specificity –" in (out / "compare.md").read_text(encoding="utf-8")  # facts without neighbours
+    nse_date = saved["results"]["nse"]["provenance"]["date"]
+
+    rounds_run.clear()
+    control = JobControl(lambda p: watch(p, stop_at_second_method=False))
+    comparison = run_comparison(loaded, cases, config, runs, control=control, earlier=saved,
+                                save=lambda c: write_comparison(out, c))
+    assert rounds_run == ["memit"] and comparison["kept"] == ["nse"]  # NSE was not edited again
+    assert comparison["results"]["nse"]["provenance"]["date"] == nse_date
+    assert set(read_comparison(out)["results"]) == {"nse", "memit"}
+
+    rounds_run.clear()  # other settings, or other facts, are another experiment: everything runs
+    run_comparison(loaded, cases, config, runs, {"mom2_update_weight": 123.0}, control, earlier=read_comparison(out))
+    run_comparison(loaded, cases[:1], BenchConfig(limit=1, batch_size=2), runs, control=control,
+                   earlier=read_comparison(out))
+    assert rounds_run == ["nse", "memit", "nse", "memit"]

@@ -18,7 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", default="nse,memit,alphaedit",
                    help="comma-separated: nse, memit, alphaedit, each optionally +nas and/or +encore "
                         "(default nse,memit,alphaedit)")
-    p.add_argument("--out", required=True, type=Path, help="folder for compare.json, compare.md and the charts")
+    p.add_argument("--out", required=True, type=Path,
+                   help="folder for compare.json, compare.md and the charts; methods an earlier run there "
+                        "measured with the same model, facts, rounds and settings are kept")
+    p.add_argument("--fresh", action="store_true", help="rerun every method, ignoring an earlier compare.json in --out")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a setting for every method")
     add_model_options(p)
     p.set_defaults(run=run_compare)
@@ -28,7 +31,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from nse_engine.bench import BenchConfig, read_cases
     from nse_engine.cli.editing import parse_overrides
     from nse_engine.compare import parse_methods, run_comparison
-    from nse_engine.compare_report import write_comparison
+    from nse_engine.compare_report import read_comparison, write_comparison
     from nse_engine.model.loading import load_model
 
     runs = parse_methods(args.methods)
@@ -37,8 +40,14 @@ def run_compare(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     cases = read_cases(args.cases, args.limit)
     config = BenchConfig(limit=args.limit, batch_size=args.batch_size)
-    comparison = run_comparison(loaded, cases, config, runs, overrides, control)
+    earlier = None if args.fresh else read_comparison(args.out)
+    comparison = run_comparison(loaded, cases, config, runs, overrides, control, earlier,
+                                save=lambda partial: write_comparison(args.out, partial))
     written = write_comparison(args.out, comparison)
     print((args.out / "compare.md").read_text(encoding="utf-8"))
+    for label in comparison["kept"]:
+        made = comparison["results"][label].get("provenance", {})
+        print(f"{label}: kept from the earlier run in {args.out} (commit {made.get('commit')}, {made.get('date')}); "
+              "--fresh reruns it")
     print("written: " + ", ".join(str(p) for p in written))
     return 0
