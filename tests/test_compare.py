@@ -88,3 +88,26 @@ def test_a_stopped_comparison_keeps_its_finished_methods_and_a_rerun_does_only_t
     run_comparison(loaded, cases[:1], BenchConfig(limit=1, batch_size=2), runs, control=control,
                    earlier=read_comparison(out))
     assert rounds_run == ["nse", "memit", "nse", "memit"]
+
+
+def test_a_bench_result_becomes_a_comparison_column_that_compare_keeps(tmp_path):
+    from reliability.faults import FACTS
+    from tiny import save_model
+
+    from benchmarks.compare_from_bench import add_bench_result
+    from nse_engine.bench import BenchConfig, run_benchmark
+    from nse_engine.compare import run_comparison
+    from nse_engine.compare_report import read_comparison
+    from nse_engine.facts import EditRequest
+    from nse_engine.model.loading import load_model
+
+    loaded = load_model(save_model("gpt2", tmp_path / "tiny-gpt2"), device="cpu")
+    cases = [EditRequest(subject=s, prompt=p, target_new=new, target_true=true) for s, p, new, true in FACTS[:2]]
+    config = BenchConfig(limit=2, batch_size=2)
+    report = run_benchmark(loaded, cases, config)
+    out = tmp_path / "compare"
+    add_bench_result(out, report, cases)
+    comparison = run_comparison(loaded, cases, config, parse_methods("nse"), earlier=read_comparison(out))
+    assert comparison["kept"] == ["nse"] and comparison["results"]["nse"]["efficacy"] == report["efficacy"]
+    with pytest.raises(SystemExit, match="other facts"):
+        add_bench_result(out, {**report, "cases": 1}, cases[:1])
