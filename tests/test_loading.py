@@ -28,6 +28,7 @@ def test_loads_saved_folder_on_cpu_float32(tmp_path, kind):
     assert all(not p.requires_grad for p in loaded.model.parameters())
     assert loaded.tokenizer.pad_token is not None
     assert loaded.describe()["layers"] == 4
+    assert not loaded.model.use_kernels  # the model's own modules: no layer swapped for a Hub kernel
 
 
 def test_dtype_override(tmp_path):

@@ -128,6 +128,9 @@ def load_model(
             dtype=torch_dtype,
             local_files_only=True,
             trust_remote_code=trust_remote_code,
+            # transformers 5 swaps layers for Hub kernels by default: code fetched at load time,
+            # and modules the editing hooks would no longer see
+            use_kernels=False,
             **({} if device_map is None else {"device_map": device_map, "offload_folder": offload_folder(path)}),
         )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:

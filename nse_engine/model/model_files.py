@@ -66,7 +66,7 @@ def read_gguf(
     control.report("loading model", 2, 3, "de-quantizing GGUF weights")
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            file.parent, gguf_file=file.name, dtype=dtype, local_files_only=True
+            file.parent, gguf_file=file.name, dtype=dtype, local_files_only=True, use_kernels=False
         )
     except (OSError, ValueError, RuntimeError, KeyError, ImportError) as exc:
         raise ModelLoadError(f"The GGUF file {file.name} cannot be loaded: {first_line(exc)}") from exc
