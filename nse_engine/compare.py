@@ -88,8 +88,9 @@ def run_comparison(
 ) -> dict[str, object]:
     """Every `nse bench` figure per method, on the same facts and base model.
 
-    `earlier` is a comparison saved before (compare.json): a method it measured on the same model,
-    facts and rounds with the settings this run would use is kept, not rerun, and listed in "kept". `save` receives the
+    `earlier` is a comparison saved before (compare.json) of the same model, facts and rounds (else
+    NseError): a method it measured with the settings this run would use is kept, not rerun, and
+    listed in "kept"; methods it holds that this run does not name stay in the result. `save` receives the
     comparison after every method, so an interrupted run loses at most the method it was on.
     """
     control = control or silent()
@@ -97,9 +98,15 @@ def run_comparison(
         "cases": len(cases), "batch_size": config.batch_size, "model": loaded.name,
         "facts": facts_fingerprint(cases), "methods": [r.label for r in runs], "kept": [],
     }
-    same_run = earlier is not None and all(earlier.get(k) == comparison[k] for k in ("cases", "batch_size", "model", "facts"))
-    results: dict[str, object] = {}
+    if earlier is not None and any(earlier.get(k) != comparison[k] for k in ("cases", "batch_size", "model", "facts")):
+        raise NseError("the earlier comparison there is of other facts, rounds or model; choose another "
+                       "folder, or --fresh to replace it")
+    labels = [r.label for r in runs]
+    # methods measured before but not named this time stay in the folder
+    others = {k: v for k, v in (earlier or {}).get("results", {}).items() if k not in labels}
+    results: dict[str, object] = dict(others)
     comparison["results"] = results
+    comparison["methods"] = labels + list(others)
     points = find_edit_points(loaded.model)
     base = {l: points.weight(l).detach().clone() for l in range(points.n_layers)}
     dtype = str(loaded.dtype).removeprefix("torch.")
@@ -107,7 +114,7 @@ def run_comparison(
     for i, run in enumerate(runs):
         control.report("methods", i, len(runs), run.label)
         settings = _as_json(bench_settings(loaded, run.method, {**(overrides or {}), **run.overrides}).to_dict())
-        kept = earlier["results"].get(run.label) if same_run else None  # type: ignore[index]
+        kept = (earlier or {}).get("results", {}).get(run.label)
         if kept is not None and kept.get("settings") == settings and kept.get("dtype") == dtype:
             log.info("%s kept from the earlier comparison (commit %s, %s)", run.label,
                      kept.get("provenance", {}).get("commit"), kept.get("provenance", {}).get("date"))
