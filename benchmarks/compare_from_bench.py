@@ -15,18 +15,18 @@ import json
 from pathlib import Path
 
 from nse_engine.bench import read_cases
-from nse_engine.compare import facts_fingerprint
+from nse_engine.compare import check_same_experiment, experiment
 from nse_engine.compare_report import read_comparison, write_comparison
+from nse_engine.errors import NseError
 from nse_engine.facts import EditRequest
 
 
 def add_bench_result(out: Path, report: dict, cases: list[EditRequest], label: str = "nse") -> dict:
     """Write `report` (an `nse bench` result of `cases`) into the comparison in `out` as `label`'s column."""
-    head = {"cases": report["cases"], "batch_size": report["batch_size"], "model": report["model"],
-            "facts": facts_fingerprint(cases)}
+    head = experiment(cases, report["batch_size"], report["model"])
     comparison = read_comparison(out) or {}
-    if comparison and any(comparison.get(k) != v for k, v in head.items()):
-        raise SystemExit(f"{out} holds a comparison of other facts, rounds or model")
+    if comparison:
+        check_same_experiment(comparison, head)
     results = {**comparison.get("results", {}), label: report}
     methods = [m for m in comparison.get("methods", []) if m != label] + [label]
     comparison = {**head, "methods": methods, "kept": [], "results": results}
@@ -43,7 +43,10 @@ def main() -> None:
     parser.add_argument("--out", required=True, type=Path, help="the comparison folder")
     args = parser.parse_args()
     report = json.loads(args.bench.read_text(encoding="utf-8"))
-    add_bench_result(args.out, report, read_cases(args.cases, args.limit), args.label)
+    try:
+        add_bench_result(args.out, report, read_cases(args.cases, args.limit), args.label)
+    except NseError as exc:
+        raise SystemExit(f"error: {exc}") from exc
     print(f"{args.out}: {args.label} from {args.bench}")
 
 

@@ -72,8 +72,15 @@ def facts_fingerprint(cases: list[EditRequest]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _as_json(value: object) -> object:
-    return json.loads(json.dumps(value))
+def experiment(cases: list[EditRequest], batch_size: int, model: str) -> dict[str, object]:
+    """What makes two comparisons the same experiment: the facts, the round size and the model."""
+    return {"cases": len(cases), "batch_size": batch_size, "model": model, "facts": facts_fingerprint(cases)}
+
+
+def check_same_experiment(earlier: dict, head: dict[str, object]) -> None:
+    if any(earlier.get(k) != v for k, v in head.items()):
+        raise NseError("the comparison in that folder is of other facts, rounds or model; use another folder "
+                       "(nse compare --fresh replaces it)")
 
 
 def run_comparison(
@@ -90,42 +97,38 @@ def run_comparison(
 
     `earlier` is a comparison saved before (compare.json) of the same model, facts and rounds (else
     NseError): a method it measured with the settings this run would use is kept, not rerun, and
-    listed in "kept"; methods it holds that this run does not name stay in the result. `save` receives the
-    comparison after every method, so an interrupted run loses at most the method it was on.
+    listed in "kept"; methods it holds that this run does not name stay in the result. `save`
+    receives the comparison after every method run, so an interrupted run loses at most that one.
     """
     control = control or silent()
-    comparison: dict[str, object] = {
-        "cases": len(cases), "batch_size": config.batch_size, "model": loaded.name,
-        "facts": facts_fingerprint(cases), "methods": [r.label for r in runs], "kept": [],
-    }
-    if earlier is not None and any(earlier.get(k) != comparison[k] for k in ("cases", "batch_size", "model", "facts")):
-        raise NseError("the earlier comparison there is of other facts, rounds or model; choose another "
-                       "folder, or --fresh to replace it")
+    head = experiment(cases, config.batch_size, loaded.name)
+    earlier_results: dict[str, dict] = {}
+    if earlier is not None:
+        check_same_experiment(earlier, head)
+        earlier_results = earlier.get("results", {})
     labels = [r.label for r in runs]
-    # methods measured before but not named this time stay in the folder
-    others = {k: v for k, v in (earlier or {}).get("results", {}).items() if k not in labels}
-    results: dict[str, object] = dict(others)
-    comparison["results"] = results
-    comparison["methods"] = labels + list(others)
+    results: dict[str, object] = {k: v for k, v in earlier_results.items() if k not in labels}
+    kept: list[str] = []
+    comparison = {**head, "methods": labels + list(results), "kept": kept, "results": results}
     points = find_edit_points(loaded.model)
     base = {l: points.weight(l).detach().clone() for l in range(points.n_layers)}
     dtype = str(loaded.dtype).removeprefix("torch.")
     pre = None
     for i, run in enumerate(runs):
         control.report("methods", i, len(runs), run.label)
-        settings = _as_json(bench_settings(loaded, run.method, {**(overrides or {}), **run.overrides}).to_dict())
-        kept = (earlier or {}).get("results", {}).get(run.label)
-        if kept is not None and kept.get("settings") == settings and kept.get("dtype") == dtype:
-            log.info("%s kept from the earlier comparison (commit %s, %s)", run.label,
-                     kept.get("provenance", {}).get("commit"), kept.get("provenance", {}).get("date"))
-            results[run.label] = kept
-            comparison["kept"].append(run.label)  # type: ignore[attr-defined]
+        method_overrides = {**(overrides or {}), **run.overrides}
+        # compared as JSON, the form compare.json stores them in (tuples become lists)
+        settings = json.loads(json.dumps(bench_settings(loaded, run.method, method_overrides).to_dict()))
+        before = earlier_results.get(run.label)
+        if before is not None and before.get("settings") == settings and before.get("dtype") == dtype:
+            made = before.get("provenance", {})
+            log.info("%s kept from the earlier comparison (commit %s, %s)", run.label, made.get("commit"), made.get("date"))
+            results[run.label] = before
+            kept.append(run.label)
             continue
         pre = pre or before_editing(loaded, cases, control)
         try:
-            report = run_benchmark(
-                loaded, cases, config, {**(overrides or {}), **run.overrides}, control, method=run.method, pre=pre
-            )
+            report = run_benchmark(loaded, cases, config, method_overrides, control, method=run.method, pre=pre)
         finally:
             with torch.no_grad():
                 for layer, weight in base.items():

@@ -110,5 +110,5 @@ def test_a_bench_result_becomes_a_comparison_column_that_compare_keeps(tmp_path)
     add_bench_result(out, report, cases)
     comparison = run_comparison(loaded, cases, config, parse_methods("nse"), earlier=read_comparison(out))
     assert comparison["kept"] == ["nse"] and comparison["results"]["nse"]["efficacy"] == report["efficacy"]
-    with pytest.raises(SystemExit, match="other facts"):
-        add_bench_result(out, {**report, "cases": 1}, cases[:1])
+    with pytest.raises(NseError, match="other facts"):
+        add_bench_result(out, report, cases[:1])
