@@ -11,6 +11,7 @@ The projection to 8B fits time ∝ parameters^k per phase through the measured s
 
     python -m benchmarks.cost_growth [--sizes 135m,360m,1b] [--batches 10,100] [--out FILE.json]
     python -m benchmarks.cost_growth --skip 1b:100 --steps 10   # what fits a 2-core session
+    python -m benchmarks.cost_growth --sizes 1b --batches 100 --steps 10 --keep   # add one row to the file
     python -m benchmarks.cost_growth --sizes 135m --batches 10 --stats-tokens 2048 --steps 5   # smoke test
 """
 
@@ -132,6 +133,19 @@ def project(results: list[dict], batch: int) -> dict[str, float]:
     return projected
 
 
+def kept_rows(path: Path, stats_tokens: int, steps: int, redone: set[tuple[str, int]]) -> list[dict]:
+    """The rows of an earlier result at `path` that stay comparable (same statistics tokens and
+    target-state steps) and are not measured again; each keeps the provenance of its own run."""
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text(encoding="utf-8"))
+    if (earlier["stats_tokens"], earlier["target_state_steps"]) != (stats_tokens, steps):
+        raise SystemExit(f"{path} was measured with {earlier['stats_tokens']} statistics tokens and "
+                         f"{earlier['target_state_steps']} steps; run with those, or without --keep")
+    return [row | {"provenance": row.get("provenance", earlier["provenance"])}
+            for row in earlier["results"] if (row["size"], row["batch_size"]) not in redone]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="135m,360m,1b")
@@ -140,13 +154,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25, help="target-state Adam steps (the paper: 20–25)")
     parser.add_argument("--skip", default="", help="size:batch pairs not to run, e.g. 1b:100")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cost_growth.json")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the rows of --out measured with the same statistics tokens and steps that this run does not redo")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         size, batch = args.child.split(":")
         print(json.dumps(measure(size, int(batch), args.stats_tokens, args.steps)))
         return
-    from nse_engine.provenance import write_result
+    from nse_engine.provenance import provenance, write_result
 
     sizes = args.sizes.split(",")
     unknown = set(sizes) - set(SHAPES)
@@ -155,6 +171,7 @@ def main() -> None:
     batches = [int(b) for b in args.batches.split(",")]
     skipped = {tuple(pair.split(":")) for pair in args.skip.split(",") if pair}
     runs = [(size, batch) for size, batch in itertools.product(sizes, batches) if (size, str(batch)) not in skipped]
+    kept = kept_rows(args.out, args.stats_tokens, args.steps, set(runs)) if args.keep else []
     results = []
     for size, batch in runs:
         with tempfile.TemporaryDirectory() as cache:  # statistics computed afresh, and timed
@@ -165,15 +182,19 @@ def main() -> None:
             )
         if done.returncode != 0:
             raise SystemExit(f"{size} at batch {batch} failed:\n{done.stderr[-3000:]}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result = json.loads(done.stdout.strip().splitlines()[-1]) | {"provenance": provenance()}
         results.append(result)
         phases = ", ".join(f"{k} {v:.3f}" for k, v in result["seconds_per_edit_by_phase"].items())
         print(f"{size:>5} batch {batch:>3}: {result['seconds_per_edit']:.3f} s/edit ({phases}); peak "
               f"{result['peak_rss_gib']:.2f} GiB; statistics {result['statistics_seconds_per_100k_tokens']:.1f} s/100k tokens",
               flush=True)
-    projection = {f"batch_{b}": project(results, b) for b in batches}
+    results = sorted(kept + results, key=lambda r: (r["parameters"], r["batch_size"]))
+    measured = {(r["size"], r["batch_size"]) for r in results}
+    all_batches = sorted({r["batch_size"] for r in results} | set(batches))
+    missing = [(s, b) for s, b in itertools.product(SHAPES, all_batches) if (s, b) not in measured]
+    projection = {f"batch_{b}": project(results, b) for b in all_batches}
     write_result(args.out, {"stats_tokens": args.stats_tokens, "target_state_steps": args.steps,
-                            "skipped": sorted(":".join(pair) for pair in skipped), "results": results,
+                            "skipped": [f"{s}:{b}" for s, b in missing], "results": results,
                             "projected_seconds_per_edit_at_8b": projection})
     print(f"projected seconds per edit at 8B parameters: {json.dumps(projection)}")
     print(f"written: {args.out}")
