@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -14,7 +15,8 @@ import torch
 from nse_engine.editing.derive import default_hparams
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.reference import per_fact_target_state
-from nse_engine.facts import EditRequest
+from nse_engine.bench_progress import BenchProgress, RoundsDone
+from nse_engine.facts import EditRequest, facts_fingerprint
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.target_state import compute_target_states
 from nse_engine.errors import NseError
@@ -84,6 +86,20 @@ def bench_settings(loaded: LoadedModel, method: str = "nse", overrides: dict[str
     return hp.with_overrides(**overrides) if overrides else hp
 
 
+def unedited_scores(loaded: LoadedModel, cases: list[EditRequest], control: JobControl,
+                    progress: BenchProgress | None = None) -> EvalSummary:
+    """`before_editing`, read from `progress` when an earlier run saved it for this model and facts."""
+    experiment = {"model": loaded.name, "dtype": str(loaded.dtype), "facts": facts_fingerprint(cases)}
+    saved = progress.unedited(experiment) if progress else None
+    if saved is not None:
+        log.info("unedited scores read from %s", progress.folder)
+        return saved
+    scores = before_editing(loaded, cases, control)
+    if progress:
+        progress.save_unedited(experiment, scores)
+    return scores
+
+
 def run_benchmark(
     loaded: LoadedModel,
     cases: list[EditRequest],
@@ -92,51 +108,63 @@ def run_benchmark(
     control: JobControl | None = None,
     method: str = "nse",
     pre: EvalSummary | None = None,
+    progress: BenchProgress | None = None,
 ) -> dict[str, object]:
     """Edit `cases` round by round on a fresh model and measure what the JSON report holds.
 
     `pre` is `before_editing(loaded, cases)` when the caller has it already (several methods on
-    one model). The model is left edited; `compare.py` restores it between methods.
+    one model). With `progress`, every round is saved there and a run of the same model, facts,
+    rounds, method and settings resumes after the last saved round. The model is left edited;
+    `compare.py` restores it between methods.
     """
     control = control or silent()
     points = find_edit_points(loaded.model)
     hp = bench_settings(loaded, method, overrides, control)
-    session = EditingSession(loaded, hp, points)
+    run = {"model": loaded.name, "dtype": str(loaded.dtype), "facts": facts_fingerprint(cases),
+           "batch_size": config.batch_size, "retention_sample": config.retention_sample,
+           "per_fact_baseline": config.per_fact_baseline, "settings": json.loads(json.dumps(hp.to_dict()))}
+    resumed = progress.resume(loaded, run) if progress else None
+    if resumed:
+        done, session = resumed
+        log.info("resuming after round %d of %d from %s", done.rounds_done,
+                 -(-len(cases) // config.batch_size), progress.folder)
+    else:
+        done, session = RoundsDone(run), EditingSession(loaded, hp, points)
 
     edited_prompts = {c.text for c in cases}
-    pre = pre or before_editing(loaded, cases, control)
-    baseline = _per_fact_baseline(session, cases, config, control) if config.per_fact_baseline else None
+    pre = pre or unedited_scores(loaded, cases, control, progress)
+    if config.per_fact_baseline and done.per_fact_baseline is None:
+        done.per_fact_baseline = _per_fact_baseline(session, cases, config, control)
 
-    seconds_by_phase: dict[str, float] = {}
-    edit_seconds = 0.0
-    curve: list[dict[str, float]] = []
-    generation_curve: list[dict[str, float]] = []
     n_rounds = -(-len(cases) // config.batch_size)
-    applied_so_far: list[tuple[int, EditRequest]] = []
-    not_applied: list[dict[str, object]] = []
-    refreshed_per_round: list[int] = []
-    for start in range(0, len(cases), config.batch_size):
+    for start in range(done.rounds_done * config.batch_size, len(cases), config.batch_size):
         batch = cases[start : start + config.batch_size]
         control.report("rounds", start // config.batch_size, n_rounds, f"{hp.method} round {start // config.batch_size + 1}")
         t0 = time.perf_counter()
         result = session.apply_round(batch, control)
-        edit_seconds += time.perf_counter() - t0
+        done.edit_seconds += time.perf_counter() - t0
         for phase, seconds in result.seconds_by_phase.items():
-            seconds_by_phase[phase] = seconds_by_phase.get(phase, 0.0) + seconds
-        not_applied += [{"subject": o.request.subject, "reason": o.reason} for o in result.not_applied]
-        refreshed_per_round.append(len(result.refreshed))
+            done.seconds_by_phase[phase] = done.seconds_by_phase.get(phase, 0.0) + seconds
+        done.not_applied += [{"subject": o.request.subject, "reason": o.reason} for o in result.not_applied]
+        done.refreshed_per_round.append(len(result.refreshed))
+        applied_so_far = [(round_index, cases[i]) for round_index, i in done.applied]
         sample = [r for _, r in retention_sample(applied_so_far, config.retention_sample)]
         current = [o.request for o in result.applied]
         applied_now = len(applied_so_far) + len(current)
         if sample:
             earlier = evaluate(loaded, sample, generation=False, control=control)
-            curve.append({"edits_applied": applied_now, "efficacy_on_earlier": earlier.efficacy})
+            done.retention_curve.append({"edits_applied": applied_now, "efficacy_on_earlier": earlier.efficacy})
         if sample or current:
             says_new = generation_hits(loaded, sample + current)
-            generation_curve.append({"edits_applied": applied_now, "generation_on_applied": sum(says_new) / len(says_new)})
-        applied_so_far += [(result.round_index, r) for r in current]
+            done.generation_curve.append({"edits_applied": applied_now,
+                                          "generation_on_applied": sum(says_new) / len(says_new)})
+        done.applied += [(result.round_index, start + k) for k, o in enumerate(result.outcomes) if o.applied]
+        done.rounds_done += 1
         log.info("round %d: %d/%d applied, %.1f s", result.round_index, len(result.applied), len(batch),
                  time.perf_counter() - t0)
+        if progress:
+            done.peak_rss_mb = max(done.peak_rss_mb, _peak_rss_mb())
+            progress.save_round(done, session)
 
     post = evaluate(loaded, cases, generation=True, fluency=True, control=control, edited_prompts=edited_prompts,
                     chat=True)
@@ -167,23 +195,27 @@ def run_benchmark(
         "first_round_retention": first_round_retention(
             (i // config.batch_size, f.efficacy) for i, f in enumerate(post.facts)
         ),
-        "retention_curve": curve,
-        "generation_curve": generation_curve,
+        "retention_curve": done.retention_curve,
+        "generation_curve": done.generation_curve,
         "method": hp.method,
-        "not_applied": not_applied,
-        "refreshed_per_round": refreshed_per_round,
-        "seconds_per_edit": edit_seconds / len(cases),
-        "seconds_by_phase": {k: v / len(cases) for k, v in seconds_by_phase.items()},
-        "edit_seconds_total": edit_seconds,
-        "peak_rss_mb": _peak_rss_mb(),
+        "not_applied": done.not_applied,
+        "refreshed_per_round": done.refreshed_per_round,
+        "seconds_per_edit": done.edit_seconds / len(cases),
+        "seconds_by_phase": {k: v / len(cases) for k, v in done.seconds_by_phase.items()},
+        "edit_seconds_total": done.edit_seconds,
+        "peak_rss_mb": max(done.peak_rss_mb, _peak_rss_mb()),
         "device": str(loaded.device),
         "dtype": str(loaded.dtype).removeprefix("torch."),
         "torch_threads": torch.get_num_threads(),
         "model": loaded.name,
         "settings": hp.to_dict(),
     }
-    if baseline:
-        report["per_fact_baseline"] = baseline
+    if done.per_fact_baseline:
+        report["per_fact_baseline"] = done.per_fact_baseline
+    if done.resumed_after:
+        report["resumed_after_rounds"] = done.resumed_after
+    if progress:
+        progress.finish_run()
     return report
 
 

@@ -12,7 +12,6 @@ rounds and settings (each column records the commit and date that produced it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -20,10 +19,11 @@ from dataclasses import dataclass
 
 import torch
 
-from nse_engine.bench import BenchConfig, before_editing, bench_settings, run_benchmark
+from nse_engine.bench import BenchConfig, bench_settings, run_benchmark, unedited_scores
+from nse_engine.bench_progress import BenchProgress
 from nse_engine.method_names import METHODS
 from nse_engine.errors import NseError
-from nse_engine.facts import EditRequest
+from nse_engine.facts import EditRequest, facts_fingerprint
 from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl, silent
@@ -66,12 +66,6 @@ def parse_methods(text: str) -> list[MethodRun]:
     return runs
 
 
-def facts_fingerprint(cases: list[EditRequest]) -> str:
-    """A hash of the facts in order: two comparisons with the same fingerprint edited the same facts."""
-    text = json.dumps([c.to_dict() for c in cases], sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
 def experiment(cases: list[EditRequest], batch_size: int, model: str) -> dict[str, object]:
     """What makes two comparisons the same experiment: the facts, the round size and the model."""
     return {"cases": len(cases), "batch_size": batch_size, "model": model, "facts": facts_fingerprint(cases)}
@@ -92,13 +86,15 @@ def run_comparison(
     control: JobControl | None = None,
     earlier: dict | None = None,
     save: Callable[[dict], None] | None = None,
+    progress: BenchProgress | None = None,
 ) -> dict[str, object]:
     """Every `nse bench` figure per method, on the same facts and base model.
 
     `earlier` is a comparison saved before (compare.json) of the same model, facts and rounds (else
     NseError): a method it measured with the settings this run would use is kept, not rerun, and
     listed in "kept"; methods it holds that this run does not name stay in the result. `save`
-    receives the comparison after every method run, so an interrupted run loses at most that one.
+    receives the comparison after every method run; with `progress`, every round is saved too and
+    a method stopped part-way resumes after its last round (the unedited scores are kept there).
     """
     control = control or silent()
     head = experiment(cases, config.batch_size, loaded.name)
@@ -126,9 +122,10 @@ def run_comparison(
             results[run.label] = before
             kept.append(run.label)
             continue
-        pre = pre or before_editing(loaded, cases, control)
+        pre = pre or unedited_scores(loaded, cases, control, progress)
         try:
-            report = run_benchmark(loaded, cases, config, method_overrides, control, method=run.method, pre=pre)
+            report = run_benchmark(loaded, cases, config, method_overrides, control, method=run.method, pre=pre,
+                                   progress=progress)
         finally:
             with torch.no_grad():
                 for layer, weight in base.items():

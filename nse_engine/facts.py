@@ -3,6 +3,8 @@ the edit log all speak (the bottom layer of the engine; it imports nothing of th
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 
@@ -69,3 +71,9 @@ class FactOutcome:
     continuation: str | None = None  # what the model wrote after the prompt once the round was done
     held: bool | None = None  # that continuation says target_new (None: the round did not check)
     extra_passes: int = 0  # targeted passes the round added for this fact before it held (or gave up)
+
+
+def facts_fingerprint(cases: list[EditRequest]) -> str:
+    """A hash of the facts in order: two runs with the same fingerprint edited the same facts."""
+    text = json.dumps([c.to_dict() for c in cases], sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path,
                    help="folder for compare.json, compare.md and the charts; methods an earlier run there "
                         "measured with the same model, facts, rounds and settings are kept")
-    p.add_argument("--fresh", action="store_true", help="rerun every method, ignoring an earlier compare.json in --out")
+    p.add_argument("--fresh", action="store_true",
+                   help="rerun every method, ignoring an earlier compare.json and saved progress in --out")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a setting for every method")
     add_model_options(p)
     p.set_defaults(run=run_compare)
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     from nse_engine.bench import BenchConfig, read_cases
+    from nse_engine.bench_progress import BenchProgress
     from nse_engine.cli.editing import parse_overrides
     from nse_engine.compare import parse_methods, run_comparison
     from nse_engine.compare_report import read_comparison, write_comparison
@@ -41,8 +43,12 @@ def run_compare(args: argparse.Namespace) -> int:
     cases = read_cases(args.cases, args.limit)
     config = BenchConfig(limit=args.limit, batch_size=args.batch_size)
     earlier = None if args.fresh else read_comparison(args.out)
+    progress = BenchProgress(args.out / ".progress")
+    if args.fresh:
+        progress.remove()
+    print(f"progress is saved in {progress.folder} after every round; rerun this command to resume after a stop")
     comparison = run_comparison(loaded, cases, config, runs, overrides, control, earlier,
-                                save=lambda partial: write_comparison(args.out, partial))
+                                save=lambda partial: write_comparison(args.out, partial), progress=progress)
     written = write_comparison(args.out, comparison)
     print((args.out / "compare.md").read_text(encoding="utf-8"))
     for label in comparison["kept"]:

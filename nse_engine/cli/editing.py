@@ -36,7 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cases", required=True, type=Path, help="our JSONL (facts_dev.jsonl) or CounterFact JSON")
     p.add_argument("--limit", type=positive_int, default=100, help="number of cases (default 100)")
     p.add_argument("--batch-size", type=positive_int, default=10, help="facts per edit round (default 10)")
-    p.add_argument("--json", required=True, type=Path, help="where to write the results")
+    p.add_argument("--json", required=True, type=Path,
+                   help="where to write the results; progress is saved beside it after every round (OUT.progress/), "
+                        "so rerunning the same command after a stop resumes")
+    p.add_argument("--fresh", action="store_true", help="start over, discarding progress saved by an earlier run")
     p.add_argument("--method", choices=METHODS, default="nse", help="editing method (default nse)")
     p.add_argument("--per-fact-baseline", type=non_negative_int, default=0, metavar="K",
                    help="also time a plain per-fact target-state loop on K cases")
@@ -139,6 +142,7 @@ def run_edit(args: argparse.Namespace) -> int:
 
 def run_bench(args: argparse.Namespace) -> int:
     from nse_engine.bench import BenchConfig, read_cases, run_benchmark
+    from nse_engine.bench_progress import BenchProgress
     from nse_engine.model.loading import load_model
     from nse_engine.provenance import write_result
 
@@ -146,8 +150,16 @@ def run_bench(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     cases = read_cases(args.cases, args.limit)
     config = BenchConfig(limit=args.limit, batch_size=args.batch_size, per_fact_baseline=args.per_fact_baseline)
-    report = run_benchmark(loaded, cases, config, parse_overrides(args.set), control, method=args.method)
+    progress = BenchProgress(args.json.with_suffix(".progress"))
+    if args.fresh:
+        progress.remove()
+    print(f"progress is saved in {progress.folder} after every round; rerun this command to resume after a stop")
+    report = run_benchmark(loaded, cases, config, parse_overrides(args.set), control, method=args.method,
+                           progress=progress)
     write_result(args.json, report)
+    progress.remove()
+    if report.get("resumed_after_rounds"):
+        print(f"resumed after round(s) {', '.join(map(str, report['resumed_after_rounds']))} from saved progress")
     for key in ("efficacy", "generalization", "specificity", "specificity_unedited_neighbours", "generation",
                 "generation_paraphrase", "chat_answer", "neighbour_generation", "subject_spelling",
                 "first_round_retention", "fluency_before", "fluency_after", "seconds_per_edit", "peak_rss_mb"):

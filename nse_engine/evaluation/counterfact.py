@@ -76,6 +76,13 @@ class EvalSummary:
             del data["facts"]
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> EvalSummary:
+        """The summary `to_dict()` wrote (a benchmark's saved progress)."""
+        facts = [FactScores(**{**f, "written": WrittenScores(**f["written"]) if f["written"] else None})
+                 for f in data["facts"]]
+        return cls(**{**data, "facts": facts})
+
 
 def prefers(first: TargetScore, second: TargetScore) -> bool:
     """The model expects `first` more than `second`: higher mean per-token log-probability."""
