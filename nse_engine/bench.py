@@ -23,8 +23,10 @@ from nse_engine.errors import NseError
 from nse_engine.evaluation.counterfact import EvalSummary, evaluate, generation_hits
 from nse_engine.evaluation.retention import retention_sample
 from nse_engine.model.architecture import find_edit_points
+from nse_engine.model.fingerprint import prefix_fingerprint
 from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl, silent
+from nse_engine.provenance import provenance
 from nse_engine.store.importing import FactFile
 from nse_engine.store.log_rows import first_round_retention
 
@@ -86,10 +88,18 @@ def bench_settings(loaded: LoadedModel, method: str = "nse", overrides: dict[str
     return hp.with_overrides(**overrides) if overrides else hp
 
 
+def base_experiment(loaded: LoadedModel, cases: list[EditRequest]) -> dict[str, object]:
+    """What the unedited scores depend on: the base weights (hashed; call before editing), where
+    and in which dtype they run, and the facts in order."""
+    points = find_edit_points(loaded.model)
+    return {"model": loaded.name, "weights": prefix_fingerprint(loaded.model, points, points.n_layers - 1),
+            "device": str(loaded.device), "dtype": str(loaded.dtype), "facts": facts_fingerprint(cases)}
+
+
 def unedited_scores(loaded: LoadedModel, cases: list[EditRequest], control: JobControl,
                     progress: BenchProgress | None = None) -> EvalSummary:
-    """`before_editing`, read from `progress` when an earlier run saved it for this model and facts."""
-    experiment = {"model": loaded.name, "dtype": str(loaded.dtype), "facts": facts_fingerprint(cases)}
+    """`before_editing`, read from `progress` when an earlier run saved it for this experiment."""
+    experiment = base_experiment(loaded, cases)
     saved = progress.unedited(experiment) if progress else None
     if saved is not None:
         log.info("unedited scores read from %s", progress.folder)
@@ -114,25 +124,28 @@ def run_benchmark(
 
     `pre` is `before_editing(loaded, cases)` when the caller has it already (several methods on
     one model). With `progress`, every round is saved there and a run of the same model, facts,
-    rounds, method and settings resumes after the last saved round. The model is left edited;
-    `compare.py` restores it between methods.
+    rounds, method and settings resumes after the last saved round; the caller deletes the
+    progress once it has stored the report. The model is left edited; `compare.py` restores it
+    between methods.
     """
     control = control or silent()
     points = find_edit_points(loaded.model)
     hp = bench_settings(loaded, method, overrides, control)
-    run = {"model": loaded.name, "dtype": str(loaded.dtype), "facts": facts_fingerprint(cases),
-           "batch_size": config.batch_size, "retention_sample": config.retention_sample,
-           "per_fact_baseline": config.per_fact_baseline, "settings": json.loads(json.dumps(hp.to_dict()))}
-    resumed = progress.resume(loaded, run) if progress else None
+    pre = pre or unedited_scores(loaded, cases, control, progress)  # before any saved edit is written back
+    run = {**base_experiment(loaded, cases), "batch_size": config.batch_size,
+           "retention_sample": config.retention_sample, "per_fact_baseline": config.per_fact_baseline,
+           "settings": json.loads(json.dumps(hp.to_dict()))} if progress else {}
+    resumed = progress.resume(loaded, run, cases) if progress else None
     if resumed:
         done, session = resumed
         log.info("resuming after round %d of %d from %s", done.rounds_done,
                  -(-len(cases) // config.batch_size), progress.folder)
+        session.prepare(control)  # outside the rounds' timing: an unbroken run pays it once, in round 1
     else:
         done, session = RoundsDone(run), EditingSession(loaded, hp, points)
+    done.processes.append(provenance())
 
     edited_prompts = {c.text for c in cases}
-    pre = pre or unedited_scores(loaded, cases, control, progress)
     if config.per_fact_baseline and done.per_fact_baseline is None:
         done.per_fact_baseline = _per_fact_baseline(session, cases, config, control)
 
@@ -212,10 +225,9 @@ def run_benchmark(
     }
     if done.per_fact_baseline:
         report["per_fact_baseline"] = done.per_fact_baseline
-    if done.resumed_after:
+    if done.resumed_after:  # the rounds ran in several processes, each with its own provenance
         report["resumed_after_rounds"] = done.resumed_after
-    if progress:
-        progress.finish_run()
+        report["processes"] = done.processes
     return report
 
 

@@ -3,15 +3,15 @@ resumes at the next round instead of starting again (1000 facts take hours on a 
 
 One folder holds the unedited model's scores (`unedited.json`, shared by every method run on the
 same model and facts) and the rounds done so far of one run (`rounds.json` beside the editing
-session's `session.safetensors`). A run resumes only from progress made with the same model,
-facts, round size, method and settings: anything else starts afresh and replaces it.
+session's `session.safetensors`). A run resumes only from progress made on the same base weights,
+device, dtype, facts, round size, method and settings; other progress is deleted and the run
+starts afresh.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,16 +19,20 @@ from nse_engine.atomic import atomic_path
 from nse_engine.editing.session import EditingSession
 from nse_engine.errors import ProjectError
 from nse_engine.evaluation.counterfact import EvalSummary
+from nse_engine.facts import EditRequest
 from nse_engine.model.loading import LoadedModel
 
 log = logging.getLogger(__name__)
+
+PROGRESS_FORMAT = 1
+FILES = ("rounds.json", "session.safetensors", "unedited.json")
 
 
 @dataclass
 class RoundsDone:
     """What a benchmark has measured after each round: enough to finish the report later."""
 
-    run: dict[str, object]  # what must match to resume (model, facts, rounds, method, settings)
+    run: dict[str, object]  # what must match to resume (base weights, facts, rounds, method, settings)
     rounds_done: int = 0
     seconds_by_phase: dict[str, float] = field(default_factory=dict)
     edit_seconds: float = 0.0
@@ -40,6 +44,7 @@ class RoundsDone:
     peak_rss_mb: float = 0.0  # the highest of the earlier processes that ran these rounds
     per_fact_baseline: dict[str, float] | None = None
     resumed_after: list[int] = field(default_factory=list)  # rounds done when each later process took over
+    processes: list[dict[str, str]] = field(default_factory=list)  # provenance of each process that ran rounds
 
 
 class BenchProgress:
@@ -50,31 +55,43 @@ class BenchProgress:
         self.session_path = self.folder / "session.safetensors"
 
     def unedited(self, experiment: dict[str, object]) -> EvalSummary | None:
-        """The unedited model's scores saved for this model and facts, or None."""
+        """The unedited model's scores saved for this experiment (base weights, facts), or None."""
         saved = self._read("unedited.json")
         if saved is None or saved.get("experiment") != experiment:
             return None
-        return EvalSummary.from_dict(saved["scores"])
+        try:
+            return EvalSummary.from_dict(saved["scores"])
+        except (KeyError, TypeError) as exc:  # written by another version
+            log.warning("recomputing the unedited scores: %s is of another format (%s)", self.folder, exc)
+            return None
 
     def save_unedited(self, experiment: dict[str, object], scores: EvalSummary) -> None:
-        self._write("unedited.json", {"experiment": experiment, "scores": scores.to_dict()})
+        self._write("unedited.json", {"format": PROGRESS_FORMAT, "experiment": experiment, "scores": scores.to_dict()})
 
-    def resume(self, loaded: LoadedModel, run: dict[str, object]) -> tuple[RoundsDone, EditingSession] | None:
-        """The rounds done by an earlier run of `run` and its session, its edits written into the
-        freshly loaded model; None when there are none to resume."""
+    def resume(self, loaded: LoadedModel, run: dict[str, object],
+               cases: list[EditRequest]) -> tuple[RoundsDone, EditingSession] | None:
+        """The rounds done by an earlier process of `run` and its session, their edits written into
+        the freshly loaded model; None (and the stale rounds deleted) when there is nothing to resume."""
         saved = self._read("rounds.json")
-        if saved is None or saved.get("run") != run or not self.session_path.exists():
+        if saved is None:
             return None
-        done = RoundsDone(**{**saved, "applied": [tuple(a) for a in saved["applied"]]})
+        done = self._rounds_done(saved, run)
+        if done is None or not self.session_path.exists():
+            self.finish_run()
+            return None
         try:
             session = EditingSession.from_state(loaded, self.session_path)
-        except ProjectError as exc:  # a damaged save, or the same name for other weights
+        except ProjectError as exc:  # a damaged save, or other base weights
             log.warning("cannot resume from %s (%s); starting afresh", self.folder, exc)
+            self.finish_run()
             return None
         while len(session.rounds) > done.rounds_done:  # stopped between saving the session and the rounds
             session.undo_last_round()
-        if len(session.rounds) != done.rounds_done:
-            log.warning("the saved session in %s lacks rounds; starting afresh", self.folder)
+        if not _same_rounds(session, run, cases):
+            log.warning("the saved session in %s is not this run's; starting afresh", self.folder)
+            session.ledger.rounds.clear()
+            session.ledger.rebuild()  # the model's weights back to the base
+            self.finish_run()
             return None
         done.resumed_after.append(done.rounds_done)
         return done, session
@@ -83,15 +100,27 @@ class BenchProgress:
         """Save after a round: the session first, so the rounds record never runs ahead of it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         session.save_state(self.session_path)
-        self._write("rounds.json", asdict(done))
+        self._write("rounds.json", {"format": PROGRESS_FORMAT, **asdict(done)})
 
     def finish_run(self) -> None:
-        """Forget the finished run's rounds (the unedited scores stay for the next method)."""
-        for name in ("rounds.json", "session.safetensors"):
+        """Forget a run's rounds (the unedited scores stay for the next method)."""
+        for name in FILES[:2]:
             (self.folder / name).unlink(missing_ok=True)
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Delete what this module wrote, and the folder when nothing else is in it."""
+        for name in FILES:
+            (self.folder / name).unlink(missing_ok=True)
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+    def _rounds_done(self, saved: dict, run: dict[str, object]) -> RoundsDone | None:
+        if saved.pop("format", None) != PROGRESS_FORMAT or saved.get("run") != run:
+            return None
+        try:
+            return RoundsDone(**{**saved, "applied": [tuple(a) for a in saved["applied"]]})
+        except (KeyError, TypeError):
+            return None
 
     def _read(self, name: str) -> dict | None:
         path = self.folder / name
@@ -107,3 +136,12 @@ class BenchProgress:
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.folder / name) as tmp:
             tmp.write_text(json.dumps(data), encoding="utf-8")
+
+
+def _same_rounds(session: EditingSession, run: dict[str, object], cases: list[EditRequest]) -> bool:
+    """The session was made with the run's settings and its rounds edited the run's facts, in order."""
+    if json.loads(json.dumps(session.hparams.to_dict())) != run["settings"]:
+        return False
+    size = int(run["batch_size"])
+    return all([r.to_dict() for r in record.requests] == [c.to_dict() for c in cases[i * size : (i + 1) * size]]
+               for i, record in enumerate(session.rounds))

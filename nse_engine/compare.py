@@ -134,5 +134,7 @@ def run_comparison(
         log.info("%s done", run.label)
         if save:
             save(comparison)
+        if progress:
+            progress.finish_run()
     control.report("methods", len(runs), len(runs), "done")
     return comparison

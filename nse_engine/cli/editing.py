@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=positive_int, default=100, help="number of cases (default 100)")
     p.add_argument("--batch-size", type=positive_int, default=10, help="facts per edit round (default 10)")
     p.add_argument("--json", required=True, type=Path,
-                   help="where to write the results; progress is saved beside it after every round (OUT.progress/), "
+                   help="where to write the results; progress is saved beside it after every round (bench.json: bench.progress/), "
                         "so rerunning the same command after a stop resumes")
     p.add_argument("--fresh", action="store_true", help="start over, discarding progress saved by an earlier run")
     p.add_argument("--method", choices=METHODS, default="nse", help="editing method (default nse)")
