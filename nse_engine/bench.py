@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -97,16 +96,18 @@ def base_experiment(loaded: LoadedModel, cases: list[EditRequest]) -> dict[str, 
 
 
 def unedited_scores(loaded: LoadedModel, cases: list[EditRequest], control: JobControl,
-                    progress: BenchProgress | None = None) -> EvalSummary:
-    """`before_editing`, read from `progress` when an earlier run saved it for this experiment."""
-    experiment = base_experiment(loaded, cases)
-    saved = progress.unedited(experiment) if progress else None
+                    progress: BenchProgress | None = None, experiment: dict[str, object] | None = None) -> EvalSummary:
+    """`before_editing`, read from `progress` when an earlier run saved it for this experiment
+    (`base_experiment(loaded, cases)`, computed here unless the caller has it)."""
+    if progress is None:
+        return before_editing(loaded, cases, control)
+    experiment = experiment or base_experiment(loaded, cases)
+    saved = progress.unedited(experiment)
     if saved is not None:
         log.info("unedited scores read from %s", progress.folder)
         return saved
     scores = before_editing(loaded, cases, control)
-    if progress:
-        progress.save_unedited(experiment, scores)
+    progress.save_unedited(experiment, scores)
     return scores
 
 
@@ -131,10 +132,10 @@ def run_benchmark(
     control = control or silent()
     points = find_edit_points(loaded.model)
     hp = bench_settings(loaded, method, overrides, control)
-    pre = pre or unedited_scores(loaded, cases, control, progress)  # before any saved edit is written back
-    run = {**base_experiment(loaded, cases), "batch_size": config.batch_size,
-           "retention_sample": config.retention_sample, "per_fact_baseline": config.per_fact_baseline,
-           "settings": json.loads(json.dumps(hp.to_dict()))} if progress else {}
+    experiment = base_experiment(loaded, cases) if progress else {}  # hashes the weights: before any saved edit
+    pre = pre or unedited_scores(loaded, cases, control, progress, experiment)
+    run = {**experiment, "batch_size": config.batch_size, "retention_sample": config.retention_sample,
+           "per_fact_baseline": config.per_fact_baseline, "settings": hp.to_dict()} if progress else {}
     resumed = progress.resume(loaded, run, cases) if progress else None
     if resumed:
         done, session = resumed

@@ -25,7 +25,7 @@ from nse_engine.model.loading import LoadedModel
 log = logging.getLogger(__name__)
 
 PROGRESS_FORMAT = 1
-FILES = ("rounds.json", "session.safetensors", "unedited.json")
+RUN_FILES = ("rounds.json", "session.safetensors")  # one run's rounds; "unedited.json" outlives it
 
 
 @dataclass
@@ -104,12 +104,12 @@ class BenchProgress:
 
     def finish_run(self) -> None:
         """Forget a run's rounds (the unedited scores stay for the next method)."""
-        for name in FILES[:2]:
+        for name in RUN_FILES:
             (self.folder / name).unlink(missing_ok=True)
 
     def remove(self) -> None:
         """Delete what this module wrote, and the folder when nothing else is in it."""
-        for name in FILES:
+        for name in (*RUN_FILES, "unedited.json"):
             (self.folder / name).unlink(missing_ok=True)
         if self.folder.is_dir() and not any(self.folder.iterdir()):
             self.folder.rmdir()
@@ -140,7 +140,7 @@ class BenchProgress:
 
 def _same_rounds(session: EditingSession, run: dict[str, object], cases: list[EditRequest]) -> bool:
     """The session was made with the run's settings and its rounds edited the run's facts, in order."""
-    if json.loads(json.dumps(session.hparams.to_dict())) != run["settings"]:
+    if session.hparams.to_dict() != run["settings"]:
         return False
     size = int(run["batch_size"])
     return all([r.to_dict() for r in record.requests] == [c.to_dict() for c in cases[i * size : (i + 1) * size]]

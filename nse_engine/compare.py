@@ -12,7 +12,6 @@ rounds and settings (each column records the commit and date that produced it).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,8 +112,7 @@ def run_comparison(
     for i, run in enumerate(runs):
         control.report("methods", i, len(runs), run.label)
         method_overrides = {**(overrides or {}), **run.overrides}
-        # compared as JSON, the form compare.json stores them in (tuples become lists)
-        settings = json.loads(json.dumps(bench_settings(loaded, run.method, method_overrides).to_dict()))
+        settings = bench_settings(loaded, run.method, method_overrides).to_dict()
         before = earlier_results.get(run.label)
         if before is not None and before.get("settings") == settings and before.get("dtype") == dtype:
             made = before.get("provenance", {})

@@ -30,8 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     from nse_engine.bench import BenchConfig, read_cases
-    from nse_engine.bench_progress import BenchProgress
-    from nse_engine.cli.editing import parse_overrides
+    from nse_engine.cli.editing import open_progress, parse_overrides
     from nse_engine.compare import parse_methods, run_comparison
     from nse_engine.compare_report import read_comparison, write_comparison
     from nse_engine.model.loading import load_model
@@ -43,10 +42,7 @@ def run_compare(args: argparse.Namespace) -> int:
     cases = read_cases(args.cases, args.limit)
     config = BenchConfig(limit=args.limit, batch_size=args.batch_size)
     earlier = None if args.fresh else read_comparison(args.out)
-    progress = BenchProgress(args.out / ".progress")
-    if args.fresh:
-        progress.remove()
-    print(f"progress is saved in {progress.folder} after every round; rerun this command to resume after a stop")
+    progress = open_progress(args.out / ".progress", args.fresh)
     comparison = run_comparison(loaded, cases, config, runs, overrides, control, earlier,
                                 save=lambda partial: write_comparison(args.out, partial), progress=progress)
     written = write_comparison(args.out, comparison)

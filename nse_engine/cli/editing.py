@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nse_engine.cli.arguments import non_negative_int, positive_int, setting
 from nse_engine.cli.models import add_model_options
 from nse_engine.cli.progress_bar import progress_bar_control
 from nse_engine.method_names import METHODS
 from nse_engine.store.log_rows import LogRow, held_count
+
+if TYPE_CHECKING:
+    from nse_engine.bench_progress import BenchProgress
 
 SHOWN_PROBLEMS = 10
 
@@ -140,9 +143,19 @@ def run_edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def open_progress(folder: Path, fresh: bool) -> BenchProgress:
+    """The benchmark's progress folder (emptied with --fresh), announced so a user knows a stop is not fatal."""
+    from nse_engine.bench_progress import BenchProgress
+
+    progress = BenchProgress(folder)
+    if fresh:
+        progress.remove()
+    print(f"progress is saved in {progress.folder} after every round; rerun this command to resume after a stop")
+    return progress
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from nse_engine.bench import BenchConfig, read_cases, run_benchmark
-    from nse_engine.bench_progress import BenchProgress
     from nse_engine.model.loading import load_model
     from nse_engine.provenance import write_result
 
@@ -150,10 +163,7 @@ def run_bench(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     cases = read_cases(args.cases, args.limit)
     config = BenchConfig(limit=args.limit, batch_size=args.batch_size, per_fact_baseline=args.per_fact_baseline)
-    progress = BenchProgress(args.json.with_suffix(".progress"))
-    if args.fresh:
-        progress.remove()
-    print(f"progress is saved in {progress.folder} after every round; rerun this command to resume after a stop")
+    progress = open_progress(args.json.with_suffix(".progress"), args.fresh)
     report = run_benchmark(loaded, cases, config, parse_overrides(args.set), control, method=args.method,
                            progress=progress)
     write_result(args.json, report)

@@ -47,6 +47,8 @@ class NseHyperParams:
     notes: dict[str, str] = field(default_factory=dict)  # how each derived value was chosen
 
     def to_dict(self) -> dict[str, object]:
+        """The settings as JSON stores them (layers a list), so a dict read back from a file
+        compares equal to this one."""
         data = dataclasses.asdict(self)
         data["layers"] = list(self.layers)
         return data
