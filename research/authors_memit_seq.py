@@ -28,6 +28,7 @@ copy pads right.
 from __future__ import annotations
 
 import argparse
+import atexit
 import copy
 import importlib
 import logging
@@ -85,6 +86,7 @@ PATCHES: dict[str, list[tuple[str, str]]] = {  # file -> (text in the authors' c
 def authors_memit_seq(source: Path, device: torch.device) -> types.ModuleType:
     """Their `memit.memit_seq_main`, copied from the checkout `source` and patched (module docstring)."""
     folder = Path(tempfile.mkdtemp(prefix="authors-nse-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     for package in ("memit", "rome", "util"):
         shutil.copytree(source / package, folder / package, ignore=shutil.ignore_patterns("__pycache__"))
         (folder / package / "__init__.py").write_text("")  # theirs import every method, with its dependencies
