@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 from nse_engine.bench import before_editing, read_cases, subject_spelling
-from nse_engine.evaluation.counterfact import EvalSummary, evaluate
+from nse_engine.evaluation.counterfact import evaluate
 from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.loading import LoadedModel, load_model
@@ -112,13 +112,6 @@ def checkout_commit(source: Path) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def scores(summary: EvalSummary) -> dict[str, float | None]:
-    return {"efficacy": summary.efficacy, "generalization": summary.generalization,
-            "specificity": summary.specificity, "top1": summary.top1, "generation": summary.generation,
-            "generation_paraphrase": summary.generation_paraphrase, "chat_answer": summary.chat_answer,
-            "neighbour_generation": summary.neighbour_generation, "fluency": summary.fluency}
-
-
 def edit_in_rounds(loaded: LoadedModel, memit_seq: types.ModuleType, cases: list[EditRequest],
                    batch_size: int, moments: dict[int, torch.Tensor]) -> list[float]:
     """Edit `cases` in rounds with the authors' code; the seconds each round took."""
@@ -161,8 +154,8 @@ def main() -> None:
         "model": loaded.name, "cases": len(cases), "batch_size": args.batch_size,
         "authors_code": {"repository": "github.com/jianghoucheng/NSE", "commit": checkout_commit(args.nse_repo),
                          "function": "memit.memit_seq_main.apply_memit_seq_to_model", "settings": AUTHORS_SETTINGS},
-        **scores(post), **subject_spelling(pre, post),
-        "unedited": scores(pre),
+        **post.to_dict(with_facts=False), **subject_spelling(pre, post),
+        "unedited": pre.to_dict(with_facts=False),
         "seconds_per_edit": sum(seconds) / len(cases), "seconds_per_round": seconds,
         "device": str(loaded.device), "torch_threads": torch.get_num_threads(),
     })
