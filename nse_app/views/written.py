@@ -8,6 +8,7 @@ import html
 
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
+from nse_engine.answers import answer_span
 from nse_engine.store.log_rows import LogRow, held_count
 
 from nse_app.session import Session
@@ -28,12 +29,11 @@ def held_text(row: LogRow) -> str:
 
 
 def highlight_object(text: str, target: str) -> str:
-    """`text` as escaped rich text, with the first mention of `target` (any case) in bold colour."""
-    wanted = target.strip()
-    at = text.lower().find(wanted.lower()) if wanted else -1
-    if at < 0:
+    """`text` as escaped rich text, with the first whole-word mention of `target` (any case) in bold colour."""
+    span = answer_span(text, target)
+    if span is None:
         return html.escape(text)
-    end = at + len(wanted)
+    at, end = span
     return (f"{html.escape(text[:at])}<b style='color:{HELD_COLOR}'>{html.escape(text[at:end])}</b>"
             f"{html.escape(text[end:])}")
 
