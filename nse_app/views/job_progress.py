@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
 
 from nse_engine.progress import Progress
 
 from nse_app.session import Session
+from nse_app.views.elided_label import ElidedLabel
 
 
 def format_eta(seconds: float | None) -> str:
@@ -39,7 +41,7 @@ class JobProgress(QWidget):
         self.bar = QProgressBar()
         self.bar.setTextVisible(False)
         self.bar.setMaximumHeight(14)
-        self.label = QLabel("Idle")
+        self.label = ElidedLabel("Idle", mode=Qt.TextElideMode.ElideRight)
         self.label.setObjectName("progressLabel")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Cancel the running job (Esc)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -11,6 +13,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -24,6 +27,7 @@ from nse_engine.store.records import ProjectSummary
 
 from nse_app import jobs
 from nse_app.session import Session, recent_projects
+from nse_app.views.elided_label import ElidedLabel
 from nse_app.views.new_project_dialog import NewProjectDialog
 
 _FIELDS = (
@@ -73,31 +77,39 @@ class ModelView(QWidget):
         self.recent_list.itemActivated.connect(lambda item: self.load(item.data(Qt.ItemDataRole.UserRole)))
 
         choose = QGroupBox("Model")
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.default_button)
-        for button in self.builtin_buttons.values():
-            buttons.addWidget(button)
-        buttons.addWidget(folder_button)
-        buttons.addWidget(gguf_button)
-        buttons.addStretch()
+        others = QHBoxLayout()  # a second row: one row of every button is wider than a laptop's half screen
+        for button in (*self.builtin_buttons.values(), folder_button, gguf_button):
+            others.addWidget(button)
+        others.addStretch()
         choose_layout = QVBoxLayout(choose)
-        choose_layout.addLayout(buttons)
+        choose_layout.addWidget(self.default_button)
+        choose_layout.addLayout(others)
         choose_layout.addWidget(QLabel("Recent models"))
         choose_layout.addWidget(self.recent_list)
 
         info = QGroupBox("Loaded model")
         self.info_labels: dict[str, QLabel] = {}
         form = QFormLayout(info)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for key, title in _FIELDS:
-            label = QLabel("—")
-            label.setTextFormat(Qt.TextFormat.PlainText)
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            label = ElidedLabel("—")
             self.info_labels[key] = label
-            form.addRow(title, label)
+            if key == "memory":
+                self.memory_details = ""
+                self.memory_button = QPushButton("Details…")
+                self.memory_button.setEnabled(False)
+                self.memory_button.clicked.connect(self.show_memory_details)
+                row = QHBoxLayout()
+                row.addWidget(label, 1)
+                row.addWidget(self.memory_button)
+                form.addRow(title, row)
+            else:
+                form.addRow(title, label)
 
         project = QGroupBox("Project")
-        self.project_label = QLabel("No project open. A project folder holds the edit log and the edited weights.")
+        self.project_label = QLabel()
         self.project_label.setWordWrap(True)
+        self.project_folder_label = ElidedLabel()
         self.method_label = QLabel()
         self.method_label.setObjectName("projectMethod")
         self.method_label.setToolTip("The editing method is fixed per project; NAS and ENCORE can be changed per batch "
@@ -116,6 +128,7 @@ class ModelView(QWidget):
         project_buttons.addStretch()
         project_layout = QVBoxLayout(project)
         project_layout.addWidget(self.project_label)
+        project_layout.addWidget(self.project_folder_label)
         project_layout.addWidget(self.method_label)
         project_layout.addLayout(project_buttons)
         project_layout.addWidget(QLabel("Recent projects"))
@@ -203,8 +216,10 @@ class ModelView(QWidget):
                 device=info.device,
                 projection=f"{info.projection.replace('<i>', 'N')} — d_ff {info.d_ff}, hidden {info.hidden_size}",
                 edit_layers="set when a project is opened",
-                memory="\n".join(info.memory_lines) or "—",
+                memory=" · ".join(info.memory_lines[1:] or info.memory_lines) or "—",
             )
+        self.memory_details = "\n".join(info.memory_lines) if info else ""
+        self.memory_button.setEnabled(bool(self.memory_details))
         for key, label in self.info_labels.items():
             label.setText(values[key])
         self.refresh_recent()
@@ -216,14 +231,20 @@ class ModelView(QWidget):
                 "No project open. A project folder holds the edit log and the edited weights; "
                 "reopening it restores the edited model."
             )
+            self.project_folder_label.clear()
             self.method_label.clear()
             return
-        self.project_label.setText(f"<b>{info.name}</b><br>{info.folder}")
+        self.project_label.setText(f"<b>{escape(info.name)}</b>")
+        self.project_folder_label.setText(info.folder)
         self.method_label.setText(f"Method: {method_label(info.method, info.switches)}")
         layers = info.settings.get("layers")
         if layers:
             self.info_labels["edit_layers"].setText(", ".join(str(x) for x in layers))
         self.refresh_recent()
+
+    def show_memory_details(self) -> None:
+        """The whole memory plan: which device holds what at each phase, and whether it fits."""
+        QMessageBox.information(self, "Memory plan", self.memory_details)
 
     def _busy(self, busy: bool) -> None:
         for button in self._load_buttons:

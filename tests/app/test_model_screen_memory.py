@@ -14,7 +14,9 @@ def test_gemma_is_offered_beside_the_default(window):
 
 def test_loaded_model_shows_its_memory_plan(qtbot, window, tiny_model_dir):
     load(qtbot, window, str(tiny_model_dir))
-    plan = window.model_view.info_labels["memory"].text()
+    short = window.model_view.info_labels["memory"].text()
+    assert short.startswith("cpu: peak") and "fits" in short
+    plan = window.model_view.memory_details
     assert "C and Kp on cpu in float64" in plan
     assert "cpu: peak" in plan and "fits" in plan
     assert not error_dialogs()

@@ -240,7 +240,8 @@ def test_model_view_shows_the_model_and_the_projects_layers(qtbot, session):
     assert labels["architecture"] == "LlamaForCausalLM (llama)"
     assert labels["parameters"] == "134.5 M"
     assert labels["projection"] == "model.layers.N.mlp.down_proj — d_ff 1536, hidden 576"
-    assert labels["memory"] == "weights 0.50 GiB on cpu\npeak 1.20 GiB"
+    assert labels["memory"] == "peak 1.20 GiB"  # the short line; Details… shows the whole plan
+    assert view.memory_details == "weights 0.50 GiB on cpu\npeak 1.20 GiB"
     assert labels["edit_layers"] == "set when a project is opened"
     view.show_project(PROJECT)
     assert view.info_labels["edit_layers"].text() == "2, 3, 4"
