@@ -1,5 +1,6 @@
 """The Chat screen: talk to the edited model with tokens streamed as they come, a Stop button,
-a side-by-side answer from the original (unedited) model in compare mode, and "Correct this…"
+a side-by-side answer from the original (unedited) model in compare mode (each pane keeps its own
+conversation, so the original never sees the edited model's replies), and "Correct this…"
 (a button, and the reply's context menu), which turns a wrong answer to a fact question into a
 new fact in the Edit form, with the words selected in the reply as the model's current answer."""
 
@@ -64,7 +65,9 @@ class ChatView(QWidget):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._session = session
-        self._messages: list[dict[str, str]] = []
+        # each pane's own conversation: the original model never sees the edited model's replies
+        self.conversations: dict[str, list[dict[str, str]]] = {name: [] for name in PANES}
+        self._turn: tuple[str, ...] = ()  # the panes answering the question being answered
         self._job: Job | None = None
         self._facts: list[EditRequest] = []
         self._asked: EditRequest | None = None  # the fact the question being answered checks
@@ -158,16 +161,19 @@ class ChatView(QWidget):
             return
         self.input.clear()
         self._asked, self.replied_to = fact, None
-        self._messages.append({"role": "user", "content": text})
         compare = self.compare.isChecked() and self._session.project_info is not None
+        self._turn = PANES if compare else ("edited",)
         self.answers = {"edited": "", "original": ""}
-        for name in PANES if compare else ("edited",):
+        for name in self._turn:
+            self.conversations[name].append({"role": "user", "content": text})
             self.panes[name].append(f"<b>You:</b> {html.escape(text)}")
-            self.panes[name].append("<b>Model:</b> ")
+            self.panes[name].append(f"<b>{html.escape(self._speaker(name, compare))}:</b> ")
         self._replies.append(_Reply(_end(self.panes["edited"].document()), None, fact))
         self._job = self._session.job(
             jobs.chat_reply, long=True, busy=False, on_yield=self._on_piece,
-            messages=list(self._messages), compare=compare, max_new_tokens=self.max_tokens.value(),
+            messages=list(self.conversations["edited"]),
+            original=list(self.conversations["original"]) if compare else None,
+            max_new_tokens=self.max_tokens.value(),
         )
         self._session.start(self._reply(self._job))
         self._update()
@@ -221,7 +227,7 @@ class ChatView(QWidget):
         else:
             return None, _TWO_REPLIES if selected else _NOT_A_REPLY
         if fact is None:
-            return None, _TYPED_QUESTION if self._messages else _NO_REPLY_YET
+            return None, _TYPED_QUESTION if self.conversations["edited"] else _NO_REPLY_YET
         opens = "Write the right answer as a new fact: opens the Edit form with this question's subject and prompt"
         if not words:
             return (EditRequest(fact.subject, fact.prompt, "", relation=fact.relation),
@@ -235,7 +241,8 @@ class ChatView(QWidget):
 
     def clear(self) -> None:
         self.stop()
-        self._messages = []
+        self.conversations = {name: [] for name in PANES}
+        self._turn = ()  # a reply still streaming joins no conversation
         self._replies = []
         self._asked = self.replied_to = None
         self.answers = {}
@@ -279,7 +286,10 @@ class ChatView(QWidget):
         self.replied_to = self._asked
         if self._replies:
             self._replies[-1].end = _end(self.panes["edited"].document())
-        self._messages.append({"role": "assistant", "content": reply})
+        for name in self._turn:  # each pane's conversation keeps its own reply (what came, when stopped)
+            answer = reply if name == "edited" else self.answers.get(name, "")
+            self.conversations[name].append({"role": "assistant", "content": answer})
+        self._turn = ()
         self._update()
 
     # ---- display -----------------------------------------------------------------------------
@@ -296,6 +306,13 @@ class ChatView(QWidget):
 
     def _show_reply_menu(self, pos: QPoint) -> None:
         self.reply_menu().exec(self.panes["edited"].viewport().mapToGlobal(pos))
+
+    def _speaker(self, pane: str, compare: bool) -> str:
+        """Who writes a reply: "Model", or in compare mode the model's name and which weights."""
+        info = self._session.model_info
+        if not compare or info is None:
+            return "Model"
+        return f"Model ({info.name}, {'edited' if pane == 'edited' else 'original weights'})"
 
     def _insert(self, pane: str, text: str) -> None:
         browser = self.panes[pane]
