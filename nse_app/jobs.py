@@ -235,12 +235,15 @@ def import_file(engine: Engine, ctx: JobContext, path: str) -> ImportSummary:
     return ImportSummary(report.imported, rejected, tuple(report.warnings))
 
 
-def export_rejected(engine: Engine, ctx: JobContext, rows: list[FileRow], path: str) -> int:
-    """Write rejected rows in the import layout, with their problems, so they can be fixed and re-imported."""
+def export_rejected(engine: Engine, ctx: JobContext, rows: list[FileRow], path: str, source: str | None = None) -> int:
+    """Write rejected rows in the import layout, with their problems, so they can be fixed and re-imported
+    (never over `source`, the file they came from, nor over the open project's files)."""
     from nse_engine.store.csv_export import export_rejected as engine_export
     from nse_engine.store.importing import RejectedRow
 
-    return engine_export([RejectedRow(r.line, list(r.problems), dict(r.fields)) for r in rows], Path(path))
+    projects = [engine.workspace.project.folder] if engine.workspace is not None else []
+    return engine_export([RejectedRow(r.line, list(r.problems), dict(r.fields)) for r in rows], Path(path),
+                         [Path(source)] if source else [], projects)
 
 
 # ---- mutating operations ---------------------------------------------------------------------

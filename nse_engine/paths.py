@@ -47,6 +47,7 @@ def packaged_file(distribution: str, relative: str) -> Path | None:
 
 
 PROJECT_LOG_FILE = "project.sqlite"  # the edit log in a project folder
+PROJECT_STATE_DIR = "state"  # the editing-state files in a project folder
 
 
 def holds_project(folder: Path) -> bool:

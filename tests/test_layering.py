@@ -24,6 +24,7 @@ APP_MAY_IMPORT = {
     "nse_engine.model.builtin_models",
     "nse_engine.model.summary",
     "nse_engine.store.log_rows",
+    "nse_engine.store.output_paths",  # the save dialogs refuse a project's own files before writing
     "nse_engine.store.records",
     "nse_engine.store.validation",
 }

@@ -19,10 +19,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nse_engine.errors import OutputFileError
+from nse_engine.store.output_paths import check_output_path
 from nse_engine.store.records import FilePreview, FileRow, ImportSummary
 from nse_engine.store.validation import FIELDS
 
 from nse_app import jobs
+from nse_app.diagnostics import show_error
 from nse_app.session import Session
 
 _COLUMNS = ("line", *FIELDS, "problems")
@@ -119,10 +122,20 @@ class ImportView(QWidget):
         default = str(Path(self._path or "facts").with_name(Path(self._path or "facts").stem + "-rejected.csv"))
         path, _ = QFileDialog.getSaveFileName(self, "Save the rejected rows", default, "CSV (*.csv)")
         if path:
-            self._session.start(self._export(path))
+            self.save_rejected_to(path)
+
+    def save_rejected_to(self, path: str) -> None:
+        """Save the rejected rows where the dialog said, unless that is the previewed file or a
+        project's own file: then say so, and write nothing."""
+        try:
+            check_output_path(Path(path), inputs=[Path(self._path)] if self._path else [])
+        except OutputFileError as error:
+            show_error(error, self)
+            return
+        self._session.start(self._export(path))
 
     async def _export(self, path: str) -> None:
-        count = await self._session.job(jobs.export_rejected, rows=list(self._rejected), path=path)
+        count = await self._session.job(jobs.export_rejected, rows=list(self._rejected), path=path, source=self._path)
         self._session.status_message.emit(f"Saved {count} rejected rows to {path}.")
 
     # ---- display -----------------------------------------------------------------------------

@@ -12,10 +12,13 @@ from typing import Any, Sequence
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from nse_engine.errors import OutputFileError
 from nse_engine.method_names import method_label
 from nse_engine.store.log_rows import BatchChanges, ProjectSeries, RetentionRow
+from nse_engine.store.output_paths import check_output_path
 
 from nse_app import jobs
+from nse_app.diagnostics import show_error
 from nse_app.session import Session, recent_projects
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
@@ -281,6 +284,12 @@ class RetentionView(QWidget):
             self.save_to(path)
 
     def save_to(self, path: str) -> bool:
+        """Save the charts as a PNG where the dialog said, unless that is one of a project's own files."""
+        try:
+            check_output_path(Path(path))
+        except OutputFileError as error:
+            show_error(error, self)
+            return False
         ok = self.graphics.grab().save(path, "PNG")
         self._session.status_message.emit(f"Saved the charts to {path}." if ok else f"Could not write {path}.")
         return ok

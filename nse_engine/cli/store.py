@@ -45,7 +45,7 @@ def run_import(args: argparse.Namespace) -> int:
 
     if args.errors:
         try:
-            check_output_path(args.errors)  # before anything is imported
+            check_output_path(args.errors, [args.file], [args.project])  # before anything is imported
         except OutputFileError as exc:
             raise OutputFileError(f"--errors: {exc}") from None
     with tempfile.TemporaryDirectory() as scratch:
@@ -84,7 +84,7 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"  … and {len(report.rejected) - SHOWN_REJECTIONS:,} more rejected rows" + ("" if args.errors else " (use --errors OUT.csv)"))
     if args.errors and report.rejected:
         try:
-            export_rejected(report.rejected, args.errors)
+            export_rejected(report.rejected, args.errors, [args.file], [args.project])
         except OutputFileError as exc:
             done = "nothing was imported" if args.dry_run else f"the {report.imported:,} valid facts were imported"
             raise OutputFileError(f"--errors: {exc} ({done})") from None
@@ -95,13 +95,15 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_log(args: argparse.Namespace) -> int:
-    from nse_engine.store.csv_export import export_batches, export_facts
+    from nse_engine.store.csv_export import check_output_path, export_batches, export_facts
     from nse_engine.store.project import Project
 
     with Project.open(args.project, read_only=True) as project:
         if args.csv:
-            facts = export_facts(project, args.csv, status=args.status)
             batches_path = args.csv.with_name(f"{args.csv.stem}-batches.csv")
+            for path in (args.csv, batches_path):  # both, before either is written
+                check_output_path(path, projects=[args.project])
+            facts = export_facts(project, args.csv, status=args.status)
             batches = export_batches(project, batches_path)
             print(f"wrote {facts:,} facts to {args.csv} and {batches:,} batches to {batches_path}")
             return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -17,6 +16,7 @@ from nse_engine.atomic import atomic_path
 from nse_engine.errors import OutputFileError
 from nse_engine.store.csv_cells import FACT_EXPORT_COLUMNS, REJECTED_COLUMNS, neutralise_formula
 from nse_engine.store.importing import RejectedRow
+from nse_engine.store.output_paths import check_output_path
 from nse_engine.store.project import Project
 from nse_engine.store.validation import FIELDS, fields_of
 
@@ -28,21 +28,12 @@ BATCH_COLUMNS = (
 )
 
 
-def check_output_path(path: Path) -> None:
-    """Refuse, before any work is done, a place where a file cannot be written."""
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]], inputs: Sequence[Path] = (),
+              projects: Sequence[Path] = ()) -> int:
+    """Write rows atomically; returns how many were written. `OutputFileError` when it cannot be,
+    or must not be: over one of `inputs` or a project's own files (output_paths.py)."""
     path = Path(path)
-    if path.is_dir():
-        raise OutputFileError(f"cannot write {path}: it is a folder; name a file in it")
-    if not path.parent.is_dir():
-        raise OutputFileError(f"cannot write {path}: the folder {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK) or _read_only_media(path.parent):
-        raise OutputFileError(f"cannot write {path}: the folder {path.parent} is read-only")
-
-
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> int:
-    """Write rows atomically; returns how many were written. `OutputFileError` when it cannot be."""
-    path = Path(path)
-    check_output_path(path)
+    check_output_path(path, inputs, projects)
     count = 0
     try:
         with atomic_path(path) as tmp:
@@ -57,13 +48,6 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]
     return count
 
 
-def _read_only_media(folder: Path) -> bool:
-    try:
-        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
-    except (AttributeError, OSError):
-        return False
-
-
 def export_facts(project: Project, path: Path, status: str | None = None, search: str | None = None) -> int:
     def rows() -> Iterable[list[object]]:
         for fact in project.facts(status=status, search=search):
@@ -71,7 +55,7 @@ def export_facts(project: Project, path: Path, status: str | None = None, search
             yield [fact.id, fact.status, *(cells[f] for f in FIELDS), fact.batch_id, fact.reason,
                    fact.source_file, fact.source_line, fact.created_at]
 
-    return write_csv(path, FACT_EXPORT_COLUMNS, rows())
+    return write_csv(path, FACT_EXPORT_COLUMNS, rows(), projects=[project.folder])
 
 
 def export_batches(project: Project, path: Path) -> int:
@@ -80,14 +64,20 @@ def export_batches(project: Project, path: Path) -> int:
          round(b.duration_s, 3), b.state_file, b.state_sha256, b.undone_at, json.dumps(b.hparams, sort_keys=True)]
         for b in project.batches()
     )
-    return write_csv(path, BATCH_COLUMNS, rows)
+    return write_csv(path, BATCH_COLUMNS, rows, projects=[project.folder])
 
 
-def export_rejected(rows: Sequence[RejectedRow], path: Path) -> int:
-    """The rejected rows with their problems, in the import layout so they can be fixed and re-imported."""
+def export_rejected(rows: Sequence[RejectedRow], path: Path, inputs: Sequence[Path] = (),
+                    projects: Sequence[Path] = ()) -> int:
+    """The rejected rows with their problems, in the import layout so they can be fixed and re-imported.
+
+    `inputs`: the file the rows came from (never written over); `projects`: the project imported into.
+    """
     return write_csv(
         path,
         REJECTED_COLUMNS,
         ([r.line, "; ".join(f"{p.field}: {p.message}" for p in r.problems), *(r.fields.get(f, "") for f in FIELDS)]
          for r in rows),
+        inputs,
+        projects,
     )
