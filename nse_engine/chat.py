@@ -23,6 +23,9 @@ Conversation = str | Sequence[Message]
 
 # Seconds the streaming side waits for the next piece of text before giving up on generate().
 STREAM_TIMEOUT_S = 120.0
+# Tokens of a reply to a fact's question (evaluation's chat answer, the round's chat check);
+# 24 covers "The capital of X is Y." in SmolLM2's style.
+CHAT_ANSWER_TOKENS = 24
 
 
 class StopOnEvent(StoppingCriteria):

@@ -69,8 +69,15 @@ class FactOutcome:
     distance_before: float = 0.0  # ‖z − h‖ at the last edited layer before the round
     distance_after: float = 0.0
     continuation: str | None = None  # what the model wrote after the prompt once the round was done
-    held: bool | None = None  # that continuation says target_new (None: the round did not check)
+    held: bool | None = None  # it says target_new in the completion and chat reply (None: the round did not check)
     extra_passes: int = 0  # targeted passes the round added for this fact before it held (or gave up)
+    chat_reply: str | None = None  # the reply to the fact's chat question then (None: a base model, or not checked)
+    completion_held: bool | None = None  # the continuation says target_new (without a chat check: `held`)
+    chat_held: bool | None = None  # the chat reply states target_new (None: no chat reply)
+
+    def __post_init__(self) -> None:
+        if self.completion_held is None and self.chat_held is None:  # no chat check: the completion's is the verdict
+            self.completion_held = self.held
 
 
 def facts_fingerprint(cases: list[EditRequest]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tiny import save_model
+from tiny import make_model, make_tokenizer, save_model
 
 from reliability.faults import cli, write_facts_csv
 
@@ -36,3 +36,23 @@ def test_without_extra_passes_nse_edit_still_says_what_did_not_hold(tmp_path: Pa
     first = lines.index(next(l for l in lines if l.startswith("batch 1:")))
     assert lines[first + 1].startswith("  fact 1 not held: 'The capital of France is' went on '")
     assert lines[first + 2] == "  held 0/1 (0 after extra passes)"
+
+
+def test_for_a_chat_model_nse_edit_counts_completion_and_chat_and_prints_both_texts(tmp_path: Path, capsys):
+    model = tmp_path / "tiny-chat-gpt2"
+    tokenizer = make_tokenizer()
+    tokenizer.chat_template = ("{% for m in messages %}<|bos|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}<|bos|>assistant:{% endif %}")
+    make_model("gpt2", tokenizer).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    # the model completes the prompt with " the the the" (so the completion says "the"), but its chat
+    # reply to the fact's question never does
+    cases = write_facts_csv(tmp_path / "facts.csv", [("Toko Yasuda", "{} plays the", "the", "guitar")])
+    rc, out, err = cli(capsys, "edit", "--model", model, "--cases", cases, "--project", tmp_path / "project",
+                       "--no-fluency", "--set", "verify_passes=1")
+    assert rc == 0, err
+    lines = out.splitlines()
+    first = lines.index(next(l for l in lines if l.startswith("batch 1:")))
+    assert lines[first + 1].startswith("  fact 1 not held in chat: 'Toko Yasuda plays the' — completion: the the ")
+    assert " · chat: " in lines[first + 1] and lines[first + 1].endswith("; not 'the'")
+    assert lines[first + 2] == "  held 0/1 (0 after extra passes) · completion 1/1 · chat 0/1"

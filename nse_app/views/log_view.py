@@ -29,7 +29,7 @@ from nse_engine.store.records import Batch
 from nse_app import jobs
 from nse_app.session import Session
 from nse_app.views.queue_view import fact_cells
-from nse_app.views.written import NOT_HELD_COLOR, STATUS_COLORS, held_text, written_html
+from nse_app.views.written import NOT_HELD_COLOR, STATUS_COLORS, verdict_color, written_html
 
 FACT_COLUMNS = (
     ("id", "#"), ("subject", "Subject"), ("text", "Prompt"), ("target_new", "New object"),
@@ -37,7 +37,7 @@ FACT_COLUMNS = (
     ("prob_new_before", "P(new) before"), ("prob_true_before", "P(true) before"),
     ("prob_new_after", "P(new) after its batch"), ("prob_new_now", "P(new) now"),
     ("prob_true_now", "P(true) now"), ("retained", "Retained"), ("held", "Held"),
-    ("continuation", "Model wrote"), ("reason", "Note"),
+    ("continuation", "Model wrote"), ("chat_reply", "Chat replied"), ("reason", "Note"),
 )
 BATCH_COLUMNS = (("id", "Batch"), ("method", "Method"), ("facts", "Facts"), ("applied_count", "Applied"),
                  ("not_held", "Not held"), ("outcome", "Outcome"), ("duration_s", "Seconds"),
@@ -61,7 +61,7 @@ def format_cell(key: str, value: Any) -> str:
 def fact_values(fact: LogRow) -> dict[str, Any]:
     """A log row's cells by column key."""
     return ({key: getattr(fact, key, None) for key, _title in FACT_COLUMNS} | fact_cells(fact.request)
-            | {"id": fact.id, "held": held_text(fact)})
+            | {"id": fact.id, "held": fact.verdict})
 
 
 def batch_values(batch: Batch) -> dict[str, Any]:
@@ -106,7 +106,8 @@ class LogView(QWidget):
         self.written_label = QLabel()
         self.written_label.setObjectName("written")
         self.written_label.setWordWrap(True)
-        self.written_label.setToolTip("What the model wrote after the selected fact's prompt when its batch ended")
+        self.written_label.setToolTip("What the model wrote after the selected fact's prompt (and, for a chat model, "
+                                      "replied to its chat question) when its batch ended")
         self.batches_table = self._table([title for _k, title in BATCH_COLUMNS])
         self.batches_table.itemSelectionChanged.connect(self._update_buttons)
         facts = QWidget()
@@ -184,7 +185,11 @@ class LogView(QWidget):
                     item.setForeground(QBrush(QColor(STATUS_COLORS.get(fact.status, "#000000"))))
                 if (key == "retained" and fact.retained is False) or (key == "held" and fact.held is False):
                     item.setForeground(QBrush(QColor(NOT_HELD_COLOR)))
+                if key == "held" and fact.disagrees:  # amber: completion and chat disagree
+                    item.setForeground(QBrush(QColor(verdict_color(fact))))
                 self.facts_table.setItem(row, col, item)
+        chat_column = [key for key, _title in FACT_COLUMNS].index("chat_reply")
+        self.facts_table.setColumnHidden(chat_column, not any(f.chat_reply is not None for f in facts))  # base models
         self.facts_table.resizeColumnsToContents()
         self.facts_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.batches_table.setRowCount(len(batches))

@@ -1,6 +1,6 @@
-"""What the model wrote after each fact's prompt when its batch ended: whether the fact held, its
-continuation with the new object highlighted, and the result panel shown after a run, which
-offers to retry the facts that did not hold."""
+"""What the model wrote after each fact's prompt (and, for a chat model, replied to its chat
+question) when its batch ended: whether the fact held, the texts with the new object highlighted,
+and the result panel shown after a run, which offers to retry the facts that did not hold."""
 
 from __future__ import annotations
 
@@ -15,17 +15,12 @@ from nse_app.session import Session
 
 STATUS_COLORS = {"applied": "#1b7f3b", "failed": "#b3261e", "undone": "#7a7a7a", "queued": "#1f5fa8"}
 HELD_COLOR, NOT_HELD_COLOR = STATUS_COLORS["applied"], STATUS_COLORS["failed"]
+DISAGREE_COLOR = "#b86e00"  # amber: the completion and the chat reply disagree
 
 
-def held_text(row: LogRow) -> str:
-    """"held", "held after k extra passes", "not held", or "" when its batch did not check."""
-    if row.held is None:
-        return ""
-    if not row.held:
-        return "not held"
-    if row.extra_passes:
-        return f"held after {row.extra_passes} extra pass{'es' if row.extra_passes > 1 else ''}"
-    return "held"
+def verdict_color(row: LogRow) -> str:
+    """Green held, amber where completion and chat disagree, red where neither says the new object."""
+    return DISAGREE_COLOR if row.disagrees else NOT_HELD_COLOR if row.held is False else HELD_COLOR
 
 
 def highlight_object(text: str, target: str) -> str:
@@ -39,14 +34,17 @@ def highlight_object(text: str, target: str) -> str:
 
 
 def written_html(row: LogRow) -> str:
-    """The fact's prompt and, in italics, what the model went on with, then whether it held."""
+    """The fact's prompt and, in italics, what the model went on with (a chat model: "completion: …
+    · chat: …", both texts), then whether it held, in amber where the two disagree."""
     if row.continuation is None:
         return ""
-    verdict = held_text(row)
-    color = NOT_HELD_COLOR if row.held is False else HELD_COLOR
-    return (f"#{row.id} {html.escape(row.request.text)}<i>{highlight_object(row.continuation, row.request.target_new)}</i>"
-            f" — <span style='color:{color}'>{verdict}</span>"
-            + ("" if row.held else f" (wanted <b>{html.escape(row.request.target_new)}</b>)"))
+    target = row.request.target_new
+    wrote = f"{html.escape(row.request.text)}<i>{highlight_object(row.continuation, target)}</i>"
+    if row.chat_reply is not None:
+        wrote = (f"{html.escape(row.request.text)} — completion: <i>{highlight_object(row.continuation, target)}</i>"
+                 f" · chat: <i>{highlight_object(row.chat_reply, target)}</i>")
+    return (f"#{row.id} {wrote} — <span style='color:{verdict_color(row)}'>{row.verdict}</span>"
+            + ("" if row.held else f" (wanted <b>{html.escape(target)}</b>)"))
 
 
 class BatchResult(QGroupBox):

@@ -10,7 +10,7 @@ from nse_engine.cli.arguments import non_negative_int, positive_int, setting
 from nse_engine.cli.models import add_model_options
 from nse_engine.cli.progress_bar import progress_bar_control
 from nse_engine.method_names import METHODS
-from nse_engine.store.log_rows import LogRow, held_count
+from nse_engine.store.log_rows import LogRow, held_count, written_texts
 
 if TYPE_CHECKING:
     from nse_engine.bench_progress import BenchProgress
@@ -95,13 +95,16 @@ def print_import_outcome(report: Any, cases: Path) -> None:
 
 def print_held(rows: list[LogRow]) -> None:
     """After a round that checked what the model writes: each applied fact it did not say, with
-    what it wrote instead, and the count of those that held."""
+    what it wrote instead (a chat model: its completion and its chat reply), and the counts."""
     count = held_count(rows)
     if not count.checked:
         return
     for row in rows:
-        if row.not_held:
+        if row.not_held and row.chat_reply is None:
             print(f"  fact {row.id} not held: {row.request.text!r} went on {row.continuation!r}, "
+                  f"not {row.request.target_new!r}")
+        elif row.not_held:  # a chat model: both texts
+            print(f"  fact {row.id} {row.verdict}: {row.request.text!r} — {written_texts(row)}; "
                   f"not {row.request.target_new!r}")
     print(f"  {count}")
 

@@ -9,8 +9,9 @@
             S ← neurons covering neuron_threshold of Σ|K|           (neuron-level update)
             ΔW_S (λ C_SS + β Kp_SS + K_Sᵀ K_S) = Rᵀ K_S
         dist ← ‖z − h_L‖
-    verify (ours): new facts whose prompt the model does not yet continue with the new object get
-        up to verify_passes more passes of their own, until what it writes says it, while each
+    verify (ours): new facts whose prompt the model does not yet continue with the new object (or,
+        for a chat model, whose chat question it does not answer with it) get up to
+        verify_passes more passes of their own, until what it writes says it, while each
         stretch of passes still brings them VERIFY_MIN_PROGRESS closer to z
 
 MEMIT_seq is this loop with one pass, every neuron and even shares; AlphaEdit the same with its
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nse_engine.answers import says
+from nse_engine.answers import mentions, says
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.ledger import WeightLedger
 from nse_engine.editing.reading import FactReader
@@ -104,11 +105,31 @@ class RoundEdits:
 
 @dataclass(frozen=True)
 class WrittenCheck:
-    """What the model wrote after a new fact's prompt at the end of the round."""
+    """What the model wrote about a new fact at the end of the round, in both places a user reads
+    it: the greedy completion of its prompt and, for a chat model, the reply to its chat question."""
 
     continuation: str
-    held: bool  # it says target_new
+    completion_held: bool  # the continuation says target_new
+    chat_reply: str | None  # the reply to the fact's chat question (None: a base model)
+    chat_held: bool | None  # that reply states target_new (None: a base model)
     extra_passes: int  # passes the verification added before it held (or gave up)
+
+    @property
+    def held(self) -> bool:
+        """The model says the new object wherever the user will read it."""
+        return self.completion_held and self.chat_held is not False
+
+    @classmethod
+    def of(cls, request: EditRequest, continuation: str, chat_reply: str | None, extra_passes: int) -> WrittenCheck:
+        chat_held = None if chat_reply is None else mentions(chat_reply, request.target_new)
+        return cls(continuation, says(continuation, request.target_new), chat_reply, chat_held, extra_passes)
+
+
+def check_written(reader: FactReader, requests: list[EditRequest], extra_passes: list[int]) -> list[WrittenCheck]:
+    """Each fact's completion and (chat models) chat reply as the model writes them now, batched."""
+    written = reader.continuations(requests)
+    chat = reader.chat_replies(requests) or [None] * len(requests)
+    return [WrittenCheck.of(*args) for args in zip(requests, written, chat, extra_passes)]
 
 
 def run_nse_round(
@@ -172,25 +193,27 @@ def verify_written(
     updates: list[LayerUpdate],
     first_pass: int,
 ) -> list[WrittenCheck]:
-    """Check each new fact by what the model writes after its prompt (every round: what users
-    see is held / not held); a fact that does not say its new object yet gets another pass of
-    its own (its keys, its whole residual), up to `hp.verify_passes` times, while its passes
-    still move it (VERIFY_MIN_PROGRESS; a fact the round left within alpha counts as moving).
-    `distance_before` / `distance_after` (n,): ‖z − h‖ before and after the round's passes. Every verdict is from after the last pass: the others'
-    extra passes can undo a fact that held before them. Appends those passes' updates to `updates`."""
+    """Check each new fact by what the model writes after its prompt and, for a chat model, in
+    reply to its chat question (every round: what users see is held / not held); a fact whose
+    completion or chat reply does not say its new object yet gets another pass of its own (its
+    keys, its whole residual), up to `hp.verify_passes` times, while its passes still move it
+    (VERIFY_MIN_PROGRESS; a fact the round left within alpha counts as moving).
+    `distance_before` / `distance_after` (n,): ‖z − h‖ before and after the round's passes. Every
+    verdict is from after the last pass: the others' extra passes can undo a fact that held before
+    them. Only the facts that got a pass, or were checked before the last one, are asked again.
+    Appends those passes' updates to `updates`."""
     new = rows.requests[: rows.n_new]
     steps = hp.verify_passes + 1
-    control.report("verifying", 0, steps, f"continuing {len(new)} prompts")
-    written = reader.continuations(new)
-    held = [says(text, r.target_new) for text, r in zip(written, new)]
-    extra = [0] * len(new)
+    chat = " and asking their chat questions" if reader.has_chat else ""
+    control.report("verifying", 0, steps, f"continuing {len(new)} prompts{chat}")
+    checks = check_written(reader, new, [0] * len(new))
     passes_run = 0
     started, now = distance_before.clone(), distance_after.clone()  # (n,) each fact's last stretch of passes
     moving = (now <= (1 - VERIFY_MIN_PROGRESS) * started) | (now <= hp.alpha)  # (n,)
     moving &= distance_before < hp.upper_bound
     for attempt in range(hp.verify_passes):
-        failing = [i for i in range(len(new)) if not held[i] and bool(moving[i])]
-        stuck = sum(1 for i in range(len(new)) if not held[i] and not moving[i])
+        failing = [i for i in range(len(new)) if not checks[i].held and bool(moving[i])]
+        stuck = sum(1 for i in range(len(new)) if not checks[i].held and not moving[i])
         control.report("verifying", attempt + 1, steps, f"{len(failing)} facts not said yet, {stuck} not moving")
         if not failing:
             break
@@ -203,15 +226,15 @@ def verify_written(
         started[chosen] = now[chosen]
         now[chosen] = (rows.targets[chosen] - reader.hidden_at_last_layer([new[i] for i in failing])).norm(dim=1).cpu()  # (f,)
         moving[chosen] = now[chosen] <= (1 - VERIFY_MIN_PROGRESS) * started[chosen]
-        retried = reader.continuations([new[i] for i in failing])
-        for i, text in zip(failing, retried):
-            written[i], held[i], extra[i] = text, says(text, new[i].target_new), attempt + 1
-    stale = [i for i in range(len(new)) if extra[i] < passes_run]  # checked before the last extra pass
+        retried = check_written(reader, [new[i] for i in failing], [attempt + 1] * len(failing))
+        for i, check in zip(failing, retried):
+            checks[i] = check
+    stale = [i for i in range(len(new)) if checks[i].extra_passes < passes_run]  # checked before the last extra pass
     if stale:
-        for i, text in zip(stale, reader.continuations([new[i] for i in stale])):
-            written[i], held[i] = text, says(text, new[i].target_new)
+        for i, check in zip(stale, check_written(reader, [new[i] for i in stale], [checks[i].extra_passes for i in stale])):
+            checks[i] = check
     control.report("verifying", steps, steps, "done")
-    return [WrittenCheck(text, ok, n) for text, ok, n in zip(written, held, extra)]
+    return checks
 
 
 def editing_pass(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from nse_engine.chat import CHAT_ANSWER_TOKENS, fact_question, is_chat_model, replies
 from nse_engine.editing.prompts import tokenize_at_subject
 from nse_engine.editing.tracing import LayerByLayerTrace, trace_states
 from nse_engine.facts import EditRequest
@@ -80,6 +81,19 @@ class FactReader:
         tokenizer = self.loaded.tokenizer
         limits = [len(encode_target(tokenizer, r.target_new)) + GENERATION_SLACK for r in requests]
         return greedy_continuations(self.loaded.model, tokenizer, [r.text for r in requests], limits)
+
+    @property
+    def has_chat(self) -> bool:
+        """Does the model have a chat template (users also read its facts as chat replies)?"""
+        return is_chat_model(self.loaded)
+
+    def chat_replies(self, requests: list[EditRequest]) -> list[str] | None:
+        """What the model replies now to each fact's chat question through its chat template,
+        greedily, as the Chat screen's quick question and evaluation's chat answer ask it (None: a
+        base model, which has no chat to check)."""
+        if not self.has_chat:
+            return None
+        return replies(self.loaded, [fact_question(r, self.loaded) for r in requests], CHAT_ANSWER_TOKENS)
 
     def layer_trace(self, requests: list[EditRequest], prefixes: list[str]) -> LayeredReads:
         """One forward pass over the bare and prefixed prompts of `requests`, kept so that each

@@ -281,7 +281,8 @@ def _skipped(req: EditRequest) -> FactOutcome:
 
 
 def _outcome(req: EditRequest, before: float, after: float, check: WrittenCheck, upper_bound: float) -> FactOutcome:
-    written = {"continuation": check.continuation, "held": check.held, "extra_passes": check.extra_passes}
+    written = {"continuation": check.continuation, "held": check.held, "extra_passes": check.extra_passes,
+               "chat_reply": check.chat_reply, "completion_held": check.completion_held, "chat_held": check.chat_held}
     if before >= upper_bound:
         return FactOutcome(req, False, (
             f"its target state is {before:.1f} away from the model's state, beyond upper_bound "

@@ -55,7 +55,8 @@ def write_state(path: Path, session: SavedSession) -> None:
             "outcomes": [
                 {"applied": o.applied, "reason": o.reason, "distance_before": o.distance_before,
                  "distance_after": o.distance_after, "continuation": o.continuation, "held": o.held,
-                 "extra_passes": o.extra_passes} for o in record.outcomes
+                 "extra_passes": o.extra_passes, "chat_reply": o.chat_reply, "completion_held": o.completion_held,
+                 "chat_held": o.chat_held} for o in record.outcomes
             ],
             "update_layers": [u.layer for u in record.updates],
             "editing_passes": record.editing_passes,

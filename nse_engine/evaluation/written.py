@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from typing import Collection, Sequence
 
 from nse_engine.answers import mentions, normalise_answer, says
-from nse_engine.chat import fact_question, replies, subject_question
+from nse_engine.chat import CHAT_ANSWER_TOKENS, fact_question, replies, subject_question
 from nse_engine.model.generation import GENERATION_SLACK, OnBatch, greedy_continuations
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.model.loading import LoadedModel
 from nse_engine.model.tokens import encode_target
 
-CHAT_ANSWER_TOKENS = 24  # the fact question's reply; 24 covers "The capital of X is Y." in SmolLM2's style
 SUBJECT_REPLY_TOKENS = 32
 
 

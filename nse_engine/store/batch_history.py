@@ -89,10 +89,11 @@ class BatchHistory:
                     self._db.execute("UPDATE batches SET state_id = ? WHERE id = ?", [state.id, batch_id])
                 self._db.conn.executemany(
                     "INSERT INTO batch_facts (batch_id, fact_id, applied, reason, distance_before, distance_after, "
-                    "prob_new_before, prob_true_before, continuation, held, extra_passes) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "prob_new_before, prob_true_before, continuation, held, extra_passes, chat_reply, completion_held, "
+                    "chat_held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(batch_id, o.request.fact_id, o.applied, o.reason, o.distance_before, o.distance_after,
-                      *(before or {}).get(o.request.fact_id, (None, None)), o.continuation, o.held, o.extra_passes)
+                      *(before or {}).get(o.request.fact_id, (None, None)), o.continuation, o.held, o.extra_passes,
+                      o.chat_reply, o.completion_held, o.chat_held)
                      for o in outcomes],
                 )
                 self._db.conn.executemany(

@@ -107,10 +107,15 @@ class LogQueries:
     def written_outcomes(self) -> dict[int, WrittenOutcome]:
         """Per fact: what the model wrote after its prompt when the newest batch in effect that ran
         it ended (an undone batch's verdict no longer describes the model)."""
+        def flag(value: int | None) -> bool | None:
+            return None if value is None else bool(value)
+
         return {
-            r["fact_id"]: WrittenOutcome(r["continuation"], None if r["held"] is None else bool(r["held"]), r["extra_passes"])
+            r["fact_id"]: WrittenOutcome(r["continuation"], flag(r["held"]), r["extra_passes"], r["chat_reply"],
+                                         flag(r["completion_held"]), flag(r["chat_held"]))
             for r in self._db.query(
-                "SELECT bf.fact_id, bf.continuation, bf.held, bf.extra_passes FROM batch_facts bf "
+                "SELECT bf.fact_id, bf.continuation, bf.held, bf.extra_passes, bf.chat_reply, bf.completion_held, "
+                "bf.chat_held FROM batch_facts bf "
                 "JOIN batches b ON b.id = bf.batch_id WHERE b.undone_at IS NULL ORDER BY bf.batch_id"
             )
         }
@@ -190,6 +195,7 @@ class LogQueries:
                 prob_new_now=latest.prob_new if latest else None, prob_true_now=latest.prob_true if latest else None,
                 retained=latest.retained if latest else None,
                 continuation=wrote.continuation, held=wrote.held, extra_passes=wrote.extra_passes,
+                chat_reply=wrote.chat_reply, completion_held=wrote.completion_held, chat_held=wrote.chat_held,
             ))
         return rows
 

@@ -14,7 +14,10 @@ from nse_engine.facts import EditRequest
 from nse_engine.store.records import Batch
 from nse_engine.store.schema import FACT_STATUSES
 
-__all__ = ["FACT_STATUSES", "BatchChanges", "HeldCount", "LogRow", "RetentionRow", "first_round_retention", "held_count"]
+__all__ = ["FACT_STATUSES", "BatchChanges", "HeldCount", "LogRow", "RetentionRow", "first_round_retention", "held_count",
+           "written_texts"]
+
+SHOWN_CHARS = 60  # of a continuation or chat reply in a verdict line
 
 
 def first_round_retention(measured: Iterable[tuple[int, bool]]) -> float | None:
@@ -51,8 +54,11 @@ class LogRow:
     prob_true_now: float | None
     retained: bool | None  # the model still gives target_new at the newest measurement
     continuation: str | None = None  # what the model wrote after the prompt when its batch ended
-    held: bool | None = None  # that continuation said target_new (None: the batch did not check)
+    held: bool | None = None  # it said target_new there and in its chat reply (None: the batch did not check)
     extra_passes: int = 0  # targeted passes its batch added for it
+    chat_reply: str | None = None  # its reply to the fact's chat question then (None: a base model)
+    completion_held: bool | None = None  # the continuation said target_new (None: as `held`)
+    chat_held: bool | None = None  # the chat reply said it (None: a base model)
 
     @property
     def id(self) -> int:
@@ -64,6 +70,30 @@ class LogRow:
         """Applied, but its batch's check found the model did not say the new object."""
         return self.status == "applied" and self.held is False
 
+    @property
+    def said_in_completion(self) -> bool | None:
+        """The completion's own verdict (the only one of a base model or an older log)."""
+        return self.held if self.completion_held is None else self.completion_held
+
+    @property
+    def verdict(self) -> str:
+        """"held", "held after k extra passes", "not held" ("not held in chat", "not held in the
+        completion" where the two disagree), or "" when its batch did not check."""
+        if self.held is None:
+            return ""
+        if not self.held:
+            if self.disagrees:
+                return "not held in chat" if self.said_in_completion else "not held in the completion"
+            return "not held"
+        if self.extra_passes:
+            return f"held after {self.extra_passes} extra pass{'es' if self.extra_passes > 1 else ''}"
+        return "held"
+
+    @property
+    def disagrees(self) -> bool:
+        """The completion and the chat reply disagree on whether the new object was said."""
+        return self.chat_held is not None and self.said_in_completion is not None and self.said_in_completion != self.chat_held
+
 
 @dataclass(frozen=True)
 class HeldCount:
@@ -72,16 +102,39 @@ class HeldCount:
     checked: int  # applied facts whose continuation the round checked
     held: int
     after_extra_passes: int  # of those held, the ones that needed extra passes
+    completion: int = 0  # of those checked, the ones whose completion said the new object
+    chat_checked: int = 0  # of those checked, the ones asked in chat (a chat model's)
+    chat: int = 0  # of those, the ones whose chat reply said it
 
     def __str__(self) -> str:
-        return f"held {self.held}/{self.checked} ({self.after_extra_passes} after extra passes)"
+        parts = [f"held {self.held}/{self.checked} ({self.after_extra_passes} after extra passes)"]
+        if self.chat_checked:  # a chat model: the two places a user reads it
+            parts += [f"completion {self.completion}/{self.checked}", f"chat {self.chat}/{self.chat_checked}"]
+        return " · ".join(parts)
 
 
 def held_count(rows: Iterable[LogRow]) -> HeldCount:
-    """Count the applied, checked facts among `rows` that held, and how many needed extra passes."""
+    """Count the applied, checked facts among `rows` that held (and, for a chat model, that said the
+    new object in the completion and in the chat reply), and how many needed extra passes."""
     checked = [r for r in rows if r.status == "applied" and r.held is not None]
     held = [r for r in checked if r.held]
-    return HeldCount(len(checked), len(held), sum(r.extra_passes > 0 for r in held))
+    asked = [r for r in checked if r.chat_held is not None]
+    return HeldCount(len(checked), len(held), sum(r.extra_passes > 0 for r in held),
+                     sum(bool(r.said_in_completion) for r in checked), len(asked), sum(bool(r.chat_held) for r in asked))
+
+
+def written_texts(row: LogRow) -> str:
+    """What the model wrote about a checked fact, in words: "completion: Rwanda, … · chat: Tanzania …"
+    (a base model's completion only), each shortened to SHOWN_CHARS; "" when its batch did not check."""
+    if row.continuation is None:
+        return ""
+    parts = [("completion", row.continuation)] + ([("chat", row.chat_reply)] if row.chat_reply is not None else [])
+    return " · ".join(f"{name}: {_shortened(text)}" for name, text in parts)
+
+
+def _shortened(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)
@@ -98,7 +151,7 @@ class RetentionRow:
     generalization: float | None
     specificity: float | None
     fluency: float | None
-    says_new: float | None = None  # share of the batch's checked facts whose greedy continuation says the new object
+    says_new: float | None = None  # share of the batch's checked facts that held (completion, and chat reply for chat models)
 
     @property
     def share(self) -> float | None:

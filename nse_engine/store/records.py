@@ -103,11 +103,15 @@ class RetentionPoint:
 
 @dataclass(frozen=True)
 class WrittenOutcome:
-    """What the model wrote after a fact's prompt when its batch ended (None: not checked)."""
+    """What the model wrote after a fact's prompt, and replied to its chat question, when its batch
+    ended (None: not checked)."""
 
     continuation: str | None
-    held: bool | None  # it said the new object
+    held: bool | None  # it said the new object (in the completion and, for a chat model, the chat reply)
     extra_passes: int  # passes the round added for this fact
+    chat_reply: str | None = None  # the reply to the fact's chat question (None: a base model, or an older log)
+    completion_held: bool | None = None  # the continuation said it
+    chat_held: bool | None = None  # the chat reply said it
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,20 @@ def _discarded_states(db: Database) -> None:
     db.executescript("ALTER TABLE state_files ADD COLUMN discarded_at TEXT;")
 
 
+@_migration("0007_chat_replies")
+def _chat_replies(db: Database) -> None:
+    """For chat models the round also asks each fact's chat question: the reply, and the two
+    verdicts `held` now combines (older rows checked the completion only, so theirs is `held`)."""
+    db.executescript(
+        """
+        ALTER TABLE batch_facts ADD COLUMN chat_reply TEXT;
+        ALTER TABLE batch_facts ADD COLUMN completion_held INTEGER;
+        ALTER TABLE batch_facts ADD COLUMN chat_held INTEGER;
+        UPDATE batch_facts SET completion_held = held;
+        """
+    )
+
+
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
 
 

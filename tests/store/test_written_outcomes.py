@@ -1,11 +1,13 @@
 """The log keeps, per fact, what the model wrote after its prompt when its batch ended; facts that
 did not hold can be queued again."""
 
+import sqlite3
 from datetime import datetime, timedelta, timezone
 
 from nse_engine.facts import EditRequest, FactOutcome
 from nse_engine.store import Project
 from nse_engine.store.log_rows import held_count
+from nse_engine.store.project import LOG_FILE
 from nse_engine.store.records import Retry
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -106,3 +108,47 @@ def test_says_the_new_object_counts_applied_facts_and_undone_verdicts_are_forgot
         assert project.written_outcomes()[france.fact_id].held is True
         project.undo_last_batch(lambda p: p.write_bytes(b"u"))
         assert project.written_outcomes() == {}
+
+
+def test_chat_replies_and_both_verdicts_are_logged_and_survive_reopening(tmp_path):
+    folder = tmp_path / "project"
+    with Project.create(folder, "default", "fp") as project:
+        project.queue_facts([EditRequest("Kigali", "{} is a city in", "Rwanda", "Uganda"),
+                             EditRequest("Paris", "{} is the capital of", "Italy", "France")])
+        kigali, paris = project.queued_facts()
+        outcomes = [
+            FactOutcome(kigali, True, continuation=" Rwanda, in", held=False, extra_passes=2,
+                        chat_reply="Kigali is in Tanzania.", completion_held=True, chat_held=False),
+            FactOutcome(paris, True, continuation=" Italy.", held=True, chat_reply="Paris is in Italy.",
+                        completion_held=True, chat_held=True),
+        ]
+        batch = project.commit_batch(outcomes, "NSE", {}, T0, T0 + timedelta(seconds=1), lambda p: p.write_bytes(b"s"))
+    with Project.open(folder) as project:
+        written = project.written_outcomes()
+        rows = project.queries.log_rows()
+        assert project.batch(batch.id).not_held == 1
+        (retry,) = project.requeue_not_held([batch.id])  # held in its completion only: Retry queues it
+        assert retry.fact_id == kigali.fact_id
+    assert (written[kigali.fact_id].chat_reply, written[kigali.fact_id].completion_held,
+            written[kigali.fact_id].chat_held, written[kigali.fact_id].held) == ("Kigali is in Tanzania.", True, False, False)
+    assert written[paris.fact_id].chat_reply == "Paris is in Italy." and written[paris.fact_id].held is True
+    assert [(r.chat_reply, r.verdict, r.disagrees) for r in rows] == [
+        ("Kigali is in Tanzania.", "not held in chat", True), ("Paris is in Italy.", "held", False)]
+    assert str(held_count(rows)) == "held 1/2 (0 after extra passes) · completion 2/2 · chat 1/2"
+
+
+def test_a_log_from_before_chat_replies_opens_and_its_verdicts_are_the_completions(tmp_path):
+    folder = tmp_path / "project"
+    with Project.create(folder, "default", "fp") as project:
+        project.queue_facts([EditRequest("France", "The capital of {} is", "Rome", "Paris")])
+        _run_batch(project, {"France": (True, 1)}, T0)
+    with sqlite3.connect(folder / LOG_FILE) as conn:  # the log as the version before chat replies wrote it
+        for column in ("chat_reply", "completion_held", "chat_held"):
+            conn.execute(f"ALTER TABLE batch_facts DROP COLUMN {column}")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0007_chat_replies'")
+    conn.close()
+    with Project.open(folder) as project:
+        (row,) = project.queries.log_rows()
+    assert (row.continuation, row.held, row.completion_held, row.chat_reply, row.chat_held) == (
+        " wrote about France", True, True, None, None)
+    assert (row.verdict, str(held_count([row]))) == ("held after 1 extra pass", "held 1/1 (1 after extra passes)")
