@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
+from nse_engine.answers import has_word
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.errors import NseError
 
@@ -20,6 +21,16 @@ LIST_SEPARATOR = "|"
 NEIGHBOR_ARROW = "=>"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+MAX_CHARACTERS = {
+    "subject": 200, "prompt": 500, "target_new": 200, "target_true": 200, "relation": 100,
+    "paraphrases": 500, "neighborhood": 500,  # each paraphrase; each neighbourhood check (prompt and answer)
+}
+"""The most characters each field may hold: the one definition the Edit form, import and the CLI use.
+No real fact comes near them; a longer text is a paste gone wrong and would make every round slow."""
+NEEDS_WORD = ("subject", "target_new", "target_true")
+"""Fields that name something: a text with no letter or digit ("…", "€", an emoji) names nothing a
+model could be checked on (such an object would never be said)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,9 @@ def build_fact(
     for name, value in (("subject", subject), ("prompt", prompt), ("target_new", target_new)):
         if not value:
             problems.append(FactProblem(name, "empty", "is empty"))
+    problems += _text_problems(subject, prompt, target_new, target_true, relation, paraphrases, neighbors)
+    if any(p.code == "too_long" for p in problems):  # a pasted page is not searched for the subject
+        return None, problems
     named_values = (
         ("subject", subject), ("prompt", prompt), ("target_new", target_new),
         ("target_true", target_true or ""), ("relation", relation or ""),
@@ -128,6 +142,8 @@ def build_fact(
     for i, (p, t) in enumerate(neighbors, start=1):
         if not p or not t:
             problems.append(FactProblem("neighborhood", "empty", f"item {i} needs a prompt and an answer"))
+        elif not has_word(t):
+            problems.append(FactProblem("neighborhood", "no_word", f"item {i}'s answer {t!r} has no letter or digit; write it in words"))
 
     if problems:
         return None, problems
@@ -143,6 +159,29 @@ def build_fact(
     if token_limit is not None:
         problems.extend(_length_problems(request, token_limit))
     return (None if problems else request), problems
+
+
+def _text_problems(subject: str, prompt: str, target_new: str, target_true: str | None, relation: str | None,
+                   paraphrases: tuple[str, ...], neighbors: tuple[tuple[str, str], ...]) -> list[FactProblem]:
+    """Texts longer than MAX_CHARACTERS, and names with no letter or digit."""
+    problems = []
+    values = {"subject": subject, "target_new": target_new, "target_true": target_true or ""}
+    for name in NEEDS_WORD:
+        if values[name] and not has_word(values[name]):
+            problems.append(FactProblem(name, "no_word", f"{values[name]!r} has no letter or digit; write it in words"))
+    items = [("subject", subject), ("prompt", prompt), ("target_new", target_new), ("target_true", target_true or ""),
+             ("relation", relation or ""), *(("paraphrases", p) for p in paraphrases),
+             *(("neighborhood", f"{p} {NEIGHBOR_ARROW} {t}") for p, t in neighbors)]
+    for name, value in items:
+        if len(value) > MAX_CHARACTERS[name]:
+            problems.append(FactProblem(name, "too_long", too_long_message(name, len(value))))
+    return problems
+
+
+def too_long_message(field: str, length: int) -> str:
+    """What a text over its field's limit is told, without the field's name (the caller adds it)."""
+    each = " each" if field in ("paraphrases", "neighborhood") else ""
+    return f"has {length:,} characters; at most {MAX_CHARACTERS[field]:,} are allowed{each}: shorten it"
 
 
 def make_template(subject: str, prompt: str) -> tuple[str | None, FactProblem | None]:
@@ -216,14 +255,20 @@ def _split_list(cell: str) -> list[str]:
 
 
 def _length_problems(request: EditRequest, limit: TokenLimit) -> list[FactProblem]:
-    texts = [("target_new", f"{request.text} {request.target_new}")]
+    """Texts the model would read that are too long for it, each named by the field that makes it long."""
+    def longer(target: str, name: str, label: str) -> tuple[str, str]:
+        if len(target) > len(request.text):
+            return name, "together with the prompt and the subject, "
+        return "prompt", f"together with the subject and the {label}, "
+
+    texts = [(*longer(request.target_new, "target_new", "new object"), f"{request.text} {request.target_new}")]
     if request.target_true:
-        texts.append(("target_true", f"{request.text} {request.target_true}"))
-    texts += [("paraphrases", f"{p} {request.target_new}") for p in request.paraphrases]
-    texts += [("neighborhood", f"{n.prompt} {n.target}") for n in request.neighborhood]
+        texts.append((*longer(request.target_true, "target_true", "true object"), f"{request.text} {request.target_true}"))
+    texts += [("paraphrases", "", f"{p} {request.target_new}") for p in request.paraphrases]
+    texts += [("neighborhood", "", f"{n.prompt} {n.target}") for n in request.neighborhood]
     problems = []
-    for field, text in texts:
+    for field, what, text in texts:
         count = limit.count_tokens(text)
         if count > limit.max_tokens:
-            problems.append(FactProblem(field, "too_long", limit.problem(count)))
+            problems.append(FactProblem(field, "too_long", what + limit.problem(count)))
     return problems

@@ -119,7 +119,7 @@ def test_correct_this_opens_the_edit_form_with_the_question_asked(qtbot, window,
     assert (form.subject.text(), form.prompt.text(), form.relation.text()) == (
         "Danielle Darrieux", "The mother tongue of {} is", "mother tongue")
     assert form.target_new.text() == "" and form.target_true.text() == ""
-    assert "target_new" in form.problems_label.text()  # the object is the user's to write
+    assert "New object" in form.problems_label.text()  # the object is the user's to write
 
     window.tabs.setCurrentWidget(chat)  # now with a word of the reply selected, from its context menu
     pane.moveCursor(QTextCursor.MoveOperation.End)
