@@ -14,7 +14,7 @@ import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nse_engine.errors import ProjectError
 from nse_engine.facts import EditRequest
@@ -23,6 +23,9 @@ from nse_engine.store.log_rows import BatchChanges, LogRow, ProjectSeries, Reten
 from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary, Retry, ScheduleStep
 
 from nse_app.worker import JobContext
+
+if TYPE_CHECKING:
+    from nse_engine.export_folder import ExportPlan
 
 log = logging.getLogger(__name__)
 
@@ -264,9 +267,21 @@ def undo_last_batch(engine: Engine, ctx: JobContext) -> BatchChanges:
     return engine.require_workspace().undo_last_batch(ctx.control)
 
 
-def export_model(engine: Engine, ctx: JobContext, folder: str) -> str:
-    engine.require_workspace().export_model(Path(folder), ctx.control)
-    return folder
+def plan_export(engine: Engine, ctx: JobContext, folder: str) -> ExportPlan:
+    """What exporting into `folder` would replace and how many edits it holds, asked before exporting."""
+    from nse_engine.model_export import plan_export as engine_plan
+
+    ws = engine.require_workspace()
+    return engine_plan(ws.project, Path(folder), ws.loaded.source)
+
+
+def export_model(engine: Engine, ctx: JobContext, folder: str, replace: bool, allow_unedited: bool) -> int:
+    """Write the edited model, edits.json and a model card into `folder`; all or nothing."""
+    from nse_engine.model_export import export_model as engine_export
+
+    ws = engine.require_workspace()
+    return engine_export(ws.loaded, ws.project, Path(folder), ws.session.base_fingerprint, ctx.control,
+                         replace=replace, allow_unedited=allow_unedited)
 
 
 # ---- generation ------------------------------------------------------------------------------

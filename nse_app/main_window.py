@@ -7,7 +7,7 @@ import logging
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from nse_engine.facts import EditRequest
 
@@ -15,6 +15,7 @@ from nse_app.resources import resource
 from nse_app.session import Session
 from nse_app.views.chat_view import ChatView
 from nse_app.views.edit_form import EditForm
+from nse_app.views.export_dialog import choose_export_folder, remember_export_folder
 from nse_app.views.import_view import ImportView
 from nse_app.views.job_progress import JobProgress
 from nse_app.views.log_view import LogView
@@ -136,9 +137,33 @@ class MainWindow(QMainWindow):
         self.import_view.choose_file()
 
     def export_model(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export the edited model to a folder")
+        folder = choose_export_folder(self)
         if folder:
-            self.session.start(self.session.export_model(folder))
+            self.session.start(self._export(folder))
+
+    async def _export(self, folder: str) -> None:
+        """Export after asking what the user must agree to: a model with no edit, a folder replaced."""
+        plan = await self.session.plan_export(folder)  # refuses the base model's folder and project folders
+        if not plan.active_edits and not self._confirm(
+            "Export the base model?",
+            "Nothing is edited: no edit is in effect in this project, so the exported folder would hold the "
+            "base model unchanged.\n\nExport the base model unchanged?",
+        ):
+            return
+        if plan.replaces and not self._confirm(
+            "Replace the folder's contents?",
+            f"{folder} is not empty: it holds {plan.replaces_text} ({len(plan.replaces)} items). Exporting "
+            "deletes all of it and puts the exported model in its place.\n\nReplace everything in this folder?",
+        ):
+            return
+        await self.session.export_model(folder, replace=bool(plan.replaces), allow_unedited=not plan.active_edits)
+        remember_export_folder(folder)
+
+    def _confirm(self, title: str, text: str) -> bool:
+        """Yes / No, No by default: the question of an action that cannot be taken back."""
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def undo_last_batch(self) -> None:
         answer = QMessageBox.question(

@@ -193,9 +193,18 @@ class Session(QObject):
         self.status_message.emit("Undid the last batch.")
         return changes
 
-    async def export_model(self, folder: str) -> None:
-        await self.job(jobs.export_model, long=True, folder=folder)
-        self.status_message.emit(f"Exported the edited model to {folder}.")
+    async def plan_export(self, folder: str) -> Any:
+        """What exporting into `folder` would replace and how many edits it holds (an ExportPlan);
+        raises for a folder an export may never write (the base model's, a project's)."""
+        return await self.job(jobs.plan_export, folder=folder)
+
+    async def export_model(self, folder: str, replace: bool = False, allow_unedited: bool = False) -> int:
+        """Write the edited model with edits.json into `folder` (new or empty unless `replace`)."""
+        count = await self.job(jobs.export_model, long=True, folder=folder, replace=replace,
+                               allow_unedited=allow_unedited)
+        what = f"the edited model ({_facts(count)} edited; edits.json lists them)" if count else "the base model unchanged"
+        self.status_message.emit(f"Exported {what} to {folder}.")
+        return count
 
     def shutdown(self) -> None:
         for task in list(self._tasks):

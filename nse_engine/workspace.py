@@ -70,7 +70,7 @@ class Workspace:
             chosen = known or method or "nse"
             state = project.current_state_file()  # checked against its recorded checksum
             if state is not None:
-                session = _restored_session(loaded, state, folder)
+                session = restored_session(loaded, state, folder)
                 _check_settings(session.hparams, settings or {}, folder)
             else:
                 points = _points(loaded)
@@ -188,11 +188,6 @@ class Workspace:
         return BatchChanges(batch.id, [], {}, None, undone=True, batch=self.project.batch(batch.id),
                             fact_ids=batch.fact_ids)
 
-    def export_model(self, folder: Path, control: JobControl | None = None) -> None:
-        (control or silent()).report("export", 0, 1, str(folder))
-        self.session.export_model(Path(folder))
-        (control or silent()).report("export", 1, 1, "done")
-
     @contextmanager
     def closing(self) -> Iterator[Workspace]:
         try:
@@ -201,7 +196,7 @@ class Workspace:
             self.project.close()
 
 
-def _restored_session(loaded: LoadedModel, state: Path, folder: Path) -> EditingSession:
+def restored_session(loaded: LoadedModel, state: Path, folder: Path) -> EditingSession:
     """The session a state file holds, on `loaded`; `DamagedStateError` when it gives NaN or
     infinite weights (a state saved damaged, though its checksum matches)."""
     set_aside = (f"Put it back from a backup, or run `nse rollback --project {folder} --discard-current` "

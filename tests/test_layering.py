@@ -16,6 +16,7 @@ QT = {"PySide6", "qasync", "pyqtgraph"}
 # where data lives.
 # Each of these imports nothing heavier than SQLite; test_importing_the_app_imports_no_torch holds them to it.
 APP_MAY_IMPORT = {
+    "nse_engine",  # its __version__, for Help ▸ About (the package itself imports nothing)
     "nse_engine.answers",  # the whole-word rule, so the app highlights what the verdicts count
     "nse_engine.errors",
     "nse_engine.facts",

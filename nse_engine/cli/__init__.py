@@ -10,12 +10,12 @@ from nse_engine.errors import Cancelled, NseError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from nse_engine.cli import compare, editing, models, stats, store
+    from nse_engine.cli import compare, editing, export, models, stats, store
 
     parser = argparse.ArgumentParser(prog="nse", description="NSE Studio: sequential knowledge editing of local LLMs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (models, stats, store, editing, compare):
+    for module in (models, stats, store, editing, export, compare):
         module.register(sub)
     return parser
 

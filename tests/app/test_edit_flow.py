@@ -3,10 +3,14 @@ point; cancel a running batch and see nothing changed; compare with the original
 
 from __future__ import annotations
 
+import json
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QLineEdit, QMessageBox
+from PySide6.QtWidgets import QLineEdit, QMessageBox
 
 from app.conftest import FACT, JOB_TIMEOUT_MS, error_dialogs, queue_fact, wait_idle
+
+from nse_app import main_window
 
 
 def _log_cell(window, row: int, header: str) -> str:
@@ -114,10 +118,12 @@ def test_undo_the_last_batch_and_export_the_model(qtbot, project_window, tmp_pat
     wait_idle(qtbot, session)
 
     export = tmp_path / "exported"
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(export))
+    monkeypatch.setattr(main_window, "choose_export_folder", lambda parent=None: str(export))
     window.export_action.trigger()
     qtbot.waitUntil(lambda: (export / "config.json").exists(), timeout=JOB_TIMEOUT_MS)
     wait_idle(qtbot, session)
+    edits = json.loads((export / "edits.json").read_text(encoding="utf-8"))["edits"]
+    assert [(e["subject"], e["target_new"]) for e in edits] == [(FACT["subject"], FACT["target_new"])]
 
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     with qtbot.waitSignal(session.changed, timeout=JOB_TIMEOUT_MS) as undone:
