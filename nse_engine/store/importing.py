@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import IO, Any, Callable, Iterator
 from nse_engine.facts import EditRequest
 from nse_engine.errors import ImportFormatError
 from nse_engine.store.csv_cells import OUR_EXPORT_HEADERS, restore_formula
+from nse_engine.store.input_files import open_regular_file
 from nse_engine.store.validation import (
     FIELDS,
     LIST_SEPARATOR,
@@ -105,13 +107,8 @@ class FactFile:
         self.warnings: list[str] = []
         self.bytes_read = 0
         self._our_export = False
-        try:
-            self.total_bytes = self.path.stat().st_size
-            self._fh: IO[bytes] = open(self.path, "rb")
-        except IsADirectoryError:
-            raise ImportFormatError(f"{self.path} is a folder, not a fact file") from None
-        except OSError as exc:
-            raise ImportFormatError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        self._fh: IO[bytes] = open_regular_file(self.path)  # a pipe or a device would hang the reader
+        self.total_bytes = os.fstat(self._fh.fileno()).st_size
         try:
             self.format, self.records = self._detect()
         except BaseException:
