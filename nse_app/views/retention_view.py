@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
+)
 
 from nse_engine.errors import OutputFileError
 from nse_engine.method_names import method_label
@@ -36,6 +38,21 @@ OVERLAY_LINES = (("share", "earlier edits retained", "#7a7a7a", False),
                  ("first_batch_share", "first batch's edits retained", "#7a7a7a", True),
                  ("says_new", "says the new object", "#b0b0b0", False))
 NO_OVERLAY = "Compare with a recent project…"
+FEW_BATCHES = 3  # below this many batches a chart is a dot or two: the figures are shown as numbers too
+# (RetentionRow attribute, card title, shown as a share)
+CARDS = (("share", "earlier edits retained", True), ("says_new", "says the new object", True),
+         ("efficacy", "efficacy", True), ("generalization", "generalisation", True),
+         ("specificity", "specificity", True), ("fluency", "fluency", False))
+
+
+class _EditsAxis(pg.AxisItem):
+    """An x axis of whole edits: no tick at 2.5 edits, and thousands grouped."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:  # noqa: N802,N803
+        return [(spacing, offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size) if spacing >= 1] or [(1.0, 0.0)]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        return [f"{round(v):,}" for v in values]
 
 
 class _Lines:
@@ -85,23 +102,26 @@ class _Lines:
 class _Chart:
     """One plot with its lines, a legend and a note shown when its batches have no measurements."""
 
-    def __init__(self, plot: pg.PlotItem, lines: tuple, y_range: tuple[float, float] | None) -> None:
+    def __init__(self, plot: pg.PlotItem, lines: tuple, y_range: tuple[float, float] | None, before_first: str) -> None:
         self.plot = plot
         plot.showGrid(x=True, y=True, alpha=0.25)
-        plot.addLegend(offset=(-10, 10))
+        plot.setAxisItems({"bottom": _EditsAxis("bottom")})
+        if len(lines) > 1:  # bottom left: new points land on the right, and shares stay high
+            plot.addLegend(offset=(10, -10))
         plot.setLabel("bottom", "edits applied")
         if y_range is not None:
             plot.setYRange(*y_range, padding=0.05)
-        self.empty_text = pg.TextItem("no measurements for these batches", color="#888888", anchor=(0.5, 0.5))
+        self.before_first = before_first
+        self.empty_text = pg.TextItem("", color="#888888", anchor=(0, 0))
         self.empty_text.setParentItem(plot.getViewBox())
-        self.empty_text.setPos(200, 60)
-        self.empty_text.hide()
-        self.lines = _Lines(plot, lines)
+        self.empty_text.setPos(10, 10)
+        self.lines = _Lines(plot, lines, in_legend=len(lines) > 1)
 
     def update(self, series: list[RetentionRow]) -> int:
-        """Show `series`; returns how many points were drawn."""
+        """Show `series`; returns how many points were drawn. An empty chart says what will appear on it."""
         drawn = self.lines.update(series)
-        self.empty_text.setVisible(drawn == 0 and bool(series))
+        self.empty_text.setText(self.before_first if not series else "no measurements for these batches")
+        self.empty_text.setVisible(drawn == 0)
         return drawn
 
 
@@ -128,9 +148,22 @@ class RetentionView(QWidget):
         fluency = self.graphics.addPlot(row=2, col=0, title="Fluency (n-gram entropy of generated text)")
         quality.setXLink(retention)
         fluency.setXLink(retention)
-        self.retention = _Chart(retention, RETENTION_LINES, (0.0, 1.0))
-        self.quality = _Chart(quality, QUALITY_LINES, (0.0, 1.0))
-        self.fluency = _Chart(fluency, FLUENCY_LINES, None)
+        self.retention = _Chart(retention, RETENTION_LINES, (0.0, 1.0),
+                                "After each batch: the share of earlier edits the model still gives")
+        self.quality = _Chart(quality, QUALITY_LINES, (0.0, 1.0),
+                              "After each batch: its own edits, their paraphrases and the facts nearby")
+        self.fluency = _Chart(fluency, FLUENCY_LINES, None,
+                              "After each batch: how varied the model's free text is (falls when edits damage it)")
+        self.cards = QFrame()
+        self.cards.setObjectName("retentionCards")
+        self.card_labels: dict[str, QLabel] = {}
+        cards_layout = QHBoxLayout(self.cards)
+        for key, title, _share in CARDS:
+            label = QLabel()
+            label.setObjectName("retentionCard")
+            label.setToolTip(title)
+            self.card_labels[key] = label
+            cards_layout.addWidget(label)
         self.overlay_lines = _Lines(retention, OVERLAY_LINES, in_legend=False)
 
         self.summary = QLabel("Run a batch of edits to see how earlier edits hold up.")
@@ -158,6 +191,7 @@ class RetentionView(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(compare)
+        layout.addWidget(self.cards)
         layout.addWidget(self.graphics)
 
         session.changed.connect(self.apply_changes)
@@ -185,6 +219,7 @@ class RetentionView(QWidget):
         self.quality_count = self.quality.update(series)
         self.fluency_count = self.fluency.update(series)
         self._fit_x()
+        self._show_cards(series[-1] if 0 < len(series) < FEW_BATCHES else None)
         if not series:
             self.summary.setText("Run a batch of edits to see how earlier edits hold up.")
             return
@@ -193,6 +228,16 @@ class RetentionView(QWidget):
         if last.share is not None:
             text += f" After batch {last.batch_id}, {last.share:.0%} of earlier edits are retained."
         self.summary.setText(text)
+
+    def _show_cards(self, last: RetentionRow | None) -> None:
+        """The newest batch's figures as numbers, while the charts have too few points to read."""
+        self.cards.setVisible(last is not None)
+        if last is None:
+            return
+        for key, title, share in CARDS:
+            value = getattr(last, key)
+            shown = "—" if value is None else f"{value:.0%}" if share else f"{value:.2f}"
+            self.card_labels[key].setText(f"<span style='font-size:15pt'><b>{shown}</b></span><br>{title}")
 
     # ---- the overlay -------------------------------------------------------------------------
 
