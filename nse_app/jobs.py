@@ -172,6 +172,19 @@ def requeue_not_held(engine: Engine, ctx: JobContext, batch_ids: list[int]) -> l
     return engine.require_workspace().project.requeue_not_held(batch_ids)
 
 
+REQUEUABLE = ("undone", "failed")  # the facts "Queue again" puts back in the queue (the store's rule)
+
+
+def requeue_facts(engine: Engine, ctx: JobContext, fact_ids: list[int], batch_ids: list[int]) -> list[int]:
+    """Put undone or failed facts back at the end of the queue, as they are ("Queue again"): these,
+    and those of these batches; all or none. Returns the facts queued."""
+    project = engine.require_workspace().project
+    batches = set(batch_ids)
+    ids = sorted(set(fact_ids) | {f.id for f in project.facts() if f.batch_id in batches and f.status in REQUEUABLE})
+    project.requeue(ids)
+    return ids
+
+
 def regularisation_schedule(engine: Engine, ctx: JobContext, overrides: dict[str, Any]) -> list[ScheduleStep] | None:
     """The λ/β multiplier a round would use at a few numbers of earlier edits, with the Advanced
     panel's settings (empty: the schedule is off; None: no project is open, as when the project

@@ -10,7 +10,9 @@ from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from nse_engine.facts import EditRequest
+from nse_engine.store.records import Batch
 
+from nse_app import jobs
 from nse_app.resources import resource
 from nse_app.session import Session
 from nse_app.views.chat_view import ChatView
@@ -26,6 +28,16 @@ from nse_app.views.retention_view import RetentionView
 log = logging.getLogger(__name__)
 
 APP_TITLE = "NSE Studio"
+
+
+def undo_question(batch: Batch) -> str:
+    """The undo confirmation: which batch, how many facts, and what becomes of them."""
+    n, k = len(batch.fact_ids), batch.applied_count
+    plural = k != 1
+    undone = f"its {'facts are' if plural else 'fact is'}" if k == n else f"the {k} fact{'s' if plural else ''} it applied {'are' if plural else 'is'}"
+    return (f"Undo batch {batch.id} ({n} fact{'' if n == 1 else 's'})?\n\nThe model goes back to how it was before "
+            f"batch {batch.id}; {undone} marked undone in the Log, where “Queue again” puts "
+            f"{'them' if plural else 'it'} back in the queue.")
 
 
 class MainWindow(QMainWindow):
@@ -166,11 +178,16 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def undo_last_batch(self) -> None:
-        answer = QMessageBox.question(
-            self, "Undo last batch", "Restore the model as it was before the last batch of edits?"
-        )
-        if answer == QMessageBox.StandardButton.Yes:
-            self.session.start(self.session.undo_last_batch())
+        self.session.start(self._undo_last_batch())
+
+    async def _undo_last_batch(self) -> None:
+        """Ask, naming the batch and how many facts it holds, then undo it."""
+        batch = next((b for b in reversed(await self.session.job(jobs.batches)) if not b.undone), None)
+        if batch is None:
+            QMessageBox.information(self, "Undo last batch", "No batch is in effect: there is nothing to undo.")
+            return
+        if QMessageBox.question(self, "Undo last batch", undo_question(batch)) == QMessageBox.StandardButton.Yes:
+            await self.session.undo_last_batch()
 
     def _edit_fact(self, fact: EditRequest) -> None:
         self.edit_form.edit_existing(fact)

@@ -187,6 +187,14 @@ class Session(QObject):
         )
         return retries
 
+    async def requeue_facts(self, fact_ids: list[int], batch_ids: list[int]) -> list[int]:
+        """Queue again undone or failed facts: these, and those of these batches (Queue again)."""
+        queued = await self.job(jobs.requeue_facts, fact_ids=fact_ids, batch_ids=batch_ids)
+        self.facts_changed.emit()
+        self.status_message.emit(f"Queued {_facts(len(queued))} again; the next run edits "
+                                 f"{'it' if len(queued) == 1 else 'them'}." if queued else "No fact was left to queue again.")
+        return queued
+
     async def undo_last_batch(self) -> BatchChanges:
         changes = await self.job(jobs.undo_last_batch, long=True)
         self.changed.emit(changes)

@@ -185,8 +185,10 @@ class Workspace:
             if removed is not None:
                 self.session.restore_round(removed)
             raise
+        # its own facts become undone; the earlier ones it measured take their "now" from an earlier batch again
+        measured = {e.fact_id for e in self.project.evaluations(batch_id=batch.id)}
         return BatchChanges(batch.id, [], {}, None, undone=True, batch=self.project.batch(batch.id),
-                            fact_ids=batch.fact_ids)
+                            fact_ids=tuple(sorted(set(batch.fact_ids) | measured)))
 
     @contextmanager
     def closing(self) -> Iterator[Workspace]:

@@ -1,13 +1,14 @@
 """The Log screen: every fact and batch of the project's SQLite log, searchable and filterable
 by status, with each fact's probabilities, whether it held when its batch ended (and what the
-model wrote), whether it is still retained, and Retry for the facts that did not hold."""
+model wrote), whether it is still retained, Retry for the facts that did not hold, and Queue again
+for undone (or failed) facts: the selected ones, or those of the selected undone batch."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QAction, QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -39,6 +40,7 @@ FACT_COLUMNS = (
     ("prob_true_now", "P(true) now"), ("retained", "Retained"), ("held", "Held"),
     ("continuation", "Model wrote"), ("chat_reply", "Chat replied"), ("reason", "Note"),
 )
+UNDONE = "undone"  # the Retained cell of a fact whose batch was undone: nothing of it is in effect
 BATCH_COLUMNS = (("id", "Batch"), ("method", "Method"), ("facts", "Facts"), ("applied_count", "Applied"),
                  ("not_held", "Not held"), ("outcome", "Outcome"), ("duration_s", "Seconds"),
                  ("finished_at", "Finished"), ("undone", "Undone"))
@@ -50,7 +52,7 @@ def format_cell(key: str, value: Any) -> str:
     if key.startswith("prob_"):
         return f"{value:.3f}"
     if key in ("retained", "undone"):
-        return "yes" if value else "no"
+        return value if value == UNDONE else "yes" if value else "no"
     if key == "duration_s":
         return f"{value:.1f}"
     if key.endswith("_at"):
@@ -59,8 +61,11 @@ def format_cell(key: str, value: Any) -> str:
 
 
 def fact_values(fact: LogRow) -> dict[str, Any]:
-    """A log row's cells by column key."""
-    return ({key: getattr(fact, key, None) for key, _title in FACT_COLUMNS} | fact_cells(fact.request)
+    """A log row's cells by column key (an undone fact: no "now" figures, and "undone" for retained)."""
+    columns = {key: getattr(fact, key, None) for key, _title in FACT_COLUMNS}
+    if fact.status == "undone":
+        columns["retained"] = UNDONE
+    return (columns | fact_cells(fact.request)
             | {"id": fact.id, "held": fact.verdict})
 
 
@@ -91,6 +96,10 @@ class LogView(QWidget):
         self.retry_button.setToolTip("Queue again the applied facts of the selected batch (of every batch when "
                                      "none is selected) that the model did not say, for the next run")
         self.retry_button.clicked.connect(self.retry_not_held)
+        self.queue_again_button = QPushButton("Queue again")
+        self.queue_again_button.clicked.connect(self.queue_again)
+        self.queue_again_action = QAction("Queue again", self)
+        self.queue_again_action.triggered.connect(self.queue_again)
         self.count_label = QLabel()
         filters = QHBoxLayout()
         filters.addWidget(self.search, 2)
@@ -98,11 +107,13 @@ class LogView(QWidget):
         filters.addWidget(self.count_label)
         filters.addStretch()
         filters.addWidget(self.retry_button)
+        filters.addWidget(self.queue_again_button)
         filters.addWidget(self.ask_button)
 
         self.facts_table = self._table([title for _k, title in FACT_COLUMNS])
         self.facts_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.facts_table.itemSelectionChanged.connect(self._update_buttons)
+        self.facts_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # queue several again
         self.written_label = QLabel()
         self.written_label.setObjectName("written")
         self.written_label.setWordWrap(True)
@@ -110,6 +121,9 @@ class LogView(QWidget):
                                       "replied to its chat question) when its batch ended")
         self.batches_table = self._table([title for _k, title in BATCH_COLUMNS])
         self.batches_table.itemSelectionChanged.connect(self._update_buttons)
+        for table in (self.facts_table, self.batches_table):  # right-click: Queue again
+            table.addAction(self.queue_again_action)
+            table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         facts = QWidget()
         facts_layout = QVBoxLayout(facts)
         facts_layout.setContentsMargins(0, 0, 0, 0)
@@ -203,7 +217,10 @@ class LogView(QWidget):
 
     def _selected_fact(self) -> LogRow | None:
         rows = self.facts_table.selectionModel().selectedRows()
-        return self._facts[rows[0].row()] if rows else None
+        return self._facts[min(r.row() for r in rows)] if rows else None
+
+    def _selected_facts(self) -> list[LogRow]:
+        return [self._facts[r] for r in sorted(i.row() for i in self.facts_table.selectionModel().selectedRows())]
 
     def _selected_batch(self) -> Batch | None:
         rows = self.batches_table.selectionModel().selectedRows()
@@ -214,11 +231,32 @@ class LogView(QWidget):
         selected = self._selected_batch()
         return [b.id for b in ([selected] if selected else self._batches) if b.not_held and not b.undone]
 
+    def _queue_again_targets(self) -> tuple[list[int], list[int], str]:
+        """What Queue again acts on: (fact ids, batch ids, what the button says it does). The
+        selected facts that can be queued again; with none of those, the selected undone batch."""
+        facts = [f.id for f in self._selected_facts() if f.status in jobs.REQUEUABLE]
+        if facts:
+            return facts, [], f"Put the selected undone or failed facts ({len(facts)}) back at the end of the queue"
+        batch = self._selected_batch()
+        if batch is not None and batch.undone:
+            return [], [batch.id], f"Put the undone facts of batch {batch.id} back at the end of the queue"
+        return [], [], "Select undone (or failed) facts, or an undone batch, to put them back in the queue"
+
     def _update_buttons(self) -> None:
         fact = self._selected_fact()
         self.ask_button.setEnabled(fact is not None)
         self.written_label.setText(written_html(fact) if fact is not None else "")
         self.retry_button.setEnabled(bool(self._retry_batches()))
+        fact_ids, batch_ids, why = self._queue_again_targets()
+        for widget in (self.queue_again_button, self.queue_again_action):
+            widget.setEnabled(bool(fact_ids or batch_ids))
+            widget.setToolTip(why)
+
+    def queue_again(self) -> None:
+        """Put the selected undone or failed facts (or the selected undone batch's) back in the queue, in one action."""
+        fact_ids, batch_ids, _why = self._queue_again_targets()
+        if fact_ids or batch_ids:
+            self._session.start(self._session.requeue_facts(fact_ids, batch_ids))
 
     def retry_not_held(self) -> None:
         batch_ids = self._retry_batches()

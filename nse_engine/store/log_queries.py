@@ -166,7 +166,8 @@ class LogQueries:
         self, status: str | None = None, search: str | None = None, fact_ids: Collection[int] | None = None
     ) -> list[LogRow]:
         """Facts in log order (of one status, containing `search`, among `fact_ids`, as asked) with
-        their probabilities just before and after their own batch and at the newest measurement."""
+        their probabilities just before and after their own batch and, for facts in effect, at the
+        newest measurement of a batch in effect (an undone fact has no "now" and no retention)."""
         where, params = fact_filter(status, search)
         if fact_ids is not None:
             ids = sorted(set(fact_ids))
@@ -180,11 +181,13 @@ class LogQueries:
         history: dict[int, list[Evaluation]] = {}
         for evaluation in self.evaluations():
             history.setdefault(evaluation.fact_id, []).append(evaluation)
+        in_effect = {r[0] for r in self._db.execute("SELECT id FROM batches WHERE undone_at IS NULL")}
         rows = []
         for fact in facts:
             evals = history.get(fact.id, [])
             own = next((e for e in evals if e.batch_id == fact.batch_id), None)
-            latest = evals[-1] if evals else None
+            now = [e for e in evals if e.batch_id in in_effect] if fact.status == "applied" else []
+            latest = now[-1] if now else None  # an undone batch's measurement no longer describes the model
             prob_new_before, prob_true_before = before.get(fact.id, (None, None))
             wrote = written.get(fact.id, WrittenOutcome(None, None, 0))
             rows.append(LogRow(

@@ -42,13 +42,23 @@ def test_a_batch_reports_its_chart_point_batch_row_and_the_log_rows_it_changed(t
 
 def test_an_undo_reports_its_batch_undone_and_the_facts_it_changed(tmp_path):
     ws = open_workspace(tmp_path)
-    ws.run_batch(ws.project.queue_facts(ROUND_1))
+    first = ws.run_batch(ws.project.queue_facts(ROUND_1))
     ids = ws.project.queue_facts(ROUND_2)
     ran = ws.run_batch(ids)
+    measured = {e.fact_id for e in ws.project.evaluations(batch_id=ran.batch_id)} - set(ids)
+    assert measured  # the batch measured earlier edits: their "now" was its measurement
     undone = ws.undo_last_batch()
     assert undone.undone and undone.batch_id == ran.batch_id and undone.point is None
     assert undone.batch == ws.project.batch(ran.batch_id) and undone.batch.undone
-    assert sorted(undone.fact_ids) == sorted(ids)
-    assert [r.status for r in ws.project.queries.log_rows(fact_ids=undone.fact_ids)] == ["undone"] * len(ids)
+    assert set(undone.fact_ids) == set(ids) | measured
+    rows = ws.project.queries.log_rows(fact_ids=undone.fact_ids)
+    assert rows == [r for r in ws.project.queries.log_rows() if r.id in set(undone.fact_ids)]
+    own = [r for r in rows if r.id in ids]
+    assert [r.status for r in own] == ["undone"] * len(ids)
+    # an undone fact no longer describes the model: no "now" figures, no retention
+    assert {(r.prob_new_now, r.prob_true_now, r.retained) for r in own} == {(None, None, None)}
+    assert all(r.prob_new_after is not None for r in own)  # what its batch did stays on record
+    before = {e.fact_id: (e.prob_new, e.retained) for e in ws.project.evaluations(batch_id=first.batch_id)}
+    assert {r.id: (r.prob_new_now, r.retained) for r in rows if r.id in measured} == {i: before[i] for i in measured}
     assert [p.batch_id for p in ws.project.queries.retention_points()] == [ran.batch_id - 1]
     ws.project.close()
