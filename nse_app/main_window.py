@@ -111,7 +111,7 @@ class MainWindow(QMainWindow):
         self.import_action = self._action("&Import facts…", self.import_facts, "Ctrl+I", "import")
         self.export_action = self._action("&Export edited model…", self.export_model, "Ctrl+E", "export")
         self.save_chart_action = self._action("Save retention &chart as PNG…", self.retention_view.save_png, None, "saveChart")
-        quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, "quit")
+        quit_action = self._action("&Quit", self.close, "Ctrl+Q", "quit")  # StandardKey.Quit is unbound on Windows
         self.run_action = self._action("&Run queued edits", self.queue_view.run_queue, "Ctrl+R", "run")
         self.cancel_action = self._action("&Cancel", self.session.cancel, Qt.Key.Key_Escape, "cancel")
         self.undo_action = self._action("&Undo last batch", self.undo_last_batch, "Ctrl+Shift+Z", "undo")
@@ -231,6 +231,21 @@ class MainWindow(QMainWindow):
         settings.setValue("window/tab", self.tabs.currentIndex())
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if self.session.busy and not self._quit_anyway():
+            event.ignore()
+            return
         self.save_state()
         self.session.shutdown()
         super().closeEvent(event)
+
+    def _quit_anyway(self) -> bool:
+        """Quitting (Ctrl+Q, or closing the window) while a job runs cancels it: ask first, No by default."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Quit while a job is running?",
+                          f"{self.progress.label.text()}\n\nQuitting now cancels it: a batch of edits "
+                          "is not applied (the project stays as it was before it). Quit anyway?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("quitDialog")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.button(QMessageBox.StandardButton.Yes).setText("Quit and cancel")
+        box.button(QMessageBox.StandardButton.No).setText("Keep running")
+        return box.exec() == QMessageBox.StandardButton.Yes
