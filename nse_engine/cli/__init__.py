@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from nse_engine.errors import Cancelled, NseError
+
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool that stopped at a closed pipe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.run(args) or 0)
+        status = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
+        return status
+    except BrokenPipeError:  # the reader went away (`nse log | head`): stop quietly, as other tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE
     except NseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

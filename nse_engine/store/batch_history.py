@@ -3,8 +3,9 @@
 The log and the state files never disagree, even if the process is killed at any moment: a new
 state file is written under a fresh name (temporary file, fsync, rename) *before* the one
 transaction that records it; the current state is the newest state file the log names (and no
-rollback set aside), and any other file in `state/` is a leftover of a crash, removed only by the
-holder of the project's write lock. Every use of the current state checks it against the checksum
+rollback set aside). A crash can leave only the temporary files of a state write and a state file
+newer than the log's last record; the holder of the project's write lock removes exactly those, and
+keeps every other file in `state/`. Every use of the current state checks it against the checksum
 recorded with it (state_recovery.py says what to offer when that fails).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Mapping, NamedTuple, Sequence
@@ -31,6 +33,39 @@ log = logging.getLogger(__name__)
 
 STATE_SUFFIX = ".safetensors"
 NOT_RECORDED = "The batch was not recorded and the model is unchanged"
+_STATE_NAME = re.compile(r"state-(\d{6,})" + re.escape(STATE_SUFFIX))
+# The temporary files a state write makes: atomic_path's `.NAME.tmp-PID` (nested: the state writer
+# takes one too) and the one safetensors writes first (`.tmp` and 6 letters or digits).
+_TEMPORARY = re.compile(r"(\.+state-\d{6,}" + re.escape(STATE_SUFFIX) + r"(\.tmp-\d+)+)|(\.tmp[A-Za-z0-9]{6})")
+
+
+def state_name(state_id: int) -> str:
+    return f"state-{state_id:06d}{STATE_SUFFIX}"
+
+
+def ensure_state_folder(state_dir: Path) -> None:
+    """Create a project's `state/` folder, or say what to do when a file has its name."""
+    if state_dir.exists() and not state_dir.is_dir():
+        raise ProjectError(f"{state_dir} is a file, but the project keeps its editing states in a folder of that "
+                           "name; rename or move that file, then try again")
+    state_dir.mkdir(exist_ok=True)
+
+
+def refuse_states_without_log(state_dir: Path) -> None:
+    """A `state/` folder with files but no log is a project whose log was moved or deleted: a new
+    project there would take its place (and its next open would not know those files)."""
+    try:
+        names = sorted(p.name for p in state_dir.iterdir()) if state_dir.is_dir() else []
+    except OSError as exc:
+        raise ProjectError(f"cannot read {state_dir}: {exc.strerror or exc}") from None
+    if names:
+        files = f"{len(names):,} file{'s' if len(names) > 1 else ''}"
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3:,} more" if len(names) > 3 else "")
+        raise ProjectError(
+            f"{state_dir.parent} holds no project log ({LOG_FILE}) but its {state_dir.name}/ folder holds {files} "
+            f"({shown}): the editing states of a project whose log was moved or deleted. Put {LOG_FILE} back "
+            "to open that project, or create the new project in another folder; nothing was changed."
+        )
 
 
 class _NewState(NamedTuple):
@@ -190,20 +225,45 @@ class BatchHistory:
     def log_path(self) -> Path:
         return self.state_dir.parent / LOG_FILE
 
-    def remove_orphan_states(self) -> None:
-        """Delete state files no batch names: leftovers of a run killed before its commit."""
+    def remove_orphan_states(self, log_written_ns: int) -> None:
+        """Delete what a run killed before its commit left in `state/`, and nothing else.
+
+        That is a temporary file of `atomic_path` for a state name, and a state file the log does
+        not name whose id is above every id the log recorded and which appeared after the log was
+        last written (`log_written_ns`, the log file's ctime taken before it was opened). Any other
+        file is kept: a renamed state, notes, or the states of a log that was put back or replaced.
+        """
         named = {row["file_name"] for row in self._db.query("SELECT file_name FROM state_files")}
-        for path in self.state_dir.iterdir():
-            if path.name not in named and path.is_file():
-                log.warning("removing %s: no batch in the log names it (left by an interrupted run)", path)
+        last_id = self._db.execute("SELECT coalesce(max(id), 0) FROM state_files").fetchone()[0]
+        for path in sorted(self.state_dir.iterdir()):
+            if path.name in named or not path.is_file():
+                continue
+            if _TEMPORARY.fullmatch(path.name):
+                log.warning("removing %s: a state file half-written by an interrupted run", path)
                 path.unlink()
+                continue
+            match = _STATE_NAME.fullmatch(path.name)
+            if match is None:
+                continue
+            if int(match[1]) > last_id and path.stat().st_ctime_ns >= log_written_ns:
+                log.warning("removing %s: written by a run interrupted before the log recorded it", path)
+                path.unlink()
+            else:
+                log.warning("keeping %s: the log of %s does not name it and could not have written it last; "
+                            "move it out of %s if it is not needed", path, self.state_dir.parent, self.state_dir)
 
     def _write_state(self, write_state: WriteState, not_recorded: str) -> _NewState:
-        """Write a new state file under a fresh name, durably, before anything records it."""
+        """Write a new state file under a fresh name, durably, before anything records it.
+
+        The id is the next after the log's, skipping names taken by files the log does not name
+        (kept by `remove_orphan_states`), so no file in `state/` is ever written over.
+        """
         state_id = self._db.execute("SELECT coalesce(max(id), 0) + 1 FROM state_files").fetchone()[0]
-        name = f"state-{state_id:06d}{STATE_SUFFIX}"
         with storage_errors(self.state_dir, "save the edited state", not_recorded):
-            self.state_dir.mkdir(exist_ok=True)
+            ensure_state_folder(self.state_dir)
+            while (self.state_dir / state_name(state_id)).exists():
+                state_id += 1
+            name = state_name(state_id)
             with atomic_path(self.state_dir / name) as tmp:
                 write_state(tmp)
             return _NewState(state_id, name, sha256_file(self.state_dir / name))

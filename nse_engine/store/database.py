@@ -36,7 +36,7 @@ def check_log_file(path: Path) -> None:
     if not header:
         raise ProjectError(
             f"{path} is empty (0 bytes), not a project log; it was left as it is. Put back a copy from a "
-            f"backup, or delete it to start a new project in {path.parent}."
+            f"backup (the editing states next to it need their log); to start a new project, choose another folder."
         )
     if header != SQLITE_HEADER:
         raise ProjectError(f"{path} is not a project log (not a SQLite file); it was left as it is.")

@@ -25,9 +25,10 @@ from sqlite_utils import Database
 from nse_engine.atomic import atomic_path
 from nse_engine.errors import ProjectError, StorageError
 from nse_engine.facts import EditRequest, FactOutcome
+from nse_engine.paths import PROJECT_STATE_DIR
 from nse_engine.progress import JobControl
 from nse_engine.store import database, schema
-from nse_engine.store.batch_history import BatchHistory
+from nse_engine.store.batch_history import BatchHistory, ensure_state_folder, refuse_states_without_log
 from nse_engine.store.database import LOG_FILE
 from nse_engine.store.fact_import import import_facts
 from nse_engine.store.importing import ImportReport
@@ -52,7 +53,7 @@ from nse_engine.store.validation import TokenLimit
 
 __all__ = ["LOG_FILE", "STATE_DIR", "Project"]
 
-STATE_DIR = "state"
+STATE_DIR = PROJECT_STATE_DIR
 READ_FOR_VIEWING = "it was opened for reading only"
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
@@ -165,8 +166,9 @@ class Project:
         """Build the log under a temporary name and rename it into place: a crash never leaves half a log."""
         for leftover in folder.glob(f".{LOG_FILE}.tmp-*"):
             leftover.unlink()
+        refuse_states_without_log(folder / STATE_DIR)
         with storage_errors(folder, "create the project"):
-            (folder / STATE_DIR).mkdir(exist_ok=True)
+            ensure_state_folder(folder / STATE_DIR)
             with atomic_path(folder / LOG_FILE) as tmp:
                 db = database.connect(tmp)
                 try:
@@ -185,12 +187,13 @@ class Project:
         path = folder / LOG_FILE
         _read_only_log(path, media_read_only=False).close()  # before a writer's connection could change the file
         with storage_errors(path, "open the project log"):
+            log_written_ns = path.stat().st_ctime_ns  # before this writer changes it: what crash leftovers follow
             db = database.connect(path)
             try:
                 database.migrate(db, folder)
                 project = cls(folder, db, lock)
-                project.state_dir.mkdir(exist_ok=True)
-                project.history.remove_orphan_states()
+                ensure_state_folder(project.state_dir)
+                project.history.remove_orphan_states(log_written_ns)
             except BaseException:
                 db.close()
                 raise

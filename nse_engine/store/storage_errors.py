@@ -35,10 +35,13 @@ _MESSAGES = {
 
 
 def storage_kind(error: BaseException, folder: Path | None = None) -> str | None:
-    """'full', 'read-only', 'damaged', 'busy', 'failing', 'unopenable' or None (not a storage problem)."""
+    """'full', 'read-only', 'damaged', 'busy', 'failing', 'unopenable', 'gone' (`folder` was moved or
+    deleted while in use) or None (not a storage problem)."""
     kind = None
     if isinstance(error, (UnicodeDecodeError, json.JSONDecodeError)):  # a text or JSON cell read back garbled
         return "damaged"
+    if folder is not None and _not_found(error) and not folder.exists():
+        return "gone"
     if isinstance(error, OSError) and error.errno is not None:
         if error.errno in _FULL_ERRNOS:
             kind = "full"
@@ -69,6 +72,9 @@ def storage_error(error: BaseException, path: Path, action: str, outcome: str = 
                 f"`sqlite3 {path} .recover` can save what is still readable.")
     elif kind == "busy":
         text = f"{path} is busy in another program ({detail}). {outcome}; close that program and try again."
+    elif kind == "gone":
+        text = (f"{_highest_missing(folder)} was moved or deleted while in use ({detail}). {outcome}; "
+                "put the folder back, or open the project where it is now, and try again.")
     elif kind == "unopenable":
         text = f"{path} cannot be opened ({detail}). Check that the folder exists and can be read."
     else:
@@ -113,6 +119,19 @@ def _guarded(method: Callable[..., Any], path_of: Callable[[Any], Path]) -> Call
             return method(self, *args, **kwargs)
 
     return run
+
+
+def _not_found(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno == errno.ENOENT:
+        return True
+    return type(error).__name__ == "SafetensorError" and "no such file or directory" in str(error).lower()
+
+
+def _highest_missing(folder: Path) -> Path:
+    """The folder that went away: the highest one missing on the way up from `folder`."""
+    while not folder.parent.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
 
 
 def _nearly_full(folder: Path) -> bool:
