@@ -70,7 +70,7 @@ class Workspace:
             chosen = known or method or "nse"
             state = project.current_state_file()  # checked against its recorded checksum
             if state is not None:
-                session = restored_session(loaded, state, folder)
+                session = restored_session(loaded, state, folder, project.base_model_source)
                 _check_settings(session.hparams, settings or {}, folder)
             else:
                 points = _points(loaded)
@@ -198,13 +198,13 @@ class Workspace:
             self.project.close()
 
 
-def restored_session(loaded: LoadedModel, state: Path, folder: Path) -> EditingSession:
+def restored_session(loaded: LoadedModel, state: Path, folder: Path, base_source: str | None = None) -> EditingSession:
     """The session a state file holds, on `loaded`; `DamagedStateError` when it gives NaN or
     infinite weights (a state saved damaged, though its checksum matches)."""
     set_aside = (f"Put it back from a backup, or run `nse rollback --project {folder} --discard-current` "
                  "to go back to the last good state.")
     try:
-        session = EditingSession.from_state(loaded, state)
+        session = EditingSession.from_state(loaded, state, base_source)
     except DamagedStateError as exc:
         raise DamagedStateError(f"{exc}. {set_aside}") from exc
     for layer in session.layers:

@@ -21,7 +21,8 @@ SHOWN_PROBLEMS = 10
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("edit", help="apply the facts of a file to a model round by round and save the project")
     p.add_argument("--model", required=True, help="model folder, .gguf file, or 'default'")
-    p.add_argument("--cases", required=True, type=Path, help="facts: CSV, our JSONL, CounterFact or ZsRE JSON")
+    p.add_argument("--cases", required=True, type=Path,
+                   help="facts: CSV, our JSONL, CounterFact or ZsRE JSON; only this file's facts are edited")
     p.add_argument("--project", required=True, type=Path, help="project folder (created if missing)")
     p.add_argument("--batch-size", type=positive_int, default=10, help="facts per edit round (default 10)")
     p.add_argument("--limit", type=positive_int, default=None, help="edit at most this many queued facts")
@@ -109,6 +110,13 @@ def print_held(rows: list[LogRow]) -> None:
     print(f"  {count}")
 
 
+def facts_of_file(report: Any, queued_ids: list[int]) -> list[int]:
+    """The queued facts a run of `nse edit --cases FILE` edits: those of FILE (imported now, or queued
+    by an earlier run of it), in queue order; facts queued from other files are left as they are."""
+    mine = set(report.imported_ids) | {s.fact_id for s in report.skipped if s.status == "queued"}
+    return [fact_id for fact_id in queued_ids if fact_id in mine]
+
+
 def _facts(n: int) -> str:
     return f"{n} fact{'s' if n > 1 else ''}"
 
@@ -117,8 +125,10 @@ def run_edit(args: argparse.Namespace) -> int:
     from nse_engine.editing.settings import apply_settings
     from nse_engine.model.loading import load_model
     from nse_engine.store import TokenLimit
+    from nse_engine.store.fact_import import check_fact_file
     from nse_engine.workspace import Workspace
 
+    check_fact_file(args.cases)  # before a model is loaded and a project created for it
     control = progress_bar_control()
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     workspace = Workspace.open(loaded, args.project, control, method=args.method)
@@ -130,9 +140,15 @@ def run_edit(args: argparse.Namespace) -> int:
         limit = TokenLimit.for_model(loaded.tokenizer, loaded.model.config)
         report = workspace.project.import_facts(args.cases, control=control, token_limit=limit, reapply=args.reapply)
         print_import_outcome(report, args.cases)
-        queued = [r.fact_id for r in workspace.project.queued_facts()][: args.limit]
+        all_queued = [r.fact_id for r in workspace.project.queued_facts()]
+        queued = facts_of_file(report, all_queued)
+        others = len(all_queued) - len(queued)
+        if others:
+            print(f"{_facts(others)} queued from other files {'stay' if others > 1 else 'stays'} queued; "
+                  "this run edits only the facts of " + str(args.cases))
+        queued = queued[: args.limit]
         if not queued:
-            print("nothing to edit: the queue is empty")
+            print(f"nothing to edit: no fact of {args.cases} is queued")
         for start in range(0, len(queued), args.batch_size):
             ids = queued[start : start + args.batch_size]
             changes = workspace.run_batch(ids, control, hparams)

@@ -41,8 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from nse_engine.errors import OutputFileError
     from nse_engine.store.csv_export import check_output_path, export_rejected
+    from nse_engine.store.fact_import import check_fact_file
     from nse_engine.store.project import LOG_FILE, Project
 
+    check_fact_file(args.file)  # before a project is created for it
     if args.errors:
         try:
             check_output_path(args.errors, [args.file], [args.project])  # before anything is imported

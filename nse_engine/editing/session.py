@@ -242,16 +242,19 @@ class EditingSession:
         ))
 
     @classmethod
-    def from_state(cls, loaded: LoadedModel, path: Path) -> EditingSession:
-        """Restore a saved session onto the freshly loaded base model it was made from."""
+    def from_state(cls, loaded: LoadedModel, path: Path, base_source: str | None = None) -> EditingSession:
+        """Restore a saved session onto the freshly loaded base model it was made from; `base_source`
+        (the project's record of that model) names it when another model is loaded."""
         saved = read_state(path)
         session = cls(loaded, saved.hparams)
         if session.base_fingerprint != saved.base_fingerprint:
+            changed = (f"; the files in {loaded.source} are not the ones the project was made from "
+                       "(was a model exported over them?)" if base_source == loaded.source else "")
             raise ProjectError(
-                f"This project was edited on a different base model ({saved.architecture}, "
-                f"fingerprint {saved.base_fingerprint[:12]}…) than the one loaded "
-                f"({session.points.architecture}, {session.base_fingerprint[:12]}…). Load the model "
-                "the project was created with."
+                f"This project was edited on {base_source or 'a different base model'} ({saved.architecture}, "
+                f"fingerprint {saved.base_fingerprint[:12]}…), not on the model loaded, {loaded.source} "
+                f"({session.points.architecture}, fingerprint {session.base_fingerprint[:12]}…){changed}. "
+                f"Load {'that model' if base_source else 'the model the project was created with'}."
             )
         session.prefixes = saved.prefixes
         session.ledger.rounds.extend(saved.rounds)

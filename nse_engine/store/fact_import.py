@@ -38,7 +38,8 @@ def import_facts(
 
     A dry run does the same checks and writes nothing (it works on a read-only log). Without a
     `token_limit` (no model loaded) texts are held to `TokenLimit.without_model()`. Raises
-    `ImportFormatError` (and changes nothing) when the file is not a readable fact file.
+    `ImportFormatError` (and changes nothing) when the file is not a readable fact file, or
+    changed while it was read.
     """
     control = control or silent()
     path = Path(path)
@@ -56,8 +57,16 @@ def import_facts(
             db.commit()
         report.warnings = source.warnings
     report.rejected.sort(key=lambda row: row.line)
-    log.info("imported %d facts from %s (%s), rejected %d", report.imported, path, report.format, len(report.rejected))
+    log.info("%s %d facts from %s (%s), rejected %d", "checked (dry run): would import" if dry_run else "imported",
+             report.imported, path, report.format, len(report.rejected))
     return report
+
+
+def check_fact_file(path: Path) -> None:
+    """Raise `ImportFormatError` unless `path` is a fact file that can be read (its format and header),
+    so that a command can refuse it before it creates a project or loads a model for it."""
+    with FactFile(Path(path)):
+        pass
 
 
 class _SeenRow:
@@ -93,13 +102,16 @@ class _FactImport:
     def run(self) -> None:
         total = self.source.total_bytes
         self.control.report(IMPORT_PHASE, 0, total)
+        line = 0
         for record in self.source.records:
+            line = record.line
             self.report.rows_read += 1
             self.report.trimmed_rows += record.trimmed
             self.add(record)
             if self.report.rows_read % _IMPORT_CHUNK == 0:
                 self.flush()
                 self.control.report(IMPORT_PHASE, self.source.bytes_read, total, f"{self.report.rows_read:,} rows")
+        self.source.check_unchanged(line)  # a file cut short while read: none of its rows is kept
         self.flush()
         self.control.report(IMPORT_PHASE, total, total, f"{self.report.rows_read:,} rows")
 

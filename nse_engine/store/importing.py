@@ -22,6 +22,7 @@ from typing import IO, Any, Callable, Iterator
 from nse_engine.facts import EditRequest
 from nse_engine.errors import ImportFormatError
 from nse_engine.store.csv_cells import OUR_EXPORT_HEADERS, restore_formula
+from nse_engine.store.file_text import csv_error_text, save_as_utf8, utf16_without_mark
 from nse_engine.store.input_files import open_regular_file
 from nse_engine.store.validation import (
     FIELDS,
@@ -108,7 +109,8 @@ class FactFile:
         self.bytes_read = 0
         self._our_export = False
         self._fh: IO[bytes] = open_regular_file(self.path)  # a pipe or a device would hang the reader
-        self.total_bytes = os.fstat(self._fh.fileno()).st_size
+        self._stat = os.fstat(self._fh.fileno())
+        self.total_bytes = self._stat.st_size
         try:
             self.format, self.records = self._detect()
         except BaseException:
@@ -124,20 +126,42 @@ class FactFile:
     def _fail(self, message: str) -> ImportFormatError:
         return ImportFormatError(f"{self.path.name}: {message}")
 
+    def check_unchanged(self, last_line: int) -> None:
+        """Raise `ImportFormatError` if the file changed while it was read (cut short by a copy or a
+        download still writing it): its rows read so far are not a whole file, so none may be kept."""
+        try:
+            now = self.path.stat()
+        except OSError:
+            now = None
+        if now is not None and (now.st_size, now.st_mtime_ns) == (self._stat.st_size, self._stat.st_mtime_ns) \
+                and self.bytes_read == self.total_bytes:
+            return
+        size = "is gone" if now is None else f"is now {now.st_size:,} bytes"
+        raise self._fail(
+            f"changed while it was read (it was {self.total_bytes:,} bytes and {size}; reading stopped at line "
+            f"{last_line:,}); nothing was imported from it: import it again once it is complete"
+        )
+
     def _detect(self) -> tuple[str, Iterator[SourceRecord]]:
         sample = self._fh.read(SAMPLE_BYTES)
         self._fh.seek(0)
         if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raise self._fail("is UTF-16 text; save it as UTF-8 (in Excel: 'CSV UTF-8')")
+            raise self._fail(f"is UTF-16 text; {save_as_utf8(sample.decode('utf-16', 'replace'))}")
+        utf16 = utf16_without_mark(sample)
+        if utf16 is not None:
+            raise self._fail(f"is UTF-16 text (without a byte order mark); {save_as_utf8(utf16)}")
         if b"\x00" in sample.split(b"\n", 1)[0] or sample.count(b"\x00") > len(sample) // 10:
             raise self._fail("is a binary file, not CSV or JSON text")
         text = _decode_sample(sample, len(sample) < SAMPLE_BYTES)
         if text is None:
-            raise self._fail("is not UTF-8 text; save it as UTF-8 (in Excel: 'CSV UTF-8')")
+            raise self._fail(f"is not UTF-8 text; {save_as_utf8(sample.decode('latin-1'))}")
         text = text.removeprefix("\ufeff")
         if not text.strip():
             raise self._fail("is empty")
         first = text.lstrip()[0]
+        if "\r" in text and "\n" not in text and first != "[":
+            raise self._fail("ends its lines with a carriage return only (old Mac style); save it with "
+                             "Windows (CRLF) or Unix (LF) line endings")
         if first == "[":
             return self._json_document()
         if first == "{":
@@ -148,7 +172,10 @@ class FactFile:
 
     def _csv(self, sample: str) -> tuple[str, Iterator[SourceRecord]]:
         header_line = sample.split("\n", 1)[0]
-        delimiter, header = _sniff_header(header_line)
+        try:
+            delimiter, header = _sniff_header(header_line)
+        except ImportFormatError as exc:
+            raise self._fail(str(exc)) from None
         columns = [HEADER_ALIASES.get(h, h) for h in (c.strip().lower() for c in header)]
         missing = [c for c in REQUIRED_FIELDS if c not in columns]
         if len(missing) == len(REQUIRED_FIELDS):
@@ -212,6 +239,9 @@ class FactFile:
 
     def _json_lines(self, sample: str) -> tuple[str, Iterator[SourceRecord]]:
         first_line = sample.lstrip().split("\n", 1)[0]
+        if "\n" not in sample and self.total_bytes > SAMPLE_BYTES:  # a first record longer than the sample
+            first_line = next((raw for raw in self._fh if raw.strip()), b"").decode("utf-8", "replace")
+            self._fh.seek(0)
         try:
             first = json.loads(first_line)
         except json.JSONDecodeError:
@@ -452,7 +482,7 @@ def _sniff_header(line: str) -> tuple[str, list[str]]:
         delimiter = max(CSV_DELIMITERS, key=score)
         return delimiter, next(csv.reader([line], delimiter=delimiter), [])
     except csv.Error as exc:
-        raise ImportFormatError(f"line 1 is not a valid CSV header: {exc}") from None
+        raise ImportFormatError(f"line 1 is not a valid CSV header: {csv_error_text(exc)}") from None
 
 
 def _array_items(text: str, fail: Callable[[str], ImportFormatError]) -> Iterator[tuple[int, Any]]:
@@ -514,7 +544,7 @@ def _csv_problem(error: csv.Error, line: int) -> FactProblem:
         return FactProblem("(row)", "too_long", (
             f"has a cell longer than {csv.field_size_limit():,} characters, the most a CSV cell may hold; shorten it"
         ), line)
-    return FactProblem("(row)", "malformed", f"is not valid CSV: {error}", line)
+    return FactProblem("(row)", "malformed", f"is not valid CSV: {csv_error_text(error)}", line)
 
 
 def _at(problem: FactProblem, line: int) -> FactProblem:

@@ -475,6 +475,8 @@ class Project:
 
 def _lock_folder(folder: Path) -> ProjectLock:
     """Create `folder` if needed and take its write lock."""
+    if folder.exists() and not folder.is_dir():
+        raise ProjectError(f"{folder} is a file, not a folder; give a new or existing project folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         return ProjectLock.acquire(folder)
