@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from nse_engine.facts import EditRequest
 from nse_engine.store.records import Batch
@@ -15,8 +15,10 @@ from nse_engine.store.records import Batch
 from nse_app import jobs
 from nse_app.resources import resource
 from nse_app.session import Session
+from nse_app.views.about import about_html, documentation_file
 from nse_app.views.chat_view import ChatView
 from nse_app.views.edit_form import EditForm
+from nse_app.views.elided_label import ElidedLabel
 from nse_app.views.export_dialog import choose_export_folder, remember_export_folder
 from nse_app.views.import_view import ImportView
 from nse_app.views.job_progress import JobProgress
@@ -79,7 +81,7 @@ class MainWindow(QMainWindow):
 
         self.progress = JobProgress(session)
         self.progress.setMaximumWidth(560)
-        self.status_label = QLabel()
+        self.status_label = ElidedLabel(mode=Qt.TextElideMode.ElideRight)
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
         session.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
@@ -124,8 +126,16 @@ class MainWindow(QMainWindow):
         edit_menu = menus.addMenu("&Edit")
         for action in (self.run_action, self.cancel_action, None, self.undo_action):
             edit_menu.addSeparator() if action is None else edit_menu.addAction(action)
+        view_menu = menus.addMenu("&View")
+        for index in range(self.tabs.count()):
+            view_menu.addAction(self._action(
+                self.tabs.tabText(index), lambda _checked=False, i=index: self.tabs.setCurrentIndex(i),
+                f"Ctrl+{index + 1}", f"screen{index + 1}",
+            ))
         help_menu = menus.addMenu("&Help")
         help_menu.addAction(self._action("&Shortcuts", self._show_shortcuts, None, "shortcuts"))
+        help_menu.addAction(self._action("&Documentation", self.open_documentation, QKeySequence.StandardKey.HelpContents, "documentation"))
+        help_menu.addAction(self._action("&About NSE Studio", self.show_about, None, "about"))
 
     def _update_actions(self, busy: bool) -> None:
         has_project = self.session.project_info is not None
@@ -201,13 +211,23 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.chat_view)
         self.chat_view.ask_about(fact)
 
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About NSE Studio", about_html(self.session.model_info))
+
+    def open_documentation(self) -> None:
+        """Open the README that ships with the app in the desktop's viewer (offline: a local file)."""
+        readme = documentation_file()
+        if readme is None or not QDesktopServices.openUrl(QUrl.fromLocalFile(str(readme))):
+            QMessageBox.information(self, "Documentation", "The documentation is README.md and docs/ in NSE Studio's folder.")
+
     def _show_shortcuts(self) -> None:
         QMessageBox.information(
             self,
             "Shortcuts",
             "Ctrl+R  run the queued edits\nEsc  cancel the running job or chat reply\n"
             "Ctrl+I  import facts\nCtrl+E  export the edited model\nCtrl+Shift+Z  undo the last batch\n"
-            "Ctrl+Enter  add the fact in the Edit form to the queue\nCtrl+N / Ctrl+O  new / open project",
+            "Ctrl+Enter  add the fact in the Edit form to the queue\nCtrl+N / Ctrl+O  new / open project\n"
+            "Delete  remove the selected queued facts\nCtrl+1 … Ctrl+7  switch screens\nF1  documentation",
         )
 
     # ---- window state ------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Coroutine
 
 from PySide6.QtCore import QObject, QSettings, Signal
@@ -26,6 +28,22 @@ from nse_app.diagnostics import show_error
 from nse_app.worker import EngineWorker, Job
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class QueueRun:
+    """A run of consecutive batches from the Queue: which batch runs now, and the time left in all."""
+
+    batches: int
+    done: int = 0  # batches finished
+    started: float = field(default_factory=time.monotonic)
+
+    def eta_s(self) -> float | None:
+        """Seconds left for the whole run at the pace of the batches finished so far (None before the first)."""
+        if not self.done or self.done >= self.batches:
+            return None
+        elapsed = time.monotonic() - self.started
+        return max(0.0, elapsed / self.done * self.batches - elapsed)
 
 
 class Session(QObject):
@@ -44,6 +62,7 @@ class Session(QObject):
         self.worker = EngineWorker(jobs.Engine(), self)
         self.model_info: ModelSummary | None = None
         self.project_info: ProjectSummary | None = None
+        self.queue_run: QueueRun | None = None  # set while the Queue runs its batches
         self._tasks: set[asyncio.Task] = set()
         self._busy_jobs: list[Job] = []
         self.worker.progress.connect(self._on_progress)

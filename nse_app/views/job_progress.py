@@ -1,4 +1,5 @@
-"""A progress bar for the running long job: phase, counts, ETA, and a Cancel button."""
+"""The one progress area of the window (in the status bar): the running job's batch, step,
+counts and time left, and its Cancel button."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
 
 from nse_engine.progress import Progress
 
-from nse_app.session import Session
+from nse_app.session import QueueRun, Session
 from nse_app.views.elided_label import ElidedLabel
 
 
@@ -16,19 +17,24 @@ def format_eta(seconds: float | None) -> str:
         return ""
     seconds = int(round(seconds))
     if seconds < 60:
-        return f"{seconds} s left"
-    return f"{seconds // 60} min {seconds % 60:02d} s left"
+        return f"about {max(seconds, 1)} s left"
+    if seconds < 3600:
+        return f"about {round(seconds / 60)} min left"
+    return f"about {seconds // 3600} h {round(seconds % 3600 / 60):02d} min left"
 
 
-def describe_progress(p: Progress) -> str:
-    parts = [p.phase]
-    if p.total:
-        parts.append(f"{p.done}/{p.total}")
+def describe_progress(p: Progress, run: QueueRun | None = None) -> str:
+    """"Batch 2 of 5 · target states 40/100 · about 3 min left": which batch of a queue run, the
+    step and its counter (counters restart per step, so the step is always named), and the time
+    left for the whole run once a batch has finished (before that, for this step)."""
+    parts = [f"Batch {run.done + 1} of {run.batches}"] if run and run.batches > 1 else []
+    parts.append(f"{p.phase} {p.done}/{p.total}" if p.total else p.phase)
     if p.message:
         parts.append(p.message)
-    eta = format_eta(p.eta_s)
+    overall = run.eta_s() if run else None
+    eta = format_eta(overall if overall is not None else p.eta_s)
     if eta:
-        parts.append(eta)
+        parts.append(eta if overall is not None or run is None else f"{eta} in this step")
     return " · ".join(parts)
 
 
@@ -61,7 +67,7 @@ class JobProgress(QWidget):
             self.bar.setValue(int(1000 * (p.fraction or 0.0)))
         else:
             self.bar.setRange(0, 0)  # unknown amount of work: a busy indicator
-        self.label.setText(describe_progress(p))
+        self.label.setText(describe_progress(p, self._session.queue_run))
 
     def _busy(self, busy: bool) -> None:
         self.cancel_button.setEnabled(busy)

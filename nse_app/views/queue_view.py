@@ -38,8 +38,7 @@ from nse_engine.store.log_rows import BatchChanges, LogRow
 from nse_engine.store.records import ProjectSummary, ScheduleStep
 
 from nse_app import jobs
-from nse_app.session import Session
-from nse_app.views.job_progress import JobProgress
+from nse_app.session import QueueRun, Session
 from nse_app.views.written import BatchResult
 
 COLUMNS = (("id", "#"), ("subject", "Subject"), ("text", "Prompt"), ("target_new", "New object"),
@@ -159,11 +158,10 @@ class QueueView(QWidget):
         self.run_button.setObjectName("primary")
         self.run_button.setToolTip("Ctrl+R")
         self.run_button.clicked.connect(self.run_queue)
-        self.progress = JobProgress(session)
         self.result = BatchResult(session)
-        run_box = QHBoxLayout()
+        run_box = QHBoxLayout()  # progress and Cancel: the window's one progress area, in the status bar
         run_box.addWidget(self.run_button)
-        run_box.addWidget(self.progress, 1)
+        run_box.addStretch(1)
 
         left = QVBoxLayout()
         left.addWidget(self.table)
@@ -326,12 +324,15 @@ class QueueView(QWidget):
             batch_ids: list[int] = []
             rows: list[LogRow] = []
             self.result.show_rows([], [])
+            run = self._session.queue_run = QueueRun(batches=-(-len(queued) // size))
             for start in range(0, len(queued), size):
                 ids = queued[start:start + size]
                 changes = await self._session.run_batch(ids, overrides)
+                run.done += 1
                 batch_ids.append(changes.batch_id)
                 rows += await self._session.job(jobs.log_rows, fact_ids=tuple(ids))
                 self.result.show_rows(batch_ids, rows)
         finally:
+            self._session.queue_run = None
             self._running = False
             self._update_buttons()

@@ -4,8 +4,10 @@ batch's BatchChanges updates the queue and the chart without asking the engine a
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
+from PySide6.QtWidgets import QPushButton
 
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.model.summary import ModelSummary
@@ -16,7 +18,7 @@ from nse_engine.store.validation import FactProblem
 
 from nse_app import jobs
 from nse_app.main_window import MainWindow
-from nse_app.session import Session
+from nse_app.session import QueueRun, Session
 from nse_app.views.edit_form import EditForm
 from nse_app.views.import_view import ImportView
 from nse_app.views.job_progress import JobProgress
@@ -284,8 +286,26 @@ def test_job_progress_shows_phase_counts_and_time_left(qtbot, session):
     progress = JobProgress(session)
     qtbot.addWidget(progress)
     progress._show(Progress("target states", 3, 12, "round 1", elapsed_s=30.0))
-    assert progress.label.text() == "target states · 3/12 · round 1 · 1 min 30 s left"
+    assert progress.label.text() == "target states 3/12 · round 1 · about 2 min left"
     assert progress.bar.value() == 250
+
+
+def test_job_progress_names_the_batch_of_a_queue_run_and_the_time_left_in_all(qtbot, session):
+    progress = JobProgress(session)
+    qtbot.addWidget(progress)
+    session.queue_run = QueueRun(batches=5)
+    progress._show(Progress("target states", 40, 100, elapsed_s=10.0))
+    assert progress.label.text() == "Batch 1 of 5 · target states 40/100 · about 15 s left in this step"
+    session.queue_run = QueueRun(batches=5, done=1, started=time.monotonic() - 60.0)  # one batch a minute
+    progress._show(Progress("layer updates", 1, 3, elapsed_s=1.0))
+    assert progress.label.text() == "Batch 2 of 5 · layer updates 1/3 · about 4 min left"
+
+
+def test_the_queue_screen_has_no_second_progress_bar_or_cancel(qtbot, session):
+    window = MainWindow(session)
+    qtbot.addWidget(window)
+    assert len(window.findChildren(JobProgress)) == 1
+    assert [b for b in window.findChildren(QPushButton) if b.text() == "Cancel"] == [window.progress.cancel_button]
 
 
 def test_window_title_names_the_project_and_the_model(qtbot, session):
