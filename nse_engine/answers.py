@@ -55,6 +55,15 @@ def answer_span(text: str, target: str) -> tuple[int, int] | None:
     return None
 
 
+def spells(text: str, name: str) -> bool:
+    """Does `text` write `name` exactly (same letters and case) as whole words? A reply that
+    repeats the subject "Yulin" as "Yukon", or inside "Yulintown", misspells it."""
+    if not has_word(name):
+        return False
+    return any(_starts_a_word(text, m.start()) and _ends_a_word(text, m.end())
+               for m in re.finditer(re.escape(name), text))
+
+
 @lru_cache(maxsize=4096)
 def _pattern(target: str) -> re.Pattern[str] | None:
     """The target's words (leading punctuation dropped) with any run of spaces between them."""

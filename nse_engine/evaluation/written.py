@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Collection, Sequence
 
-from nse_engine.answers import mentions, normalise_answer, says
+from nse_engine.answers import mentions, normalise_answer, says, spells
 from nse_engine.chat import CHAT_ANSWER_TOKENS, fact_question, replies, subject_question
 from nse_engine.model.generation import GENERATION_SLACK, OnBatch, greedy_continuations
 from nse_engine.facts import EditRequest, NeighborhoodCheck
@@ -91,7 +91,7 @@ def written_scores(
             neighbour_generation=sum(kept) / len(kept) if kept else None,
             chat_answer=mentions(chat_reply, r.target_new),
             chat_reply=chat_reply,
-            subject_mentioned=r.subject in subject_reply,
+            subject_mentioned=spells(subject_reply, r.subject),
             subject_reply=subject_reply,
         ))
     return scores

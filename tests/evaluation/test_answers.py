@@ -50,3 +50,14 @@ def test_answer_span_points_at_the_whole_word_mention():
     text = "Parisville, not Paris."
     assert answer_span(text, "paris") == (16, 21)
     assert answer_span(text, "Lyon") is None
+
+
+def test_a_subject_is_spelled_only_exactly_and_as_whole_words():
+    from nse_engine.answers import spells
+
+    assert spells("Yulin is a city in Guangxi.", "Yulin")
+    assert spells("I know (Yulin).", "Yulin")
+    assert not spells("Yukon is a territory.", "Yulin")  # the misspelling users saw
+    assert not spells("Yulintown is a city.", "Yulin")
+    assert not spells("yulin is a city.", "Yulin")  # "exactly": the case too
+    assert not spells("anything", "…")
