@@ -8,7 +8,6 @@ from pathlib import Path
 from PySide6.QtGui import QBrush, QColor, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -27,6 +26,7 @@ from nse_engine.store.validation import FIELDS
 from nse_app import jobs
 from nse_app.diagnostics import show_error
 from nse_app.session import Session
+from nse_app.views import file_dialogs
 
 _COLUMNS = ("line", *FIELDS, "problems")
 _TITLES = ("Line", "Subject", "Prompt", "New object", "True object", "Paraphrases", "Neighbourhood", "Relation", "Problems")
@@ -86,7 +86,7 @@ class ImportView(QWidget):
     # ---- flows -------------------------------------------------------------------------------
 
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import facts", "", FILE_FILTER)
+        path = file_dialogs.open_file(self, "Import facts", "import_facts", FILE_FILTER)
         if path:
             self.preview(path)
 
@@ -119,8 +119,9 @@ class ImportView(QWidget):
     def export_rejected(self) -> None:
         if not self._rejected:
             return
-        default = str(Path(self._path or "facts").with_name(Path(self._path or "facts").stem + "-rejected.csv"))
-        path, _ = QFileDialog.getSaveFileName(self, "Save the rejected rows", default, "CSV (*.csv)")
+        read = Path(self._path or "facts")
+        path = file_dialogs.save_file(self, "Save the rejected rows", "rejected_rows", f"{read.stem}-rejected.csv",
+                                      "CSV (*.csv)", read.parent if self._path else None)
         if path:
             self.save_rejected_to(path)
 

@@ -6,7 +6,6 @@ from html import escape
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -27,6 +26,7 @@ from nse_engine.store.records import ProjectSummary
 
 from nse_app import jobs
 from nse_app.session import Session, recent_projects
+from nse_app.views import file_dialogs
 from nse_app.views.elided_label import ElidedLabel
 from nse_app.views.new_project_dialog import NewProjectDialog
 
@@ -157,12 +157,12 @@ class ModelView(QWidget):
         self._session.start(self._session.open_project(folder))
 
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a Hugging Face model folder")
+        folder = file_dialogs.choose_folder(self, "Choose a Hugging Face model folder", "model_folder")
         if folder:
             self.load(folder)
 
     def choose_gguf(self) -> None:
-        file, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model file", "", "GGUF models (*.gguf)")
+        file = file_dialogs.open_file(self, "Choose a GGUF model file", "gguf_file", "GGUF models (*.gguf)")
         if file:
             self.load(file)
 
@@ -179,7 +179,7 @@ class ModelView(QWidget):
         self._session.start(self._session.open_project(choice.folder, choice.method, choice.settings))
 
     def choose_project(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a project folder", str(data_dir()))
+        folder = file_dialogs.choose_folder(self, "Open a project folder", "project_folder", data_dir())
         if folder:
             self.open_project(folder)
 

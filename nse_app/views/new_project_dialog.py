@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -27,6 +26,8 @@ from PySide6.QtWidgets import (
 
 from nse_engine.method_names import METHOD_NAMES, METHODS, SWITCH_NAMES
 from nse_engine.paths import holds_project
+
+from nse_app.views import file_dialogs
 
 METHOD_HELP = {
     "nse": "updates only the neurons that carry each fact, keeping earlier edits in place (recommended)",
@@ -115,7 +116,8 @@ class NewProjectDialog(QDialog):
         return NewProject(folder, method, settings)
 
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the new project", self._start_folder)
+        folder = file_dialogs.choose_folder(self, "Choose an empty folder for the new project", "new_project_folder",
+                                            self._start_folder)
         if folder:
             self.folder.setText(folder)
 

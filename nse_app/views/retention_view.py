@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import pyqtgraph as pg
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
+    QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
 )
 
 from nse_engine.errors import OutputFileError
@@ -22,6 +22,7 @@ from nse_engine.store.output_paths import check_output_path
 from nse_app import jobs
 from nse_app.diagnostics import show_error
 from nse_app.session import Session, recent_projects
+from nse_app.views import file_dialogs
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
 
@@ -265,7 +266,7 @@ class RetentionView(QWidget):
             self.clear_overlay()
 
     def browse_overlay(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Overlay the curves of the project in a folder")
+        folder = file_dialogs.choose_folder(self, "Overlay the curves of the project in a folder", "overlay_folder")
         if folder:
             self.overlay_from(folder)
 
@@ -324,7 +325,7 @@ class RetentionView(QWidget):
         self.retention.plot.setXRange(0.0, last_x * 1.05 + 0.5, padding=0)
 
     def save_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save the charts", "retention.png", "PNG images (*.png)")
+        path = file_dialogs.save_file(self, "Save the charts", "save_charts", "retention.png", "PNG images (*.png)")
         if path:
             self.save_to(path)
 
