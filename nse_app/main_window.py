@@ -7,10 +7,11 @@ import logging
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QTabWidget, QWidget
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QPushButton, QTabWidget, QWidget
 
 from nse_engine.facts import EditRequest
-from nse_engine.store.records import Batch
+from nse_engine.model.summary import ModelSummary
+from nse_engine.store.records import Batch, ProjectSummary
 
 from nse_app import jobs
 from nse_app.resources import resource
@@ -30,6 +31,25 @@ from nse_app.views.retention_view import RetentionView
 log = logging.getLogger(__name__)
 
 APP_TITLE = "NSE Studio"
+
+
+def window_title(project: ProjectSummary | None, model: ModelSummary | None) -> str:
+    """"NSE Studio — project — model", each name once: a project named after its model (the
+    model's name in the project's) does not repeat it."""
+    parts = [APP_TITLE]
+    if project is not None:
+        parts.append(project.name)
+    if model is not None and (project is None or model.name.casefold() not in project.name.casefold()):
+        parts.append(model.name)
+    return " — ".join(parts)
+
+
+def set_primary(button: QPushButton, on: bool) -> None:
+    """Give `button` the primary style (style.qss: #primary) or take it away."""
+    if (button.objectName() == "primary") != on:
+        button.setObjectName("primary" if on else "")
+        button.style().unpolish(button)
+        button.style().polish(button)
 
 
 def undo_question(batch: Batch) -> str:
@@ -90,7 +110,12 @@ class MainWindow(QMainWindow):
         session.model_changed.connect(lambda _info: self._update_title())
         session.project_changed.connect(lambda _info: self._update_title())
         session.busy_changed.connect(self._update_actions)
+        self._queued = 0  # facts in the queue, as the Queue screen last showed them
+        session.model_changed.connect(lambda _info: self._update_primary())
+        session.project_changed.connect(lambda _info: self._update_primary(0))
+        self.queue_view.queue_size_changed.connect(self._update_primary)
         self._update_title()
+        self._update_primary()
         self._update_actions(False)
         self._restore_state()
 
@@ -144,13 +169,21 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(True)  # Esc also stops a chat reply
 
     def _update_title(self) -> None:
-        parts = [APP_TITLE]
-        if self.session.project_info:
-            parts.append(self.session.project_info.name)
-        if self.session.model_info:
-            parts.append(self.session.model_info.name)
-        self.setWindowTitle(" — ".join(parts))
+        self.setWindowTitle(window_title(self.session.project_info, self.session.model_info))
         self._update_actions(self.session.busy)
+
+    def _update_primary(self, queued: int | None = None) -> None:
+        """The primary style marks the next step: load a model, then create a project, then run the queue."""
+        if queued is not None:
+            self._queued = queued
+        if self.session.model_info is None:
+            step = self.model_view.default_button
+        elif self.session.project_info is None:
+            step = self.model_view.new_project_button
+        else:
+            step = self.queue_view.run_button if self._queued else None
+        for button in (self.model_view.default_button, self.model_view.new_project_button, self.queue_view.run_button):
+            set_primary(button, button is step)
 
     # ---- flows -------------------------------------------------------------------------------
 

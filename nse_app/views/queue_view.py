@@ -3,26 +3,24 @@ Advanced panel of NSE hyper-parameters (and the λ/β schedule they give), Run /
 job's progress, and after a run what the model writes for its facts, with Retry for those that
 did not hold.
 
-The Advanced panel shows the project's settings and hands the ones the user changed, as typed,
-to the batch job, where the engine's settings parser (the one `nse edit --set` uses) reads and
-checks them; a bad value comes back as a SettingsError before anything is edited."""
+The Advanced panel (settings_panel.py) shows the project's settings with typed editors and hands
+the ones the user changed to the batch job, where the engine's settings parser (the one
+`nse edit --set` uses) checks them together; a bad value comes back as a SettingsError before
+anything is edited."""
 
 from __future__ import annotations
 
 import html
-from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -34,19 +32,17 @@ from PySide6.QtWidgets import (
 
 from nse_engine.facts import EditRequest
 from nse_engine.errors import SettingsError
+from nse_engine.method_names import METHOD_NAMES
 from nse_engine.store.log_rows import BatchChanges, LogRow
 from nse_engine.store.records import ProjectSummary, ScheduleStep
 
 from nse_app import jobs
 from nse_app.session import QueueRun, Session
+from nse_app.views.settings_panel import AdvancedSettings
 from nse_app.views.written import BatchResult
 
 COLUMNS = (("id", "#"), ("subject", "Subject"), ("text", "Prompt"), ("target_new", "New object"),
            ("target_true", "True object"), ("relation", "Relation"))
-# Settings the user does not type: where they came from, and free-text notes.
-_HIDDEN_HPARAMS = {"source", "notes"}
-# The settings the λ/β schedule shown in the Advanced panel depends on.
-_SCHEDULE_SETTINGS = ("schedule_ramp_edits", "schedule_start", "mom2_update_weight", "earlier_edits_weight")
 
 
 def fact_cells(fact: EditRequest) -> dict[str, str]:
@@ -75,23 +71,16 @@ def schedule_html(steps: list[ScheduleStep]) -> str:
             f"{cells}</table>")
 
 
-def format_setting(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
 class QueueView(QWidget):
     """Shows the Session's queued facts and starts batches; the rows come from the engine."""
 
     edit_requested = Signal(object)  # a queued fact (EditRequest) to load into the Edit form
+    queue_size_changed = Signal(int)  # how many facts are queued, once the queue is shown
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._session = session
         self._facts: list[EditRequest] = []
-        self._defaults: dict[str, Any] = {}
-        self._setting_edits: dict[str, QLineEdit] = {}
         self._running = False  # a run of consecutive batches is in progress
 
         self.table = QTableWidget(0, len(COLUMNS))
@@ -122,8 +111,9 @@ class QueueView(QWidget):
         row_buttons.addStretch()
         row_buttons.addWidget(self.count_label)
 
-        self.method = QComboBox()
-        self.method.addItem("NSE (neuron-level sequential editing)", "nse")
+        self.method = QLabel()  # one method per project: a label, not a choice
+        self.method.setObjectName("runMethod")
+        self.method.setToolTip("The editing method is fixed per project (New project chooses it)")
         self.batch_size = QSpinBox(minimum=1, maximum=10_000, value=10)
         self.batch_size.setToolTip("Facts written per batch; the queue runs as consecutive batches")
         settings = QGroupBox("Run settings")
@@ -135,11 +125,11 @@ class QueueView(QWidget):
         self.advanced.setCheckable(True)
         self.advanced.setChecked(False)
         self.advanced.setToolTip("Defaults come from the engine's presets for this model")
-        self._advanced_body = QWidget()
-        self._advanced_form = QFormLayout(self._advanced_body)
+        self.settings_panel = AdvancedSettings()
+        self.settings_panel.schedule_inputs_changed.connect(self.refresh_schedule)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
-        scroll.setWidget(self._advanced_body)
+        scroll.setWidget(self.settings_panel)
         reset = QPushButton("Reset to defaults")
         reset.clicked.connect(self._reset_settings)
         self.schedule_label = QLabel()
@@ -224,20 +214,11 @@ class QueueView(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.count_label.setText(f"{len(facts)} queued")
         self._update_buttons()
+        self.queue_size_changed.emit(len(facts))
 
     def _project_changed(self, info: ProjectSummary | None) -> None:
-        settings = info.settings if info is not None else {}
-        self._defaults = {k: v for k, v in settings.items() if k not in _HIDDEN_HPARAMS}
-        while self._advanced_form.rowCount():
-            self._advanced_form.removeRow(0)
-        self._setting_edits = {}
-        for key, value in self._defaults.items():
-            edit = QLineEdit(format_setting(value))
-            edit.setObjectName(f"setting_{key}")
-            if key in _SCHEDULE_SETTINGS:
-                edit.editingFinished.connect(self.refresh_schedule)
-            self._setting_edits[key] = edit
-            self._advanced_form.addRow(key.replace("_", " "), edit)
+        self.settings_panel.show_settings(info.settings if info is not None else {})
+        self.method.setText(METHOD_NAMES.get(info.method, info.method) if info is not None else "—")
         self.result.show_rows([], [])
         self.refresh()
         self.refresh_schedule()
@@ -258,8 +239,7 @@ class QueueView(QWidget):
         self.schedule_label.setText("" if steps is None else schedule_html(steps))
 
     def _reset_settings(self) -> None:
-        for key, edit in self._setting_edits.items():
-            edit.setText(format_setting(self._defaults[key]))
+        self.settings_panel.reset()
         self.refresh_schedule()
 
     def _update_buttons(self) -> None:
@@ -277,11 +257,8 @@ class QueueView(QWidget):
         return [self._facts[row].fact_id for row in rows if row < len(self._facts)]
 
     def overrides(self) -> dict[str, str]:
-        """The settings the user changed in the Advanced panel, as typed (the engine parses them)."""
-        if not self.advanced.isChecked():
-            return {}
-        return {key: edit.text().strip() for key, edit in self._setting_edits.items()
-                if edit.text().strip() != format_setting(self._defaults[key])}
+        """The settings the user changed in the Advanced panel, as `--set` takes them (the engine parses them)."""
+        return self.settings_panel.overrides() if self.advanced.isChecked() else {}
 
     # ---- flows -------------------------------------------------------------------------------
 

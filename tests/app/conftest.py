@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QCheckBox, QDoubleSpinBox, QMessageBox, QWidget
 from qasync import QEventLoop
 
 from tiny import save_model
@@ -71,6 +71,19 @@ def error_dialogs() -> list[QMessageBox]:
 def wait_idle(qtbot, session: Session, timeout: int = JOB_TIMEOUT_MS) -> None:
     """Wait until the worker has no job left and the UI tasks that awaited them are done."""
     qtbot.waitUntil(lambda: not session.worker.busy and not session._tasks, timeout=timeout)
+
+
+def set_setting(queue, key: str, value: str) -> None:
+    """Set the Advanced panel's editor of `key` as a user would: tick a switch, enter a number."""
+    editor = queue.findChild(QWidget, f"setting_{key}")
+    if isinstance(editor, QCheckBox):
+        editor.setChecked(value.strip().lower() in ("true", "on", "yes", "1"))
+    elif isinstance(editor, QDoubleSpinBox):
+        editor.setValue(float(value))
+    else:
+        editor.setValue(int(value))
+    if isinstance(editor, QAbstractSpinBox):
+        editor.editingFinished.emit()
 
 
 def load(qtbot, window: MainWindow, source: str) -> None:

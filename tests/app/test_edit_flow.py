@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLineEdit, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
-from app.conftest import FACT, JOB_TIMEOUT_MS, error_dialogs, queue_fact, wait_idle
+from app.conftest import FACT, JOB_TIMEOUT_MS, error_dialogs, queue_fact, set_setting, wait_idle
 
 from nse_app import main_window
 
@@ -25,7 +25,7 @@ def _log_statuses(window) -> list[str]:
 
 
 # The tiny random model's derived settings make edits too gentle to change its greedy text;
-# these (typed into the Advanced panel, as a user would) make a strong edit.
+# these (set in the Advanced panel, as a user would) make a strong edit.
 STRONG_EDIT = {"v_lr": "20", "v_num_grad_steps": "40", "clamp_norm_factor": "100", "kl_factor": "0",
                "upper_bound": "1000000", "neuron_threshold": "1.0", "mom2_update_weight": "1.0"}
 
@@ -33,7 +33,7 @@ STRONG_EDIT = {"v_lr": "20", "v_num_grad_steps": "40", "clamp_norm_factor": "100
 def type_strong_settings(queue) -> None:
     queue.advanced.setChecked(True)
     for key, value in STRONG_EDIT.items():
-        queue.findChild(QLineEdit, f"setting_{key}").setText(value)
+        set_setting(queue, key, value)
 
 
 def test_enter_an_edit_run_it_and_see_log_row_and_chart_point(qtbot, project_window):
@@ -140,12 +140,12 @@ def test_a_bad_setting_is_refused_before_anything_is_edited(qtbot, project_windo
     queue_fact(qtbot, window)
     queue = window.queue_view
     queue.advanced.setChecked(True)
-    queue.findChild(QLineEdit, "setting_alpha").setText("abc")
+    set_setting(queue, "alpha", "1e12")  # each editor takes it; together with upper_bound it is wrong
     queue.run_queue()
     qtbot.waitUntil(lambda: bool(error_dialogs()), timeout=JOB_TIMEOUT_MS)
     (dialog,) = error_dialogs()
     assert dialog.windowTitle() == "Invalid setting"
-    assert dialog.text() == "alpha must be a number, got 'abc'"
+    assert dialog.text() == "alpha must be ≥ 0 and below upper_bound"
     dialog.close()
     wait_idle(qtbot, window.session)
     window.log_view.refresh()

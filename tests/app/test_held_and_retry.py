@@ -7,17 +7,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
-from PySide6.QtWidgets import QLineEdit, QTextBrowser
+from PySide6.QtWidgets import QTextBrowser
 
 from nse_engine.facts import EditRequest
 
-from app.conftest import FACT, JOB_TIMEOUT_MS, error_dialogs, load, queue_fact, wait_idle
-
-
-def _set(queue, key: str, value: str) -> None:
-    edit = queue.findChild(QLineEdit, f"setting_{key}")
-    edit.setText(value)
-    edit.editingFinished.emit()
+from app.conftest import FACT, JOB_TIMEOUT_MS, error_dialogs, load, queue_fact, set_setting, wait_idle
 
 
 def _select_first_word(pane: QTextBrowser, reply: str) -> str:
@@ -41,17 +35,17 @@ def test_a_run_shows_what_did_not_hold_and_retry_queues_it_again(qtbot, project_
     window.tabs.setCurrentWidget(queue)
     queue.advanced.setChecked(True)
     qtbot.waitUntil(lambda: queue.schedule_label.text().startswith("λ/β schedule: off"), timeout=JOB_TIMEOUT_MS)
-    _set(queue, "schedule_ramp_edits", "100")
-    _set(queue, "schedule_start", "0.2")
+    set_setting(queue, "schedule_ramp_edits", "100")
+    set_setting(queue, "schedule_start", "0.2")
     qtbot.waitUntil(lambda: "<table" in queue.schedule_label.text(), timeout=JOB_TIMEOUT_MS)
     label = queue.schedule_label.text()
     assert [f"<tr><td>{n}</td><td>×{m}</td>" in label for n, m in ((0, "0.20"), (25, "0.40"), (100, "1.00"))] == [True] * 3
-    _set(queue, "schedule_start", "2")
+    set_setting(queue, "schedule_start", "0")  # the spin box takes 0; the schedule needs more
     qtbot.waitUntil(lambda: "schedule_start" in queue.schedule_label.text(), timeout=JOB_TIMEOUT_MS)
-    _set(queue, "schedule_start", "0.2")
+    set_setting(queue, "schedule_start", "0.2")
     # the tiny random model never writes "English"; one extra pass, and no refusal for distance
-    _set(queue, "verify_passes", "1")
-    _set(queue, "upper_bound", "1000000")
+    set_setting(queue, "verify_passes", "1")
+    set_setting(queue, "upper_bound", "1000000")
 
     with qtbot.waitSignal(window.session.changed, timeout=JOB_TIMEOUT_MS):
         queue.run_button.click()

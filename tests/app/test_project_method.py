@@ -5,7 +5,7 @@ its method and switch restored and shown on the Model screen, and undo works."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialogButtonBox, QLineEdit, QMessageBox
+from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
 
 from nse_engine.store.database import LOG_FILE
 
@@ -13,7 +13,7 @@ from nse_app.main_window import MainWindow
 from nse_app.session import Session
 from nse_app.views.new_project_dialog import NewProjectDialog
 
-from app.conftest import JOB_TIMEOUT_MS, error_dialogs, load, open_project, queue_fact, wait_idle
+from app.conftest import JOB_TIMEOUT_MS, error_dialogs, load, open_project, queue_fact, set_setting, wait_idle
 from app.test_edit_flow import type_strong_settings
 
 
@@ -58,7 +58,7 @@ def test_an_alphaedit_project_is_created_edited_reopened_and_undone(qtbot, windo
 
     queue_fact(qtbot, window)
     type_strong_settings(window.queue_view)
-    window.queue_view.findChild(QLineEdit, "setting_verify_passes").setText("1")  # the round checks what it writes
+    set_setting(window.queue_view, "verify_passes", "1")  # the round checks what it writes
     with qtbot.waitSignal(window.session.changed, timeout=JOB_TIMEOUT_MS) as changed:
         window.queue_view.run_queue()
     wait_idle(qtbot, window.session)

@@ -188,15 +188,15 @@ def test_queue_view_drops_the_facts_a_batch_ran_without_asking_the_engine(qtbot,
     assert _asked_nothing(session)
 
 
-def test_queue_view_advanced_panel_hands_over_what_the_user_changed_as_typed(qtbot, session):
+def test_queue_view_advanced_panel_hands_over_what_the_user_changed(qtbot, session):
     view = QueueView(session)
     qtbot.addWidget(view)
     session.project_changed.emit(PROJECT)
-    assert sorted(view._setting_edits) == ["alpha", "layers"]  # not where the settings came from
-    assert view._setting_edits["layers"].text() == "2, 3, 4"
+    assert sorted(view.settings_panel.editors) == ["alpha", "layers"]  # not where the settings came from
+    assert view.settings_panel.editors["layers"].text() == "2, 3, 4"
     view.advanced.setChecked(True)
     assert view.overrides() == {}
-    view._setting_edits["alpha"].setText(" 2.5 ")
+    view.settings_panel.editors["alpha"].setValue(2.5)
     assert view.overrides() == {"alpha": "2.5"}
     view.advanced.setChecked(False)
     assert view.overrides() == {}  # a folded panel changes nothing

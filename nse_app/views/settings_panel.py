@@ -1,0 +1,260 @@
+"""The Queue's Advanced panel: the project's NSE settings, each with a human label, a tooltip
+(what it does, this project's value and how it was derived) and an editor of its type, a
+checkbox for a switch and a spin box for a number, so that nothing is typed as "True".
+
+Settings a batch cannot change (the method, the edited layers, what the project prepared once)
+are shown read-only: the round refuses the first two, and the others are fixed at preparation.
+`overrides()` hands over only what the user changed, written as `nse edit --set` takes it; the
+engine's settings parser checks the values together before anything is edited."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QSpinBox,
+    QWidget,
+)
+
+# Records of where the settings came from, not knobs.
+HIDDEN = frozenset({"source", "notes"})
+# The settings the λ/β schedule depends on.
+SCHEDULE_SETTINGS = ("schedule_ramp_edits", "schedule_start", "mom2_update_weight", "earlier_edits_weight")
+_FIXED_WHY = "Fixed for the project: the round refuses another value. Start a new project to change it."
+_PREPARED_WHY = "Fixed for the project: it is used once, when the project prepares editing, and not per batch."
+_LARGEST = 1e15
+_INT_LARGEST = 1_000_000
+
+
+@dataclass(frozen=True)
+class Field:
+    """How the panel shows one setting."""
+
+    label: str
+    what: str  # what the setting does, for the tooltip
+    kind: str  # "bool", "int", "float", or "fixed" (shown, not editable)
+    minimum: float = 0
+    maximum: float = _LARGEST
+    fixed_why: str = _FIXED_WHY
+
+
+FIELDS: dict[str, Field] = {
+    "method": Field("Editing method", "NSE, MEMIT_seq or AlphaEdit, chosen when the project was created.", "fixed"),
+    "layers": Field("Edited layers", "The blocks whose MLP output projections are edited.", "fixed"),
+    "v_lr": Field("Target-state learning rate", "Adam learning rate of each fact's target-state delta: "
+                  "higher reaches a target state in fewer steps.", "float"),
+    "v_num_grad_steps": Field("Target-state steps", "Adam steps at most per target state.", "int", 1, _INT_LARGEST),
+    "alpha": Field("Close enough (alpha)", "A fact within this distance of its target state needs no further pass.",
+                   "float"),
+    "upper_bound": Field("Outlier distance", "A fact farther than this from its target state is not edited "
+                         "(it must stay above alpha).", "float"),
+    "mom2_update_weight": Field("Keep general text (λ)", "Weight of the general-text key covariance C in the "
+                                "solve: higher keeps other knowledge in place, lower lets edits in more easily.",
+                                "float"),
+    "earlier_edits_weight": Field("Keep earlier edits (β)", "Weight of the earlier edits' keys in the solve "
+                                  "(the paper uses 1): higher holds earlier facts in place.", "float"),
+    "neuron_threshold": Field("Neuron share", "Share of the summed |key| covered by the neurons a round updates "
+                              "(1.0 updates every neuron; above 0).", "float", 0, 1),
+    "layer_share_ratio": Field("Layer share ratio", "Each edited layer takes this × the residual share of the "
+                               "one below (1 = even shares; above 0).", "float"),
+    "clamp_norm_factor": Field("Target-state size limit", "A target state moves the hidden state by at most this "
+                               "× its norm.", "float"),
+    "v_weight_decay": Field("Target-state weight decay", "Weight decay of the target-state delta.", "float"),
+    "target_stop_nll": Field("Target-state stop (NLL)", "A target state stops once its new object's mean "
+                             "negative log-likelihood is below this; 0 never stops early.", "float"),
+    "kl_factor": Field("Keep subject meaning (KL)", "Keeps the '{subject} is a' predictions close to the "
+                       "original model's.", "float"),
+    "subject_repeat_weight": Field("Repeated-subject weight", "Weight of a repeated-subject row, so a reply that "
+                                   "names the subject again spells it (0: off).", "float"),
+    "max_iterations": Field("Editing passes", "Editing passes per batch.", "int", 1, _INT_LARGEST),
+    "refresh_drifted": Field("Pull back drifted edits", "Also re-edit earlier facts that later batches moved "
+                             "beyond alpha (NSE and MEMIT_seq only).", "bool"),
+    "verify_passes": Field("Extra passes for unwritten facts", "Each batch checks what the model writes; up to "
+                           "this many more passes for new facts it does not write yet (0: check only).",
+                           "int", 0, _INT_LARGEST),
+    "schedule_ramp_edits": Field("λ/β ramp (edits)", "λ and β grow with the edits made so far, reaching their "
+                                 "values after this many (0: constant).", "int", 0, _INT_LARGEST),
+    "schedule_start": Field("λ/β ramp start", "The share of λ (and of β − 1) the ramp starts with (above 0, "
+                            "at most 1).", "float", 0, 1),
+    "context_prefixes": Field("Context prefixes", "Generated text prefixes put in front of each prompt (plus "
+                              "the bare prompt).", "fixed", fixed_why=_PREPARED_WHY),
+    "context_prefix_tokens": Field("Context prefix length", "Tokens in each generated prefix.", "fixed",
+                                   fixed_why=_PREPARED_WHY),
+    "stats_tokens": Field("Statistics tokens", "Token positions the key statistics are computed on (0: the "
+                          "statistics module's default).", "fixed", fixed_why=_PREPARED_WHY),
+    "nullspace_threshold": Field("Null-space threshold (AlphaEdit)", "AlphaEdit: directions of C with an "
+                                 "eigenvalue below this are free to change (above 0).", "float"),
+    "update_norm_weight": Field("Update size weight (L2)", "Weight of ‖ΔW‖² in the solve (AlphaEdit's L2; 0 "
+                                "for NSE and MEMIT_seq).", "float"),
+    "norm_anchoring": Field("NAS: norm anchoring", "Rescale each target value to the norm anchor; a fact beyond "
+                            "twice it is skipped.", "bool"),
+    "norm_anchor": Field("NAS norm anchor", "The norm NAS rescales target values to (measured on the original "
+                         "model).", "float"),
+    "encore": Field("ENCORE", "Also stop a target state once the new object is top-1 on every prompt, and add "
+                    "the ENCORE norm weight to the update size weight.", "bool"),
+    "encore_norm_weight": Field("ENCORE norm weight", "Added to the update size weight while ENCORE is on.",
+                                "float"),
+}
+
+
+def format_number(value: float) -> str:
+    """A number in its shortest faithful form: 0.001, 13270.3, 1e-05, 20."""
+    return f"{value:.12g}"
+
+
+def setting_text(value: Any) -> str:
+    """A setting's value as `nse edit --set` takes it (booleans true/false, layers 2, 3, 4)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format_number(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _field(key: str, value: Any) -> Field:
+    """The field of `key`; a setting this table does not know yet is shown by its value's type."""
+    if key in FIELDS:
+        return FIELDS[key]
+    kind = {bool: "bool", int: "int", float: "float"}.get(type(value), "fixed")
+    return Field(key.replace("_", " "), "An NSE setting.", kind)
+
+
+def tooltip(key: str, value: Any, settings: Mapping[str, Any]) -> str:
+    """What the setting does, this project's value, and why it has that value."""
+    field = _field(key, value)
+    notes = settings.get("notes") or {}
+    note = notes.get(key) or (notes.get("alpha_upper_bound") if key in ("alpha", "upper_bound") else None)
+    source = str(settings.get("source", ""))
+    shown = setting_text(value)
+    if note:
+        origin = f"Derived for this model: {shown} — {note}."
+    elif source.startswith("preset:"):
+        origin = f"This project's value: {shown}, the paper's preset for {source.removeprefix('preset:')}."
+    else:
+        origin = f"This project's value: {shown} (a fixed default, not measured on this model)."
+    text = f"{field.what}\n\n{origin}"
+    return f"{text}\n\n{field.fixed_why}" if field.kind == "fixed" else text
+
+
+class NumberBox(QDoubleSpinBox):
+    """A spin box for a setting whose values span orders of magnitude (1e-05 to 13270.3): shows the
+    shortest faithful form, takes scientific notation, and steps by a tenth of the value's order."""
+
+    def __init__(self, minimum: float, maximum: float, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setDecimals(323)  # Qt rounds a value to `decimals` places: this many keep every double
+        self.setRange(minimum, maximum)
+        self.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+        self.setKeyboardTracking(False)
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt override)
+        return format_number(value)
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 (Qt override)
+        try:
+            return float(text.strip())
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int) -> object:
+        """Acceptable: a number in range; Intermediate: on the way to one ("1e", "-", "")."""
+        stripped = text.strip()
+        try:
+            number = float(stripped)
+        except ValueError:
+            partial = all(c in "0123456789.eE+-" for c in stripped)
+            return (QValidator.State.Intermediate if partial else QValidator.State.Invalid), text, pos
+        if math.isnan(number) or math.isinf(number) or not self.minimum() <= number <= self.maximum():
+            return QValidator.State.Intermediate, text, pos
+        return QValidator.State.Acceptable, text, pos
+
+
+class AdvancedSettings(QWidget):
+    """The form of the project's settings; it keeps the project's values to tell what changed."""
+
+    schedule_inputs_changed = Signal()  # a setting the λ/β schedule depends on was changed
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._form = QFormLayout(self)
+        self._defaults: dict[str, Any] = {}
+        self.editors: dict[str, QWidget] = {}  # setting → its checkbox, spin box, or read-only label
+
+    def show_settings(self, settings: Mapping[str, Any]) -> None:
+        """Build one row per setting of the project (none for where the settings came from)."""
+        while self._form.rowCount():
+            self._form.removeRow(0)
+        self._defaults = {k: v for k, v in settings.items() if k not in HIDDEN}
+        self.editors = {}
+        for key, value in self._defaults.items():
+            field = _field(key, value)
+            editor = self._editor(key, field, value)
+            editor.setObjectName(f"setting_{key}")
+            tip = tooltip(key, value, settings)
+            editor.setToolTip(tip)
+            label = QLabel(field.label)
+            label.setToolTip(tip)
+            label.setBuddy(editor)
+            self.editors[key] = editor
+            self._form.addRow(label, editor)
+
+    def _editor(self, key: str, field: Field, value: Any) -> QWidget:
+        notify = self.schedule_inputs_changed.emit if key in SCHEDULE_SETTINGS else None
+        if field.kind == "bool" and isinstance(value, bool):
+            box = QCheckBox()
+            box.setChecked(value)
+            if notify:
+                box.toggled.connect(notify)
+            return box
+        if field.kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+            spin = QSpinBox(minimum=int(field.minimum), maximum=int(field.maximum))
+            spin.setValue(value)
+        elif field.kind in ("int", "float") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            spin = NumberBox(field.minimum, max(field.maximum, float(value)))
+            spin.setValue(float(value))
+        else:
+            label = QLabel(setting_text(value))
+            label.setWordWrap(True)
+            return label
+        spin.setKeyboardTracking(False)
+        if notify:
+            spin.editingFinished.connect(notify)
+        return spin
+
+    def reset(self) -> None:
+        """Every editor back to the project's value."""
+        for key, editor in self.editors.items():
+            value = self._defaults[key]
+            if isinstance(editor, QCheckBox):
+                editor.setChecked(bool(value))
+            elif isinstance(editor, (QSpinBox, QDoubleSpinBox)):
+                editor.setValue(value)
+
+    def value(self, key: str) -> Any:
+        """The value the editor of `key` shows now (the project's value for a read-only one)."""
+        editor = self.editors[key]
+        if isinstance(editor, QCheckBox):
+            return editor.isChecked()
+        if isinstance(editor, (QSpinBox, QDoubleSpinBox)):
+            return editor.value()
+        return self._defaults[key]
+
+    def overrides(self) -> dict[str, str]:
+        """The settings changed from the project's values, written as `nse edit --set` takes them."""
+        changed = {}
+        for key in self.editors:
+            text = setting_text(self.value(key))
+            if text != setting_text(self._defaults[key]):
+                changed[key] = text
+        return changed
