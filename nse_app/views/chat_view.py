@@ -2,15 +2,15 @@
 a side-by-side answer from the original (unedited) model in compare mode (each pane keeps its own
 conversation, so the original never sees the edited model's replies), and "Correct this…"
 (a button, and the reply's context menu), which turns a wrong answer to a fact question into a
-new fact in the Edit form, with the words selected in the reply as the model's current answer."""
+new fact in the Edit form, with the words selected in the reply as the model's current answer.
+
+Each message is a block of its own (chat_blocks.py): the question, and each reply under the name
+of the model that wrote it, with Copy, shown as Markdown once complete."""
 
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass
-
 from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QAction, QTextCharFormat, QTextCursor, QTextDocument
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -33,28 +32,13 @@ from nse_engine.facts import EditRequest
 from nse_app import jobs
 from nse_app.diagnostics import show_error
 from nse_app.session import Session
+from nse_app.views.chat_blocks import ChatPane, ReplyMessage
 from nse_app.worker import Job
 
 PANES = ("edited", "original")
 _TYPED_QUESTION = ("A reply to a typed question cannot be corrected here: it names no subject and prompt. "
                    "Ask about an edited fact (the box above), then correct that reply")
 _NO_REPLY_YET = "Ask about an edited fact (the box above): a wrong answer to it can then be written as a new fact"
-_NOT_A_REPLY = "Select words of one of the edited model's replies (after “Model:”) to correct that reply"
-_TWO_REPLIES = "The selection spans more than one reply: select words of the one to correct"
-
-
-@dataclass
-class _Reply:
-    """Where one reply lies in the edited pane, and the fact its question checks (None: a typed question)."""
-
-    start: int
-    end: int | None  # None while it streams
-    fact: EditRequest | None
-
-
-def _end(document: QTextDocument) -> int:
-    """The position after the last character of `document`."""
-    return document.characterCount() - 1
 
 
 class ChatView(QWidget):
@@ -72,7 +56,8 @@ class ChatView(QWidget):
         self._facts: list[EditRequest] = []
         self._asked: EditRequest | None = None  # the fact the question being answered checks
         self.replied_to: EditRequest | None = None  # the fact the last complete reply answers
-        self._replies: list[_Reply] = []  # the edited pane's replies, in order
+        self._selected: ReplyMessage | None = None  # the edited model's reply words are selected in
+        self._streaming: dict[str, ReplyMessage] = {}  # the reply block each answering pane streams into
         self.answers: dict[str, str] = {}  # the last reply of each pane, as streamed
 
         self.compare = QCheckBox("Compare with the original model")
@@ -97,22 +82,18 @@ class ChatView(QWidget):
         top.addWidget(self.ask_button)
         top.addWidget(clear)
 
-        self.panes: dict[str, QTextBrowser] = {}
+        self.panes: dict[str, ChatPane] = {}
         self.boxes: dict[str, QGroupBox] = {}
         split = QSplitter(Qt.Orientation.Horizontal)
         for name, title in (("edited", "Edited model"), ("original", "Original model (unedited weights)")):
             box = QGroupBox(title)
-            pane = QTextBrowser()
+            pane = ChatPane()
             pane.setObjectName(f"chat_{name}")
             QVBoxLayout(box).addWidget(pane)
             split.addWidget(box)
             self.panes[name] = pane
             self.boxes[name] = box
         self.boxes["original"].hide()
-        edited = self.panes["edited"]
-        edited.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        edited.customContextMenuRequested.connect(self._show_reply_menu)
-        edited.selectionChanged.connect(self._update_correct)
 
         self.input = QLineEdit(placeholderText="Ask the model something… (Enter to send)")
         self.input.returnPressed.connect(self.send)
@@ -161,14 +142,20 @@ class ChatView(QWidget):
             return
         self.input.clear()
         self._asked, self.replied_to = fact, None
+        if self._selected is not None:  # a new question ends the selection in an earlier reply
+            self._selected.clear_selection()
+            self._selected = None
         compare = self.compare.isChecked() and self._session.project_info is not None
         self._turn = PANES if compare else ("edited",)
         self.answers = {"edited": "", "original": ""}
         for name in self._turn:
             self.conversations[name].append({"role": "user", "content": text})
-            self.panes[name].append(f"<b>You:</b> {html.escape(text)}")
-            self.panes[name].append(f"<b>{html.escape(self._speaker(name, compare))}:</b> ")
-        self._replies.append(_Reply(_end(self.panes["edited"].document()), None, fact))
+            self.panes[name].add_user(text)
+            reply = self._streaming[name] = self.panes[name].add_reply(self._speaker(name, compare), fact)
+            if name == "edited":
+                reply.selection_changed.connect(self._reply_selected)
+                reply.body.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+                reply.body.customContextMenuRequested.connect(lambda pos, r=reply: self._show_reply_menu(r, pos))
         self._job = self._session.job(
             jobs.chat_reply, long=True, busy=False, on_yield=self._on_piece,
             messages=list(self.conversations["edited"]),
@@ -196,36 +183,30 @@ class ChatView(QWidget):
         if fact is not None:
             self.correct_requested.emit(fact)
 
-    def _selection(self) -> list[tuple[_Reply, str]] | None:
-        """The complete replies the edited pane's selection overlaps, each with the selected words
-        that lie in it, trimmed (None: no words are selected)."""
-        pane = self.panes["edited"]
-        cursor = pane.textCursor()
-        if not cursor.selectedText().split():
+    def _selection(self) -> tuple[ReplyMessage, str] | None:
+        """The edited model's complete reply words are selected in, with those words (None: none)."""
+        reply = self._selected
+        if reply is None or not reply.complete:
             return None
-        start, end = cursor.selectionStart(), cursor.selectionEnd()
-        selected = []
-        for reply in self._replies:
-            if reply.end is None or end <= reply.start or reply.end <= start:
-                continue
-            part = QTextCursor(pane.document())
-            part.setPosition(max(start, reply.start))
-            part.setPosition(min(end, reply.end), QTextCursor.MoveMode.KeepAnchor)
-            words = " ".join(part.selectedText().split())
-            if words:
-                selected.append((reply, words))
-        return selected
+        words = reply.selected_words()
+        return (reply, words) if words else None
+
+    def _reply_selected(self, reply: ReplyMessage) -> None:
+        """Words are selected in one reply at a time: a new selection ends the one in another reply."""
+        if reply.selected_words():
+            if self._selected is not None and self._selected is not reply:
+                self._selected.clear_selection()
+            self._selected = reply
+        self._update_correct()
 
     def _correction(self) -> tuple[EditRequest | None, str]:
         """The fact "Correct this…" would start (None: none), and a tooltip that says what it does or why not."""
         selected = self._selection()
         if selected is None:
             fact, words = self.replied_to, ""
-        elif len(selected) == 1:
-            ((reply, words),) = selected
-            fact = reply.fact
         else:
-            return None, _TWO_REPLIES if selected else _NOT_A_REPLY
+            reply, words = selected
+            fact = reply.fact
         if fact is None:
             return None, _TYPED_QUESTION if self.conversations["edited"] else _NO_REPLY_YET
         opens = "Write the right answer as a new fact: opens the Edit form with this question's subject and prompt"
@@ -243,7 +224,8 @@ class ChatView(QWidget):
         self.stop()
         self.conversations = {name: [] for name in PANES}
         self._turn = ()  # a reply still streaming joins no conversation
-        self._replies = []
+        self._selected = None
+        self._streaming = {}
         self._asked = self.replied_to = None
         self.answers = {}
         for pane in self.panes.values():
@@ -266,7 +248,8 @@ class ChatView(QWidget):
     def _on_piece(self, value: tuple[str, str]) -> None:
         pane, piece = value
         self.answers[pane] = self.answers.get(pane, "") + piece
-        self._insert(pane, piece)
+        if pane in self._streaming:
+            self._streaming[pane].append(piece)
 
     async def _reply(self, job: Job) -> None:
         """The reply once it is complete, stopped or failed; the transcript keeps what came."""
@@ -284,28 +267,32 @@ class ChatView(QWidget):
     def _finish(self, reply: str) -> None:
         self._job = None
         self.replied_to = self._asked
-        if self._replies:
-            self._replies[-1].end = _end(self.panes["edited"].document())
         for name in self._turn:  # each pane's conversation keeps its own reply (what came, when stopped)
             answer = reply if name == "edited" else self.answers.get(name, "")
             self.conversations[name].append({"role": "assistant", "content": answer})
-        self._turn = ()
+            self._streaming[name].finish(answer)
+        self._turn, self._streaming = (), {}
         self._update()
 
     # ---- display -----------------------------------------------------------------------------
 
-    def reply_menu(self) -> QMenu:
-        """The edited pane's standard context menu, with "Correct this…" when words are selected
-        (disabled, saying why, when they are not those of one reply to a fact question)."""
-        menu = self.panes["edited"].createStandardContextMenu()
-        if self._selection() is not None:
+    def reply_menu(self, reply: ReplyMessage | None = None) -> QMenu:
+        """A reply's standard context menu (the edited model's last reply unless named), with
+        "Correct this…" when words are selected in it (disabled, saying why, when its question
+        names no fact)."""
+        replies = self.panes["edited"].replies()
+        reply = reply or (replies[-1] if replies else None)
+        if reply is None:
+            return QMenu(self)
+        menu = reply.body.createStandardContextMenu()
+        if reply.selected_words():
             menu.addSeparator()
             menu.addAction(self.correct_action)
             menu.setToolTipsVisible(True)  # a disabled action says why
         return menu
 
-    def _show_reply_menu(self, pos: QPoint) -> None:
-        self.reply_menu().exec(self.panes["edited"].viewport().mapToGlobal(pos))
+    def _show_reply_menu(self, reply: ReplyMessage, pos: QPoint) -> None:
+        self.reply_menu(reply).exec(reply.body.viewport().mapToGlobal(pos))
 
     def _speaker(self, pane: str, compare: bool) -> str:
         """Who writes a reply: "Model", or in compare mode the model's name and which weights."""
@@ -313,14 +300,6 @@ class ChatView(QWidget):
         if not compare or info is None:
             return "Model"
         return f"Model ({info.name}, {'edited' if pane == 'edited' else 'original weights'})"
-
-    def _insert(self, pane: str, text: str) -> None:
-        browser = self.panes[pane]
-        cursor = browser.textCursor()
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(text, QTextCharFormat())
-        browser.setTextCursor(cursor)
-        browser.ensureCursorVisible()
 
     def _update_correct(self) -> None:
         fact, why = self._correction()

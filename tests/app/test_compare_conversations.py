@@ -75,4 +75,7 @@ def test_the_original_pane_keeps_its_own_conversation(qtbot, window, tiny_chat_m
     original_text = chat.panes["original"].toPlainText()
     assert "Model (tiny-chat, original weights):" in original_text
     assert "Model (tiny-chat, edited):" in chat.panes["edited"].toPlainText()
+    # each reply block names the model that wrote it
+    assert [r.speaker for r in chat.panes["original"].replies()] == ["Model (tiny-chat, original weights)"] * 2
+    assert [r.speaker for r in chat.panes["edited"].replies()] == ["Model (tiny-chat, edited)"] * 2
     assert not error_dialogs(), [d.text() for d in error_dialogs()]

@@ -7,24 +7,28 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
-from PySide6.QtWidgets import QTextBrowser
 
 from nse_engine.facts import EditRequest
 
 from app.conftest import FACT, JOB_TIMEOUT_MS, error_dialogs, load, queue_fact, set_setting, wait_idle
 
+from nse_app.views.chat_blocks import ReplyMessage
 
-def _select_first_word(pane: QTextBrowser, reply: str) -> str:
-    """Select, as a user would, the space before the first word of `reply` (the pane's last text) and
-    the word; return the word."""
-    text = pane.toPlainText()
-    assert text.endswith(reply), (text, reply)
-    start, word = len(text) - len(reply), reply.split()[0]
-    cursor = QTextCursor(pane.document())
+
+def _select(reply: ReplyMessage, start: int, end: int) -> None:
+    cursor = QTextCursor(reply.body.document())
     cursor.setPosition(start)
-    cursor.setPosition(start + reply.index(word) + len(word), QTextCursor.MoveMode.KeepAnchor)
-    pane.setTextCursor(cursor)
-    assert cursor.selectedText().strip() == word and cursor.selectedText() != word
+    cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+    reply.body.setTextCursor(cursor)
+
+
+def _select_first_word(reply: ReplyMessage) -> str:
+    """Select, as a user would, the first word of the reply and the space after it; return the word."""
+    text = reply.body.toPlainText()
+    word = text.split()[0]
+    start = text.index(word)
+    end = start + len(word) + 1 if text[start + len(word):start + len(word) + 1].isspace() else start + len(word)
+    _select(reply, start, end)
     return word
 
 
@@ -98,8 +102,8 @@ def test_correct_this_opens_the_edit_form_with_the_question_asked(qtbot, window,
     qtbot.waitUntil(lambda: not chat.streaming, timeout=JOB_TIMEOUT_MS)
     wait_idle(qtbot, window.session)
     assert not chat.correct_button.isEnabled()  # a free question names no fact to correct
-    pane = chat.panes["edited"]
-    _select_first_word(pane, chat.answers["edited"])  # not even with words of its reply selected
+    (reply,) = chat.panes["edited"].replies()
+    _select_first_word(reply)  # not even with words of its reply selected
     assert not chat.correct_button.isEnabled() and "typed question" in chat.correct_button.toolTip()
     assert chat.correct_action in chat.reply_menu().actions() and not chat.correct_action.isEnabled()
 
@@ -116,9 +120,10 @@ def test_correct_this_opens_the_edit_form_with_the_question_asked(qtbot, window,
     assert "New object" in form.problems_label.text()  # the object is the user's to write
 
     window.tabs.setCurrentWidget(chat)  # now with a word of the reply selected, from its context menu
-    pane.moveCursor(QTextCursor.MoveOperation.End)
+    reply = chat.panes["edited"].replies()[-1]
+    reply.body.moveCursor(QTextCursor.MoveOperation.End)
     assert chat.correct_action not in chat.reply_menu().actions()  # no selection, no menu entry
-    word = _select_first_word(pane, chat.answers["edited"])
+    word = _select_first_word(reply)
     assert chat.correct_button.isEnabled() and f"“{word}”" in chat.correct_button.toolTip()
     (action,) = [a for a in chat.reply_menu().actions() if a.text() == "Correct this…"]
     assert action.isEnabled()
@@ -135,27 +140,17 @@ def test_correct_this_takes_the_reply_the_selection_overlaps_and_only_its_words(
     chat, form = _chat_on_tiny_model(qtbot, window, tiny_model_dir)
     facts = (EditRequest("Danielle Darrieux", "The mother tongue of {} is", "English", "French", fact_id=1),
              EditRequest("Toko Yasuda", "{} plays the", "piano", "guitar", fact_id=2))
-    answers = []
     for fact in facts:
         chat.ask_about(fact)
         qtbot.waitUntil(lambda fact=fact: chat.replied_to is fact, timeout=JOB_TIMEOUT_MS)
         wait_idle(qtbot, window.session)
-        answers.append(" ".join(chat.answers["edited"].split()))
-    pane = chat.panes["edited"]
-    text = pane.toPlainText()
-
-    def select(start: int, end: int) -> None:
-        cursor = QTextCursor(pane.document())
-        cursor.setPosition(start)
-        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-        pane.setTextCursor(cursor)
-
-    first_reply = text.index("Model:")
-    select(0, first_reply)  # the question only: no reply to correct
-    assert not chat.correct_button.isEnabled() and "Model:" in chat.correct_button.toolTip()
-    select(first_reply, len(text))  # both replies
-    assert not chat.correct_button.isEnabled() and "more than one reply" in chat.correct_button.toolTip()
-    select(first_reply, chat._replies[0].end)  # dragged from "Model:" over the first reply
+    first, second = chat.panes["edited"].replies()
+    answers = [" ".join(r.body.toPlainText().split()) for r in (first, second)]
+    _select(first, 0, len(first.body.toPlainText()))  # the whole first reply
     assert chat.correct_button.isEnabled()
     chat.correct_button.click()
     assert (form.subject.text(), form.target_true.text()) == ("Danielle Darrieux", answers[0])
+    word = _select_first_word(second)  # a selection in the second reply ends the one in the first
+    assert not first.selected_words()
+    chat.correct_button.click()
+    assert (form.subject.text(), form.target_true.text()) == ("Toko Yasuda", word)
