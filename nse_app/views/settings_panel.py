@@ -16,7 +16,6 @@ from typing import Any, Mapping
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
-    QAbstractSpinBox,
     QCheckBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -155,8 +154,13 @@ class NumberBox(QDoubleSpinBox):
         super().__init__(parent)
         self.setDecimals(323)  # Qt rounds a value to `decimals` places: this many keep every double
         self.setRange(minimum, maximum)
-        self.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         self.setKeyboardTracking(False)
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt override)
+        """Step by a tenth of the value's order (13270.3 → 14270.3, 0.05 → 0.051; from 0 by 0.1)."""
+        value = self.value()
+        step = 10.0 ** (math.floor(math.log10(abs(value))) - 1) if value else 0.1
+        self.setValue(float(format_number(value + steps * step)))
 
     def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt override)
         return format_number(value)
@@ -227,9 +231,9 @@ class AdvancedSettings(QWidget):
             label = QLabel(setting_text(value))
             label.setWordWrap(True)
             return label
-        spin.setKeyboardTracking(False)
+        spin.setKeyboardTracking(False)  # a typed value counts once it is entered, not per keystroke
         if notify:
-            spin.editingFinished.connect(notify)
+            spin.valueChanged.connect(lambda _value: notify())
         return spin
 
     def reset(self) -> None:

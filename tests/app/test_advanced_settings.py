@@ -66,9 +66,13 @@ def test_a_switch_is_a_checkbox_and_a_number_a_spin_box_each_with_a_human_label_
     assert "not measured on this model" in queue.findChild(QCheckBox, "setting_encore").toolTip()
     small = queue.findChild(QDoubleSpinBox, "setting_nullspace_threshold")
     assert small.text() == "0.001"
+    small.stepBy(1)  # the arrows step by a tenth of the value's order
+    assert small.text() == "0.0011"
     small.lineEdit().setText("1e-5")  # scientific notation, as a user types it
     small.interpretText()
-    assert small.value() == 1e-5
+    assert small.value() == 1e-5 and small.text() == "1e-05"
+    alpha.stepBy(-1)
+    assert alpha.text() == "52.93"
 
 
 def test_overrides_hold_only_what_the_user_changed_in_the_form_the_engine_parses(queue):
