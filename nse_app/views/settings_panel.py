@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nse_engine.method_names import METHOD_NAMES
+
 # Records of where the settings came from, not knobs.
 HIDDEN = frozenset({"source", "notes"})
 # The settings the λ/β schedule depends on.
@@ -228,7 +230,7 @@ class AdvancedSettings(QWidget):
             spin = NumberBox(field.minimum, max(field.maximum, float(value)))
             spin.setValue(float(value))
         else:
-            label = QLabel(setting_text(value))
+            label = QLabel(METHOD_NAMES.get(str(value), str(value)) if key == "method" else setting_text(value))
             label.setWordWrap(True)
             return label
         spin.setKeyboardTracking(False)  # a typed value counts once it is entered, not per keystroke
