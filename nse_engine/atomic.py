@@ -8,6 +8,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+_TEMPORARY = ".tmp-"  # atomic_path writes `.NAME.tmp-PID` beside NAME
+
+
+def is_temporary_name(name: str, of: str | None = None) -> bool:
+    """Whether `name` is one `atomic_path` writes first (for the file named `of`, or for any file).
+
+    A crash between writing and renaming leaves such a file behind; clean-ups find it by this name.
+    """
+    if of is not None:
+        return name.startswith(f".{of}{_TEMPORARY}") and name.rsplit(_TEMPORARY, 1)[1].isdigit()
+    head, sep, pid = name.rpartition(_TEMPORARY)
+    return bool(sep) and head.startswith(".") and len(head) > 1 and pid.isdigit()
+
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
@@ -17,7 +30,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     temporary file is removed and `target` is untouched.
     """
     target = Path(target)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp = target.with_name(f".{target.name}{_TEMPORARY}{os.getpid()}")
     try:
         yield tmp
         with open(tmp, "rb") as fh:

@@ -53,3 +53,8 @@ PROJECT_STATE_DIR = "state"  # the editing-state files in a project folder
 def holds_project(folder: Path) -> bool:
     """Whether `folder` already holds an NSE Studio project (its edit log), without opening it."""
     return (folder / PROJECT_LOG_FILE).is_file()
+
+
+def resolved(path: Path) -> Path:
+    """The absolute path with every symlink followed (also for a name that does not exist yet)."""
+    return Path(os.path.realpath(path))

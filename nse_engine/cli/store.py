@@ -40,12 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from nse_engine.errors import OutputFileError
-    from nse_engine.store.csv_export import check_output_path, export_rejected
+    from nse_engine.store.csv_export import export_rejected
+    from nse_engine.store.output_paths import check_output_path
     from nse_engine.store.fact_import import check_fact_file
     from nse_engine.store.project import LOG_FILE, Project
 
     check_fact_file(args.file)  # before a project is created for it
     if args.errors:
+        _refuse_standard_output("--errors", args.errors)
         try:
             check_output_path(args.errors, [args.file], [args.project])  # before anything is imported
         except OutputFileError as exc:
@@ -96,10 +98,22 @@ def run_import(args: argparse.Namespace) -> int:
     return 1 if report.rejected else 0
 
 
+def _refuse_standard_output(option: str, path: Path) -> None:
+    """`-` is standard output to most tools, but here it would become files named `-` (and `--batches.csv`)."""
+    from nse_engine.errors import OutputFileError
+
+    if str(path) == "-":
+        raise OutputFileError(f"{option} needs a file name: '-' (standard output) is not supported; "
+                              "name a file such as facts.csv")
+
+
 def run_log(args: argparse.Namespace) -> int:
-    from nse_engine.store.csv_export import check_output_path, export_batches, export_facts
+    from nse_engine.store.csv_export import export_batches, export_facts
+    from nse_engine.store.output_paths import check_output_path
     from nse_engine.store.project import Project
 
+    if args.csv:
+        _refuse_standard_output("--csv", args.csv)
     with Project.open(args.project, read_only=True) as project:
         if args.csv:
             batches_path = args.csv.with_name(f"{args.csv.stem}-batches.csv")

@@ -20,7 +20,7 @@ from nse_engine.store.output_paths import check_output_path
 from nse_engine.store.project import Project
 from nse_engine.store.validation import FIELDS, fields_of
 
-__all__ = ["REJECTED_COLUMNS", "check_output_path", "export_batches", "export_facts", "export_rejected", "write_csv"]
+__all__ = ["REJECTED_COLUMNS", "export_batches", "export_facts", "export_rejected", "write_csv"]
 
 BATCH_COLUMNS = (
     "id", "method", "outcome", "facts", "applied", "started_at", "finished_at", "duration_s",

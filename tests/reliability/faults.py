@@ -42,11 +42,11 @@ def nse_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false", **extra}
 
 
-def run_nse(*args: object, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-    """`nse ARGS` in a fresh process (the caches and data folders of this test)."""
+def run_nse(*args: object, timeout: float = 300, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    """`nse ARGS` in a fresh process (the caches and data folders of this test), in `cwd` if given."""
     return subprocess.run(
         [sys.executable, "-m", "nse_engine.cli", *map(str, args)],
-        capture_output=True, text=True, env=nse_env(**env), timeout=timeout,
+        capture_output=True, text=True, env=nse_env(**env), timeout=timeout, cwd=cwd,
     )
 
 
@@ -278,6 +278,30 @@ def project_with_queue(folder: Path) -> None:
 
     with Project.create(folder, "tiny-gpt2", "fp-1") as project:
         project.queue_facts(edit_requests(FACTS[:2]))
+
+
+def make_project(folder: Path, batches: int = 0, queued: int = 0) -> Path:
+    """A project with `batches` applied batches of one fact each (so as many state files, each
+    naming its project and batch), then `queued` more facts in the queue."""
+    from nse_engine.store import Project
+
+    with Project.create(folder) as project:
+        for i in range(batches):
+            commit_facts(project, FACTS[i:i + 1], f"state of {folder.name} after batch {i + 1}".encode())
+        project.queue_facts(edit_requests(FACTS[batches:batches + queued]))
+    return folder
+
+
+def commit_facts(project, facts: Sequence[tuple[str, ...]], state: bytes) -> None:
+    """Queue `facts` and record them as one applied batch whose state file holds `state`."""
+    from datetime import datetime, timezone
+
+    from nse_engine.facts import FactOutcome
+
+    project.queue_facts(edit_requests(facts))
+    moment = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+    outcomes = [FactOutcome(r, True) for r in project.queued_facts()]
+    project.commit_batch(outcomes, "nse", {}, moment, moment, lambda path: path.write_bytes(state))
 
 
 class PausedChild:

@@ -5,31 +5,22 @@ afterwards with everything it had, and the input file is unchanged."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+import shutil
 from pathlib import Path
 
 import pytest
 
 from nse_engine.errors import OutputFileError
-from nse_engine.facts import FactOutcome
 from nse_engine.store import Project
 from nse_engine.store.output_paths import check_output_path
 
-from reliability.faults import FACTS, edit_requests, error_line, run_nse, write_facts_csv
-
-T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+from reliability.faults import FACTS, error_line, make_project, run_nse, write_facts_csv
 
 
 @pytest.fixture
 def project_folder(tmp_path) -> Path:
-    """A project with one applied batch (so a state file) and one queued fact."""
-    folder = tmp_path / "project"
-    with Project.create(folder) as project:
-        project.queue_facts(edit_requests(FACTS[:2]))
-        outcomes = [FactOutcome(r, True) for r in project.queued_facts()]
-        project.commit_batch(outcomes, "nse", {}, T0, T0, lambda path: path.write_bytes(b"edited state"))
-        project.queue_facts(edit_requests(FACTS[2:3]))
-    return folder
+    """A project with one applied batch (so a state file) and two queued facts."""
+    return make_project(tmp_path / "project", batches=1, queued=2)
 
 
 def _fingerprint(folder: Path) -> dict[str, str]:
@@ -139,3 +130,56 @@ def test_the_engine_refuses_without_being_told_which_project(project_folder):
         check_output_path(project_folder / "project.sqlite-shm")
     with pytest.raises(OutputFileError, match="editing-state"):
         check_output_path(project_folder / "state" / "chart.png")
+
+
+def test_a_state_folder_that_is_a_link_is_still_the_projects(tmp_path, project_folder):
+    """P/state -> elsewhere: a state file is refused by its name in the project and where it lies."""
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(project_folder / "state", elsewhere)
+    (project_folder / "state").symlink_to(elsewhere)
+    before = _fingerprint(project_folder)
+    state = next(elsewhere.iterdir())
+    for target in (project_folder / "state" / state.name, state, elsewhere / "notes.csv"):
+        result = run_nse("log", "--project", project_folder, "--csv", target, timeout=120)
+        assert str(target) in error_line(result.returncode, result.stderr)
+        assert "editing-state" in result.stderr
+    _assert_project_intact(project_folder, before)
+
+
+def test_a_log_that_is_a_link_is_still_the_projects(tmp_path, project_folder):
+    """P/project.sqlite -> store/mylog.db: neither the link nor the file it points to is written."""
+    store = tmp_path / "store"
+    store.mkdir()
+    with Project.open(project_folder):  # checkpointed: the log is one file
+        pass
+    shutil.move(project_folder / "project.sqlite", store / "mylog.db")
+    (project_folder / "project.sqlite").symlink_to(store / "mylog.db")
+    before = _fingerprint(project_folder)
+    for target in (project_folder / "project.sqlite", store / "mylog.db"):
+        result = run_nse("log", "--project", project_folder, "--csv", target, timeout=120)
+        assert str(target) in error_line(result.returncode, result.stderr)
+        assert "edit log" in result.stderr
+    assert (project_folder / "project.sqlite").is_symlink()
+    _assert_project_intact(project_folder, before)
+
+
+@pytest.mark.parametrize("name", ["Project.sqlite", "PROJECT.SQLITE-wal", "STATE/chart.png", "State",
+                                  ".NSE-LOCK", ".Project.sqlite.tmp-12"])
+def test_project_files_are_refused_in_any_case(project_folder, name):
+    """On the disks of Windows and macOS these names are the project's own files."""
+    with pytest.raises(OutputFileError, match="destroy the project"):
+        check_output_path(project_folder / name)
+
+
+@pytest.mark.parametrize("command", ["log", "import"])
+def test_a_dash_is_not_taken_for_a_file_name(tmp_path, project_folder, command):
+    """`--csv -` / `--errors -` would write files named `-` and `--batches.csv` in the current folder."""
+    here = tmp_path / "here"
+    here.mkdir()
+    if command == "log":
+        result = run_nse("log", "--project", project_folder, "--csv", "-", cwd=here, timeout=120)
+    else:
+        rows = write_facts_csv(tmp_path / "rows.csv", [FACTS[4]])
+        result = run_nse("import", rows, "--project", project_folder, "--errors", "-", cwd=here, timeout=120)
+    assert "'-'" in error_line(result.returncode, result.stderr)
+    assert list(here.iterdir()) == []

@@ -18,17 +18,14 @@ from nse_engine.facts import FactOutcome
 from nse_engine.store import Project
 from nse_engine.store.importing import FactFile
 
-from reliability.faults import FACTS, edit_requests, error_line, nse_env, run_nse, write_facts_csv
+from reliability.faults import FACTS, error_line, make_project, nse_env, run_nse, write_facts_csv
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
 def project_folder(tmp_path) -> Path:
-    folder = tmp_path / "project"
-    with Project.create(folder) as project:
-        project.queue_facts(edit_requests(FACTS[:3]))
-    return folder
+    return make_project(tmp_path / "project", queued=3)
 
 
 def _run_with_closed_stdout(*args: object) -> tuple[int, str]:
