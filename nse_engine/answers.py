@@ -1,7 +1,8 @@
 """Does a piece of text the model wrote give an answer? The one rule every check uses.
 
 An object is said only as whole words: "Parisville" does not say "Paris", while "Paris.",
-"Paris, France" and "the U.S. Army" say "Paris" and "U.S.". Case and runs of spaces are folded.
+"Paris, France" and "the U.S. Army" say "Paris" and "U.S."; "1,000" and "3.5" do not say "1" or
+"3" (a "." or "," between digits is inside the number). Case and runs of spaces are folded.
 An object with no letter or digit ("…", "€", an emoji) is never said: it names nothing a reader
 could check. Scripts written without spaces (Chinese, Japanese, Thai, …) need no boundary.
 
@@ -74,15 +75,21 @@ def _pattern(target: str) -> re.Pattern[str] | None:
 
 
 def _starts_a_word(text: str, at: int) -> bool:
-    return at == 0 or not _joined(text[at - 1], text[at])
+    return at == 0 or not _joined(text, at)
 
 
 def _ends_a_word(text: str, at: int) -> bool:
-    return at == len(text) or not _joined(text[at - 1], text[at])
+    return at == len(text) or not _joined(text, at)
 
 
-def _joined(left: str, right: str) -> bool:
-    """Do two neighbouring characters belong to one word (so no answer may end between them)?"""
+def _joined(text: str, at: int) -> bool:
+    """Do the characters either side of position `at` belong to one word (so no answer may begin
+    or end there)? A "." or "," between two digits is inside a number: "1,000" does not say "1"."""
+    left, right = text[at - 1], text[at]
+    if left.isdigit() and right in ".," and text[at + 1:at + 2].isdigit():
+        return True
+    if right.isdigit() and left in ".," and text[max(at - 2, 0):at - 1].isdigit():
+        return True
     return _wordlike(left) and _wordlike(right) and not (_spaceless(left) or _spaceless(right))
 
 

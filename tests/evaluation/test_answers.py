@@ -61,3 +61,10 @@ def test_a_subject_is_spelled_only_exactly_and_as_whole_words():
     assert not spells("Yulintown is a city.", "Yulin")
     assert not spells("yulin is a city.", "Yulin")  # "exactly": the case too
     assert not spells("anything", "…")
+
+
+def test_a_number_is_said_whole_not_by_its_first_digits():
+    assert not says(" 1,000 people", "1") and not says(" 3.5 million", "3")
+    assert not mentions("It has 3.5 million people", "5") and not mentions("about 1,000", "000")
+    assert says(" 1,000 people", "1,000") and says(" 3.5 million", "3.5") and says(" 3.5 million", "3.5 million")
+    assert says(" 1, 2 and 3", "1") and says(" 1. Paris", "1") and mentions("It was 1999.", "1999")
