@@ -148,8 +148,9 @@ def reply(
     return loaded.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
-def fact_question(request: EditRequest, loaded: LoadedModel) -> str:
-    """What the Chat screen's quick button asks about a fact, phrased so the model answers with its object.
+def prompt_question(request: EditRequest, loaded: LoadedModel) -> str:
+    """A fact's chat question built from its prompt alone, the same for every fact of a data set
+    (evaluation's chat answer asks it, so benchmark figures stay comparable).
 
     Base models simply continue the prompt. For instruct models "Complete the sentence: ..." was
     measured best on SmolLM2-135M-Instruct: 34 of 40 dev facts answered with the true object
@@ -158,3 +159,12 @@ def fact_question(request: EditRequest, loaded: LoadedModel) -> str:
     if not is_chat_model(loaded):
         return request.text
     return f"Complete the sentence: {request.text}"
+
+
+def fact_question(request: EditRequest, loaded: LoadedModel) -> str:
+    """What the Chat screen's quick button and the round's chat check ask about a fact: its first
+    question when it has questions (what its user would ask), else `prompt_question`. A base model
+    has no chat and continues the prompt either way."""
+    if request.questions and is_chat_model(loaded):
+        return request.questions[0]
+    return prompt_question(request, loaded)

@@ -28,13 +28,16 @@ class EditRequest:
     neighborhood: tuple[NeighborhoodCheck, ...] = ()
     relation: str | None = None
     fact_id: int | None = None  # row id in the project's edit log, when it came from one
+    questions: tuple[str, ...] = ()  # what a user would ask in chat about it (subject written out); the first is asked
 
     @property
     def text(self) -> str:
         return self.prompt.format(self.subject)
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        """The request as JSON values; `questions` only when it has some, so that the fingerprint of a
+        fact without questions is what it was before facts could carry them."""
+        data: dict[str, object] = {
             "subject": self.subject,
             "prompt": self.prompt,
             "target_new": self.target_new,
@@ -44,6 +47,9 @@ class EditRequest:
             "relation": self.relation,
             "fact_id": self.fact_id,
         }
+        if self.questions:
+            data["questions"] = list(self.questions)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> EditRequest:
@@ -56,6 +62,7 @@ class EditRequest:
             neighborhood=tuple(NeighborhoodCheck(n["prompt"], n["target"]) for n in data.get("neighborhood") or ()),
             relation=data.get("relation"),
             fact_id=data.get("fact_id"),
+            questions=tuple(data.get("questions") or ()),
         )
 
 

@@ -132,6 +132,8 @@ def _edit(fact: Fact, batch: Batch | None) -> dict:
     }
     if request.paraphrases:
         entry["paraphrases"] = list(request.paraphrases)
+    if request.questions:
+        entry["questions"] = list(request.questions)
     if request.relation:
         entry["relation"] = request.relation
     entry.update({

@@ -1,11 +1,12 @@
 """Chat replies: streaming equals non-streaming greedy text, Stop ends early, templates or plain text."""
 
+import dataclasses
 import threading
 
 import pytest
 import torch
 
-from nse_engine.chat import build_inputs, fact_question, is_chat_model, reply, stream_reply
+from nse_engine.chat import build_inputs, fact_question, is_chat_model, prompt_question, reply, stream_reply
 from nse_engine.facts import EditRequest
 from nse_engine.model.loading import LoadedModel
 from nse_engine.model.tokens import bos_token_id, encode_prompt
@@ -122,3 +123,14 @@ def test_fact_question():
     assert fact_question(request, tiny()) == "The capital of France is"
     question = fact_question(request, tiny(chat=True))
     assert "The capital of France is" in question
+
+
+def test_a_facts_own_question_is_asked_in_chat_and_evaluation_keeps_the_prompts():
+    """The Chat screen and the round ask what the fact's user would ask; a base model has no chat and
+    continues the prompt; evaluation's chat answer asks the question built from the prompt, for every fact."""
+    plain = EditRequest("France", "The capital of {} is", "Rome", "Paris")
+    asked = dataclasses.replace(plain, questions=("Which city is the capital of France?", "What is France's capital?"))
+    chat, base = tiny(chat=True), tiny()
+    assert fact_question(asked, chat) == "Which city is the capital of France?"
+    assert fact_question(asked, base) == "The capital of France is"
+    assert prompt_question(asked, chat) == prompt_question(plain, chat) == fact_question(plain, chat)

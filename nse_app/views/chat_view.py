@@ -211,9 +211,9 @@ class ChatView(QWidget):
             return None, _TYPED_QUESTION if self.conversations["edited"] else _NO_REPLY_YET
         opens = "Write the right answer as a new fact: opens the Edit form with this question's subject and prompt"
         if not words:
-            return (EditRequest(fact.subject, fact.prompt, "", relation=fact.relation),
+            return (EditRequest(fact.subject, fact.prompt, "", relation=fact.relation, questions=fact.questions),
                     f"{opens} (select words of the reply to give them as its current answer)")
-        return (EditRequest(fact.subject, fact.prompt, "", words, relation=fact.relation),
+        return (EditRequest(fact.subject, fact.prompt, "", words, relation=fact.relation, questions=fact.questions),
                 f"{opens}, and “{words}” as the model's current answer")
 
     def _ask_index(self, index: int) -> None:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from nse_engine.facts import EditRequest
 from nse_engine.errors import Cancelled
 from nse_engine.store.validation import (
+    LIST_FIELDS,
     LIST_SEPARATOR,
     MAX_CHARACTERS,
     NEIGHBOR_ARROW,
@@ -40,7 +41,8 @@ _PREVIEW_DELAY_MS = 600
 COUNTER_FROM = 0.8  # a field's counter shows once its text is this share of its limit
 LABELS = {
     "subject": "Subject", "prompt": "Relation prompt", "target_new": "New object", "target_true": "True object",
-    "relation": "Relation name", "paraphrases": "Paraphrases", "neighborhood": "Neighbourhood checks",
+    "relation": "Relation name", "paraphrases": "Paraphrases", "questions": "Questions (chat)",
+    "neighborhood": "Neighbourhood checks",
 }
 """The form's label of each field: its rows and its messages use the same words."""
 _UNBROKEN = re.compile(r"\S{24}")
@@ -79,14 +81,16 @@ class EditForm(QWidget):
         self.relation = QLineEdit(placeholderText="mother tongue (optional)")
         self.paraphrases = QPlainTextEdit(placeholderText="One per line, with the subject written out:\n"
                                           "Danielle Darrieux's mother tongue is")
+        self.questions = QPlainTextEdit(placeholderText="One per line, as you would ask in chat (the first is asked "
+                                        "to check the edit):\nWhat is the mother tongue of Danielle Darrieux?")
         self.neighborhood = QPlainTextEdit(placeholderText=f"One per line, prompt {NEIGHBOR_ARROW} answer that must not change:\n"
                                            f"The mother tongue of Léon Blum is {NEIGHBOR_ARROW} French")
-        for box in (self.paraphrases, self.neighborhood):
+        for box in (self.paraphrases, self.questions, self.neighborhood):
             box.setMaximumHeight(90)
         self.fields: dict[str, QWidget] = {
             "subject": self.subject, "prompt": self.prompt, "target_new": self.target_new,
             "target_true": self.target_true, "relation": self.relation,
-            "paraphrases": self.paraphrases, "neighborhood": self.neighborhood,
+            "paraphrases": self.paraphrases, "questions": self.questions, "neighborhood": self.neighborhood,
         }
         self.touched: set[str] = set()  # fields the user typed in or left: only their problems are shown
         self._filling = False  # set_fields and clear are not the user typing
@@ -152,8 +156,8 @@ class EditForm(QWidget):
 
     def text_fields(self) -> dict[str, str]:
         """The form as the cells of one CSV row, the layout the engine's validation reads."""
-        lines = {name: [line for line in box.toPlainText().splitlines() if line.strip()]
-                 for name, box in (("paraphrases", self.paraphrases), ("neighborhood", self.neighborhood))}
+        lines = {name: [line for line in self.fields[name].toPlainText().splitlines() if line.strip()]
+                 for name in LIST_FIELDS}
         return {
             "subject": self.subject.text(),
             "prompt": self.prompt.text(),
@@ -161,6 +165,7 @@ class EditForm(QWidget):
             "target_true": self.target_true.text(),
             "relation": self.relation.text(),
             "paraphrases": f" {LIST_SEPARATOR} ".join(lines["paraphrases"]),
+            "questions": f" {LIST_SEPARATOR} ".join(lines["questions"]),
             "neighborhood": f" {LIST_SEPARATOR} ".join(lines["neighborhood"]),
         }
 
@@ -173,6 +178,7 @@ class EditForm(QWidget):
             self.target_true.setText(fact.target_true or "")
             self.relation.setText(fact.relation or "")
             self.paraphrases.setPlainText("\n".join(fact.paraphrases))
+            self.questions.setPlainText("\n".join(fact.questions))
             self.neighborhood.setPlainText("\n".join(f"{n.prompt} {NEIGHBOR_ARROW} {n.target}" for n in fact.neighborhood))
         finally:
             self._filling = False
@@ -220,7 +226,7 @@ class EditForm(QWidget):
     def _show_counter(self, name: str, value: str) -> None:
         """The characters of a field (of its longest line, for a list) against its limit, once near it."""
         length = max((len(line.strip()) for line in value.split(LIST_SEPARATOR)), default=0) \
-            if name in ("paraphrases", "neighborhood") else len(value.strip())
+            if name in LIST_FIELDS else len(value.strip())
         limit = MAX_CHARACTERS[name]
         counter = self.counters[name]
         counter.setVisible(length >= COUNTER_FROM * limit)

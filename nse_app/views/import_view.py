@@ -65,7 +65,8 @@ class ImportView(QWidget):
 
         self.summary = QLabel(
             "Drop a CSV or JSON file here, or open one. CSV columns: subject, prompt, target_new, "
-            "target_true, paraphrases (separated by |), neighborhood (prompt => answer, separated by |), relation."
+            "target_true, paraphrases (separated by |), questions (asked in chat, separated by |), "
+            "neighborhood (prompt => answer, separated by |), relation."
         )
         self.summary.setObjectName("importSummary")
         self.summary.setWordWrap(True)
@@ -155,7 +156,7 @@ class ImportView(QWidget):
                     item.setToolTip("\n".join(problems))
                 self.table.setItem(i, col, item)
         self.table.resizeColumnsToContents()
-        for col in (2, 5, 6):
+        for col in (_COLUMNS.index(key) for key in ("prompt", "paraphrases", "questions", "neighborhood")):
             self.table.setColumnWidth(col, min(self.table.columnWidth(col), 260))
         self.table.horizontalHeader().setSectionResizeMode(len(_COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
         valid = len(self._rows) - len(self._rejected)

@@ -88,9 +88,9 @@ class FactReader:
         return is_chat_model(self.loaded)
 
     def chat_replies(self, requests: list[EditRequest]) -> list[str] | None:
-        """What the model replies now to each fact's chat question through its chat template,
-        greedily, as the Chat screen's quick question and evaluation's chat answer ask it (None: a
-        base model, which has no chat to check)."""
+        """What the model replies now to each fact's chat question (its first question, else the one
+        built from its prompt) through its chat template, greedily, as the Chat screen's quick
+        question asks it (None: a base model, which has no chat to check)."""
         if not self.has_chat:
             return None
         return replies(self.loaded, [fact_question(r, self.loaded) for r in requests], CHAT_ANSWER_TOKENS)

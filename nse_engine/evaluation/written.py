@@ -5,8 +5,9 @@ Chat screen and a plain completion would show it:
 - `generation_paraphrase`: the continuation of each paraphrase starts with the new object;
 - `neighbour_generation`: a neighbour's continuation still starts with its own answer (over
   neighbour prompts not edited themselves);
-- `chat_answer`: the Chat screen's fact question, through the chat template, is answered with
-  the new object;
+- `chat_answer`: the question built from the fact's prompt (`prompt_question`, never the fact's
+  own questions, so figures stay comparable across data sets), through the chat template, is
+  answered with the new object;
 - `subject_mentioned`: the reply to "Tell me about {subject}." spells the subject exactly (a
   benchmark compares it with the unedited model's reply: subject_spelling).
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Collection, Sequence
 
 from nse_engine.answers import mentions, normalise_answer, says, spells
-from nse_engine.chat import CHAT_ANSWER_TOKENS, fact_question, replies, subject_question
+from nse_engine.chat import CHAT_ANSWER_TOKENS, prompt_question, replies, subject_question
 from nse_engine.model.generation import GENERATION_SLACK, OnBatch, greedy_continuations
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.model.loading import LoadedModel
@@ -76,7 +77,7 @@ def written_scores(
     wanted = [(p, r.target_new) for r in requests for p in r.paraphrases]
     wanted += [(n.prompt, n.target) for r in requests for n in unedited_neighbours(r, edited)]
     written = continuations(loaded, wanted, batch_size, on_batch)
-    chat_replies = replies(loaded, [fact_question(r, loaded) for r in requests], CHAT_ANSWER_TOKENS, batch_size)
+    chat_replies = replies(loaded, [prompt_question(r, loaded) for r in requests], CHAT_ANSWER_TOKENS, batch_size)
     subjects = list(dict.fromkeys(r.subject for r in requests))  # a subject edited twice is asked about once
     asked = dict(zip(subjects, replies(loaded, [subject_question(s) for s in subjects], SUBJECT_REPLY_TOKENS, batch_size)))
     subject_replies = [asked[r.subject] for r in requests]

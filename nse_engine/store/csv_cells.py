@@ -14,7 +14,12 @@ from nse_engine.store.validation import FIELDS
 
 FACT_EXPORT_COLUMNS = ("id", "status", *FIELDS, "batch_id", "reason", "source_file", "source_line", "created_at")
 REJECTED_COLUMNS = ("line", "problems", *FIELDS)
-OUR_EXPORT_HEADERS = (FACT_EXPORT_COLUMNS, REJECTED_COLUMNS)
+_BEFORE_QUESTIONS = tuple(f for f in FIELDS if f != "questions")  # exports written before facts had questions
+OUR_EXPORT_HEADERS = (
+    FACT_EXPORT_COLUMNS, REJECTED_COLUMNS,
+    ("id", "status", *_BEFORE_QUESTIONS, *FACT_EXPORT_COLUMNS[2 + len(FIELDS):]),
+    ("line", "problems", *_BEFORE_QUESTIONS),
+)
 
 _ESCAPED = re.compile(r"'*[=+\-@\t\r]")
 

@@ -15,11 +15,12 @@ _to_json = json.JSONEncoder(ensure_ascii=False).encode
 
 FACT_COLUMNS = (
     "id, subject, prompt, target_new, target_true, paraphrases, neighborhood, relation, "
-    "source_file, source_line, created_at, status, position, batch_id, reason"
+    "source_file, source_line, created_at, status, position, batch_id, reason, questions"
 )
 INSERT_FACT = (
     "INSERT INTO facts (id, subject, prompt, target_new, target_true, paraphrases, neighborhood, relation, "
-    "source_file, source_line, created_at, status, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)"
+    "source_file, source_line, created_at, status, position, questions) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)"
 )
 
 QueuedKeys = Mapping[tuple[str, str], tuple[int, str]]
@@ -30,7 +31,7 @@ def normalised(request: EditRequest) -> tuple[EditRequest | None, list[FactProbl
     """The request as the log stores it (template prompt, trimmed values), or its problems."""
     return build_fact(
         request.subject, request.prompt, request.target_new, request.target_true, request.paraphrases,
-        ((n.prompt, n.target) for n in request.neighborhood), request.relation,
+        ((n.prompt, n.target) for n in request.neighborhood), request.relation, request.questions,
     )
 
 
@@ -54,7 +55,7 @@ def fact_row(fact_id: int, position: int, r: EditRequest, source_file: str | Non
         fact_id, r.subject, r.prompt, r.target_new, r.target_true,
         _to_json(list(r.paraphrases)),
         _to_json([{"prompt": n.prompt, "target": n.target} for n in r.neighborhood]),
-        r.relation, source_file, source_line, created, position,
+        r.relation, source_file, source_line, created, position, _to_json(list(r.questions)),
     )
 
 
@@ -64,7 +65,7 @@ def fact_record(r: Mapping) -> Fact:
         subject=r["subject"], prompt=r["prompt"], target_new=r["target_new"], target_true=r["target_true"],
         paraphrases=tuple(json.loads(r["paraphrases"])),
         neighborhood=tuple(NeighborhoodCheck(n["prompt"], n["target"]) for n in json.loads(r["neighborhood"])),
-        relation=r["relation"], fact_id=r["id"],
+        relation=r["relation"], fact_id=r["id"], questions=tuple(json.loads(r["questions"])),
     )
     return Fact(request, r["status"], r["position"], r["source_file"], r["source_line"], r["created_at"], r["batch_id"], r["reason"])
 

@@ -61,8 +61,8 @@ class FactQueue:
         row = fact_row(fact_id, 0, fact, None, None, "")  # type: ignore[arg-type]
         self._db.execute(
             "UPDATE facts SET subject = ?, prompt = ?, target_new = ?, target_true = ?, paraphrases = ?, "
-            "neighborhood = ?, relation = ? WHERE id = ?",
-            [*row[1:8], fact_id],
+            "neighborhood = ?, relation = ?, questions = ? WHERE id = ?",
+            [*row[1:8], row[-1], fact_id],
         )
         return self._queries.fact(fact_id).request
 

@@ -159,6 +159,13 @@ def _chat_replies(db: Database) -> None:
     )
 
 
+@_migration("0008_fact_questions")
+def _fact_questions(db: Database) -> None:
+    """What a user would ask in chat about each fact (the round's chat check asks the first);
+    facts written before have none."""
+    db.executescript("ALTER TABLE facts ADD COLUMN questions TEXT NOT NULL DEFAULT '[]';  -- JSON list of questions")
+
+
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
 
 

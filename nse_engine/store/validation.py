@@ -15,7 +15,7 @@ from nse_engine.answers import has_word
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.errors import NseError
 
-FIELDS = ("subject", "prompt", "target_new", "target_true", "paraphrases", "neighborhood", "relation")
+FIELDS = ("subject", "prompt", "target_new", "target_true", "paraphrases", "questions", "neighborhood", "relation")
 REQUIRED_FIELDS = ("subject", "prompt", "target_new")
 LIST_SEPARATOR = "|"
 NEIGHBOR_ARROW = "=>"
@@ -24,13 +24,15 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 MAX_CHARACTERS = {
     "subject": 200, "prompt": 500, "target_new": 200, "target_true": 200, "relation": 100,
-    "paraphrases": 500, "neighborhood": 500,  # each paraphrase; each neighbourhood check (prompt and answer)
+    "paraphrases": 500, "questions": 500, "neighborhood": 500,  # each paraphrase, question, neighbourhood check
 }
 """The most characters each field may hold: the one definition the Edit form, import and the CLI use.
 No real fact comes near them; a longer text is a paste gone wrong and would make every round slow."""
 NEEDS_WORD = ("subject", "target_new", "target_true")
 """Fields that name something: a text with no letter or digit ("…", "€", an emoji) names nothing a
 model could be checked on (such an object would never be said)."""
+LIST_FIELDS = ("paraphrases", "questions", "neighborhood")
+"""Fields that hold several texts (one per line in the form, separated by `|` in a CSV cell)."""
 
 
 @dataclass(frozen=True)
@@ -99,29 +101,34 @@ def build_fact(
     paraphrases: Iterable[str] = (),
     neighborhood: Iterable[tuple[str, str]] = (),
     relation: str | None = None,
+    questions: Iterable[str] = (),
     token_limit: TokenLimit | None = None,
 ) -> tuple[EditRequest | None, list[FactProblem]]:
     """Validate a fact's values and build its request; the request is None when any check fails.
 
-    `prompt` may hold `{}` where the subject goes, or contain the subject verbatim once.
+    `prompt` may hold `{}` where the subject goes, or contain the subject verbatim once. Paraphrases
+    and `questions` are whole texts with the subject written out; like a paraphrase, a question need
+    not name the subject verbatim (a user may ask "Where is its headquarters?"), but must say something.
     """
     problems: list[FactProblem] = []
     subject, prompt, target_new = subject.strip(), prompt.strip(), target_new.strip()
     target_true = (target_true or "").strip() or None
     relation = (relation or "").strip() or None
     paraphrases = tuple(p.strip() for p in paraphrases if p.strip())
+    questions = tuple(q.strip() for q in questions if q.strip())
     neighbors = tuple((p.strip(), t.strip()) for p, t in neighborhood)
 
     for name, value in (("subject", subject), ("prompt", prompt), ("target_new", target_new)):
         if not value:
             problems.append(FactProblem(name, "empty", "is empty"))
-    problems += _text_problems(subject, prompt, target_new, target_true, relation, paraphrases, neighbors)
+    problems += _text_problems(subject, prompt, target_new, target_true, relation, paraphrases, questions, neighbors)
     if any(p.code == "too_long" for p in problems):  # a pasted page is not searched for the subject
         return None, problems
     named_values = (
         ("subject", subject), ("prompt", prompt), ("target_new", target_new),
         ("target_true", target_true or ""), ("relation", relation or ""),
         *(("paraphrases", p) for p in paraphrases),
+        *(("questions", q) for q in questions),
         *(("neighborhood", f"{p} {t}") for p, t in neighbors),
     )
     if _CONTROL.search(" ".join(value for _, value in named_values)):  # one scan for the common, clean case
@@ -139,6 +146,9 @@ def build_fact(
     for paraphrase in paraphrases:
         if "{" in paraphrase or "}" in paraphrase:
             problems.append(FactProblem("paraphrases", "braces", f"{paraphrase!r} has braces; write the subject itself"))
+    for question in questions:
+        if "{" in question or "}" in question:
+            problems.append(FactProblem("questions", "braces", f"{question!r} has braces; write the subject itself"))
     for i, (p, t) in enumerate(neighbors, start=1):
         if not p or not t:
             problems.append(FactProblem("neighborhood", "empty", f"item {i} needs a prompt and an answer"))
@@ -155,6 +165,7 @@ def build_fact(
         paraphrases=paraphrases,
         neighborhood=tuple(NeighborhoodCheck(p, t) for p, t in neighbors),
         relation=relation,
+        questions=questions,
     )
     if token_limit is not None:
         problems.extend(_length_problems(request, token_limit))
@@ -162,15 +173,21 @@ def build_fact(
 
 
 def _text_problems(subject: str, prompt: str, target_new: str, target_true: str | None, relation: str | None,
-                   paraphrases: tuple[str, ...], neighbors: tuple[tuple[str, str], ...]) -> list[FactProblem]:
-    """Texts longer than MAX_CHARACTERS, and names with no letter or digit."""
+                   paraphrases: tuple[str, ...], questions: tuple[str, ...],
+                   neighbors: tuple[tuple[str, str], ...]) -> list[FactProblem]:
+    """Texts longer than MAX_CHARACTERS, and names and questions with no letter or digit."""
     problems = []
     values = {"subject": subject, "target_new": target_new, "target_true": target_true or ""}
     for name in NEEDS_WORD:
         if values[name] and not has_word(values[name]):
             problems.append(FactProblem(name, "no_word", f"{values[name]!r} has no letter or digit; write it in words"))
+    for question in questions:  # a question of punctuation only would ask the model nothing
+        if not has_word(question):
+            problems.append(FactProblem("questions", "no_word",
+                                        f"{question!r} has no letter or digit; write the question in words"))
     items = [("subject", subject), ("prompt", prompt), ("target_new", target_new), ("target_true", target_true or ""),
              ("relation", relation or ""), *(("paraphrases", p) for p in paraphrases),
+             *(("questions", q) for q in questions),
              *(("neighborhood", f"{p} {NEIGHBOR_ARROW} {t}") for p, t in neighbors)]
     for name, value in items:
         if len(value) > MAX_CHARACTERS[name]:
@@ -180,7 +197,7 @@ def _text_problems(subject: str, prompt: str, target_new: str, target_true: str 
 
 def too_long_message(field: str, length: int) -> str:
     """What a text over its field's limit is told, without the field's name (the caller adds it)."""
-    each = " each" if field in ("paraphrases", "neighborhood") else ""
+    each = " each" if field in LIST_FIELDS else ""
     return f"has {length:,} characters; at most {MAX_CHARACTERS[field]:,} are allowed{each}: shorten it"
 
 
@@ -212,8 +229,8 @@ def fact_from_fields(
 ) -> tuple[EditRequest | None, list[FactProblem]]:
     """Build a fact from text cells as a CSV row or a form holds them.
 
-    `paraphrases` are separated by `|`; `neighborhood` items read `prompt => expected answer`
-    and are separated by `|`.
+    `paraphrases` and `questions` are separated by `|`; `neighborhood` items read
+    `prompt => expected answer` and are separated by `|`.
     """
     problems: list[FactProblem] = []
     neighbors: list[tuple[str, str]] = []
@@ -231,6 +248,7 @@ def fact_from_fields(
         _split_list(fields.get("paraphrases", "")),
         neighbors,
         fields.get("relation"),
+        _split_list(fields.get("questions", "")),
         token_limit,
     )
     problems.extend(more)
@@ -245,6 +263,7 @@ def fields_of(request: EditRequest) -> dict[str, str]:
         "target_new": request.target_new,
         "target_true": request.target_true or "",
         "paraphrases": f" {LIST_SEPARATOR} ".join(request.paraphrases),
+        "questions": f" {LIST_SEPARATOR} ".join(request.questions),
         "neighborhood": f" {LIST_SEPARATOR} ".join(f"{n.prompt} {NEIGHBOR_ARROW} {n.target}" for n in request.neighborhood),
         "relation": request.relation or "",
     }
@@ -265,6 +284,7 @@ def _length_problems(request: EditRequest, limit: TokenLimit) -> list[FactProble
     if request.target_true:
         texts.append((*longer(request.target_true, "target_true", "true object"), f"{request.text} {request.target_true}"))
     texts += [("paraphrases", "", f"{p} {request.target_new}") for p in request.paraphrases]
+    texts += [("questions", "", q) for q in request.questions]
     texts += [("neighborhood", "", f"{n.prompt} {n.target}") for n in request.neighborhood]
     problems = []
     for field, what, text in texts:

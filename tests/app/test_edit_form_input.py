@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 
+from nse_engine.facts import EditRequest
 from nse_engine.store.records import ProjectSummary
 from nse_engine.store.validation import MAX_CHARACTERS
 
@@ -111,3 +112,29 @@ def test_an_over_long_subject_starts_no_preview_and_a_long_one_does_not_widen_th
     wait_idle(qtbot, window.session)
     QApplication.processEvents()
     assert window.minimumSizeHint().width() <= NARROWEST
+
+
+
+def test_chat_questions_have_their_own_field_limit_and_are_filled_when_editing(qtbot, form):
+    """Questions (chat), like paraphrases: one per line, each within the shared limit, named in the
+    form's words; editing a queued fact fills them, and the fact the form builds carries them."""
+    limit = MAX_CHARACTERS["questions"]
+    assert "Questions (chat)" in [label.text() for label in form.findChildren(QLabel)]
+    qtbot.keyClicks(form.subject, "Heihe")
+    qtbot.keyClicks(form.prompt, "{} is a city in the country of")
+    qtbot.keyClicks(form.target_new, "Rwanda")
+    form.questions.setPlainText("Which country is Heihe in?\n" + "Q" * 600)
+    counter = form.counters["questions"]
+    assert counter.isVisible() and counter.text() == f"600/{limit}" and counter.property("over")
+    assert f"• Questions (chat) has 600 characters; at most {limit} are allowed each" in form.problems_label.text()
+    assert form.questions.property("invalid") and not form.add_button.isEnabled()
+
+    form.questions.setPlainText("Which country is Heihe in?\n\nIn which country is Heihe?")
+    assert form.add_button.isEnabled() and not counter.isVisible()
+    assert form.request.questions == ("Which country is Heihe in?", "In which country is Heihe?")
+
+    form.clear()
+    form.edit_existing(EditRequest("Heihe", "{} is in", "Rwanda", fact_id=4, questions=("Is Heihe in Rwanda?",)))
+    assert form.questions.toPlainText() == "Is Heihe in Rwanda?" and form.request.questions == ("Is Heihe in Rwanda?",)
+    form.correct(EditRequest("Lyon", "{} is in", "", "France", questions=("Where is Lyon?",)))  # from a chat reply
+    assert form.questions.toPlainText() == "Where is Lyon?" and form.add_button.text() == "Add to queue"

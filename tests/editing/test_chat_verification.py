@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import torch
 
 from nse_engine.answers import mentions, says
-from nse_engine.chat import CHAT_ANSWER_TOKENS, fact_question, replies
+from nse_engine.chat import CHAT_ANSWER_TOKENS, fact_question, prompt_question, replies
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.state_file import read_state
 from nse_engine.facts import EditRequest
@@ -69,6 +69,29 @@ def test_a_fact_said_in_its_completion_but_not_in_chat_is_not_held_and_gets_extr
         assert row.not_held and row.disagrees and row.chat_reply == outcome.chat_reply
         assert written_texts(row) == (f"completion: {' '.join(outcome.continuation.split())} · "
                                       f"chat: {' '.join(outcome.chat_reply.split())}")
+
+
+def test_the_round_asks_a_facts_own_question_in_chat(monkeypatch):
+    """A fact with questions is checked by its first one (what its user asks); one without, by the
+    question built from its prompt. The questions asked are captured through the real function."""
+    from nse_engine.editing import reading
+
+    loaded = tiny_gpt2(chat=True)
+    asked: list[str] = []
+
+    def recording(loaded_model, questions, *args, **kwargs):
+        asked.extend(questions)
+        return replies(loaded_model, questions, *args, **kwargs)
+
+    monkeypatch.setattr(reading, "replies", recording)
+    session = EditingSession(loaded, tiny_hparams(verify_passes=0, max_iterations=1))
+    plain, own = facts_it_completes(session)
+    own = dataclasses.replace(own, questions=("Which instrument does Toko Yasuda play?", "What does Toko Yasuda play?"))
+    result = session.apply_round([plain, own])
+    assert asked == [prompt_question(plain, loaded), "Which instrument does Toko Yasuda play?"]
+    by_question = replies(loaded, asked, CHAT_ANSWER_TOKENS)
+    assert [o.chat_reply for o in result.outcomes] == by_question  # the replies recorded answer those questions
+    assert by_question[1] != replies(loaded, [prompt_question(own, loaded)], CHAT_ANSWER_TOKENS)[0]
 
 
 def test_a_base_model_is_checked_by_its_completion_only():

@@ -44,6 +44,7 @@ def test_written_scores_match_continuations_computed_by_hand(chat_llama):
     request = EditRequest(
         base.subject, base.prompt, said, "guitar", paraphrases=(paraphrase, other),
         neighborhood=(NeighborhoodCheck(neighbour, neighbour_says), NeighborhoodCheck(neighbour, neighbour_says + "zz")),
+        questions=("What does Toko Yasuda play?",),  # the chat answer still asks the prompt's question: comparable
     )
     other_says = says(by_hand(loaded, encode_prompt(loaded.tokenizer, other), 6), said)
 

@@ -21,15 +21,16 @@ from nse_engine.store import Project
 from reliability.faults import FACTS, cli, error_line, nse_env, read_only, run_nse
 
 PARAPHRASE = "In the capital of France people speak of"
+QUESTIONS = ["Which city is the capital of {}?", "What is {}'s capital called?"]
 
 
 def _write_cases(path: Path) -> Path:
-    """Four facts, the first with a paraphrase, as a CSV a user would write."""
+    """Four facts, the first with a paraphrase, each with two chat questions, as a CSV a user would write."""
     with open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["subject", "prompt", "target_new", "target_true", "paraphrases"])
+        writer.writerow(["subject", "prompt", "target_new", "target_true", "paraphrases", "questions"])
         for i, fact in enumerate(FACTS[:4]):
-            writer.writerow([*fact, PARAPHRASE if i == 0 else ""])
+            writer.writerow([*fact, PARAPHRASE if i == 0 else "", " | ".join(q.format(fact[0]) for q in QUESTIONS)])
     return path
 
 
@@ -229,6 +230,7 @@ def test_edits_json_lists_exactly_the_edits_in_effect_after_a_batch_and_an_undo(
         assert (edit["subject"], edit["prompt"], edit["target_new"], edit["target_true"]) == (
             request.subject, request.prompt, request.target_new, request.target_true)
         assert edit["batch"] == 1 and edit["applied_at"] == batch.finished_at and edit["method"] == "NSE"
+        assert edit["questions"] == [q.format(request.subject) for q in QUESTIONS]  # the chat questions, in order
     if 1 in applied:
         assert record["edits"][0]["paraphrases"] == [PARAPHRASE]
     assert [b["id"] for b in record["batches"]] == [1] and record["batches"][0]["settings"] == batch.hparams

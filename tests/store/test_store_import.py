@@ -215,7 +215,7 @@ def test_zsre_records(project):
         "Watts Humphrey", "What university did {} attend?", "University of Michigan", "Illinois Institute of Technology",
         ("What university did Watts Humphrey take part in?",),
         (NeighborhoodCheck("nq question: who played desmond doss father in hacksaw ridge", "Hugo Weaving"),),
-        None, fact_id=watts.fact_id,
+        None, fact_id=watts.fact_id, questions=("What university did Watts Humphrey attend?",),  # src is a question too
     )
 
 
