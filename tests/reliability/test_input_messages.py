@@ -29,6 +29,18 @@ def test_a_huge_subject_is_called_a_subject_too_long(tmp_path, capsys):
     assert "target_new" not in out and "bytes long" not in out
 
 
+def test_a_huge_subject_in_a_csv_is_called_a_subject_too_long(tmp_path, capsys):
+    """Longer than the csv module's own cell limit (131,072), still named by its field."""
+    cases = write_facts_csv(tmp_path / "facts.csv", [("x" * 10_000_000, "The capital of {} is", "Rome", "Paris"),
+                                                     FACTS[1]])
+    rc, out, err = cli(capsys, "import", cases, "--project", tmp_path / "p")
+    assert rc == 1, err
+    assert "line 2: subject: has 10,000,000 characters; at most 200 are allowed: shorten it" in out
+    assert "(row)" not in out and "cell" not in out
+    with Project.open(tmp_path / "p") as project:
+        assert [f.request.subject for f in project.facts()] == ["Germany"]
+
+
 @pytest.mark.parametrize("target", ["\u200b", "…", "€", "\U0001F1EB\U0001F1F7"])
 def test_an_object_or_subject_with_no_letter_or_digit_is_refused(tmp_path, capsys, target):
     cases = write_facts_csv(tmp_path / "facts.csv", [FACTS[0], ("Spain", "The capital of {} is", target, "Madrid"),

@@ -6,6 +6,7 @@ import pytest
 
 from nse_engine.errors import ProjectError
 from nse_engine.store import Project
+from nse_engine.store.importing import MAX_CSV_CELL
 from nse_engine.workspace import Workspace
 
 from reliability.faults import (
@@ -55,11 +56,12 @@ def test_a_full_disk_is_called_full_not_unreadable(tmp_path, capsys, facts_csv):
 
 
 def test_a_csv_cell_over_the_limit_is_one_rejected_row(tmp_path):
-    path = write_facts_csv(tmp_path / "facts.csv", [FACTS[0], ("Spain", "The capital of {} is", "x" * 200_000, "Madrid"), FACTS[1]])
+    huge = "x" * (MAX_CSV_CELL + 1)
+    path = write_facts_csv(tmp_path / "facts.csv", [FACTS[0], ("Spain", "The capital of {} is", huge, "Madrid"), FACTS[1]])
     with Project.create(tmp_path / "project") as project:
         report = project.import_facts(path)
         assert report.imported == 2
         (row,) = report.rejected
         assert str(row.problems[0]) == (
-            "line 3: (row): has a cell longer than 131,072 characters, the most a CSV cell may hold; shorten it"
+            f"line 3: (row): has a cell longer than {MAX_CSV_CELL:,} characters, the most a CSV cell may hold; shorten it"
         )
