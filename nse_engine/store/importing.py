@@ -296,7 +296,9 @@ class FactFile:
         problems += [p for p in more if p.field not in reported]
         if problems:
             request = None
-        problems = [_at(layout.rename(p), line) for p in problems]
+        elsewhere = {(layout.rename(p).field, p.code) for p in problems if p.field != "questions"}
+        problems = [_at(layout.rename(p), line) for p in problems  # ZsRE's src, prompt and question, is blamed once
+                    if p.field != "questions" or (layout.rename(p).field, p.code) not in elsewhere]
         fields = _fields_of_values(values)
         return SourceRecord(line, fields, request, problems, trimmed=_any_trimmed(values))
 
@@ -372,6 +374,7 @@ def _nse_record(record: dict) -> tuple[dict[str, Any], list[FactProblem]]:
         "target_new": r.text("target_new", "target_new") or "",
         "target_true": r.text("target_true", "target_true", required=False),
         "paraphrases": r.texts(paraphrase_key, "paraphrases"),
+        "questions": r.texts("questions", "questions"),
         "neighborhood": neighbors,
         "relation": r.text("relation", "relation", required=False),
     }
@@ -390,6 +393,7 @@ def _counterfact_record(record: dict) -> tuple[dict[str, Any], list[FactProblem]
         "target_new": r.text("requested_rewrite.target_new.str", "target_new") or "",
         "target_true": target_true,
         "paraphrases": r.texts("paraphrase_prompts", "paraphrases"),
+        "questions": [],
         "neighborhood": [(p, target_true or "") for p in neighbor_prompts],
         "relation": r.text("requested_rewrite.relation_id", "relation", required=False),
     }
@@ -406,12 +410,14 @@ def _zsre_record(record: dict) -> tuple[dict[str, Any], list[FactProblem]]:
         r.problems.append(FactProblem(
             "target_true", "several_answers", f"has {len(answers)} answers; NSE keeps one target_true, so split the record"
         ))
+    question = r.text("src", "prompt") or ""
     values = {
         "subject": r.text("subject", "subject") or "",
-        "prompt": r.text("src", "prompt") or "",
+        "prompt": question,
         "target_new": r.text("alt", "target_new") or "",
         "target_true": answers[0] if answers else None,
         "paraphrases": r.texts("rephrase", "paraphrases"),
+        "questions": [question] if question.strip() else [],  # src is what a user would ask in chat
         "neighborhood": [(loc, loc_answer)] if loc and loc_answer else [],
         "relation": None,
     }
@@ -420,7 +426,8 @@ def _zsre_record(record: dict) -> tuple[dict[str, Any], list[FactProblem]]:
 
 _NSE = _Layout(
     "NSE facts",
-    frozenset({"subject", "prompt", "target_new", "target_true", "paraphrase_prompts", "paraphrases", "neighborhood", "relation"}),
+    frozenset({"subject", "prompt", "target_new", "target_true", "paraphrase_prompts", "paraphrases", "questions",
+               "neighborhood", "relation"}),
     _nse_record,
     {"paraphrases": "paraphrase_prompts"},
 )
@@ -442,7 +449,8 @@ _ZSRE = _Layout(
     "ZsRE",
     frozenset({"subject", "src", "alt", "answers", "rephrase", "loc", "loc_ans"}),
     _zsre_record,
-    {"prompt": "src", "target_new": "alt", "target_true": "answers", "paraphrases": "rephrase", "neighborhood": "loc/loc_ans"},
+    {"prompt": "src", "target_new": "alt", "target_true": "answers", "paraphrases": "rephrase", "questions": "src",
+     "neighborhood": "loc/loc_ans"},
 )
 
 
@@ -564,6 +572,7 @@ def _fields_of_values(values: dict[str, Any]) -> dict[str, str]:
         "target_new": values["target_new"],
         "target_true": values["target_true"] or "",
         "paraphrases": f" {LIST_SEPARATOR} ".join(values["paraphrases"]),
+        "questions": f" {LIST_SEPARATOR} ".join(values["questions"]),
         "neighborhood": f" {LIST_SEPARATOR} ".join(f"{p} {NEIGHBOR_ARROW} {t}" for p, t in values["neighborhood"]),
         "relation": values["relation"] or "",
     }
