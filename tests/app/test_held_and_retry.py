@@ -134,6 +134,7 @@ def test_correct_this_opens_the_edit_form_with_the_question_asked(qtbot, window,
     assert form.target_true.text() == word and form.target_new.text() == ""
     qtbot.waitUntil(form.target_new.hasFocus)
     assert not error_dialogs(), [d.text() for d in error_dialogs()]
+    _settle(qtbot, window)
 
 
 def test_correct_this_takes_the_reply_the_selection_overlaps_and_only_its_words(qtbot, window, tiny_model_dir):
@@ -154,3 +155,10 @@ def test_correct_this_takes_the_reply_the_selection_overlaps_and_only_its_words(
     assert not first.selected_words()
     chat.correct_button.click()
     assert (form.subject.text(), form.target_true.text()) == ("Toko Yasuda", word)
+    _settle(qtbot, window)
+
+
+def _settle(qtbot, window) -> None:
+    """Let the Edit form's preview, started by the filled form, run before the window closes."""
+    qtbot.waitUntil(lambda: not window.edit_form._preview_timer.isActive(), timeout=JOB_TIMEOUT_MS)
+    wait_idle(qtbot, window.session)
