@@ -11,15 +11,19 @@ from typing import Iterator
 _TEMPORARY = ".tmp-"  # atomic_path writes `.NAME.tmp-PID` beside NAME
 
 
-def is_temporary_name(name: str, of: str | None = None) -> bool:
-    """Whether `name` is one `atomic_path` writes first (for the file named `of`, or for any file).
+def temporary_target(name: str) -> str | None:
+    """The name of the file a temporary file of `atomic_path` was written for (None: not one).
 
     A crash between writing and renaming leaves such a file behind; clean-ups find it by this name.
     """
-    if of is not None:
-        return name.startswith(f".{of}{_TEMPORARY}") and name.rsplit(_TEMPORARY, 1)[1].isdigit()
     head, sep, pid = name.rpartition(_TEMPORARY)
-    return bool(sep) and head.startswith(".") and len(head) > 1 and pid.isdigit()
+    return head[1:] if sep and len(head) > 1 and head.startswith(".") and pid.isdigit() else None
+
+
+def is_temporary_name(name: str, of: str | None = None) -> bool:
+    """Whether `name` is one `atomic_path` writes first (for the file named `of`, or for any file)."""
+    target = temporary_target(name)
+    return target is not None and (of is None or target == of)
 
 
 @contextmanager

@@ -3,9 +3,9 @@
 The log and the state files never disagree, even if the process is killed at any moment: a new
 state file is written under a fresh name (temporary file, fsync, rename) *before* the one
 transaction that records it; the current state is the newest state file the log names (and no
-rollback set aside). A crash can leave only the temporary files of a state write and a state file
-newer than the log's last record; the holder of the project's write lock removes exactly those, and
-keeps every other file in `state/`. Every use of the current state checks it against the checksum
+rollback set aside). A crash can leave only the temporary files of a state write and the one state
+file the log says it was writing (its name is put in the log before the write); the holder of the
+project's write lock removes exactly those, and keeps every other file in `state/`. Every use of the current state checks it against the checksum
 recorded with it (state_recovery.py says what to offer when that fails).
 """
 
@@ -20,10 +20,10 @@ from typing import Mapping, NamedTuple, Sequence
 
 from sqlite_utils import Database
 
-from nse_engine.atomic import atomic_path, sha256_file
+from nse_engine.atomic import atomic_path, sha256_file, temporary_target
 from nse_engine.errors import DamagedStateError, ProjectError
 from nse_engine.facts import FactOutcome
-from nse_engine.store.database import LOG_FILE, iso, now
+from nse_engine.store.database import LOG_FILE, iso, now, read_meta, write_meta
 from nse_engine.store.log_queries import LogQueries
 from nse_engine.store.records import Batch, FactEvaluation, WriteState
 from nse_engine.store.state_recovery import Recovery, find_recovery, state_problem
@@ -33,14 +33,24 @@ log = logging.getLogger(__name__)
 
 STATE_SUFFIX = ".safetensors"
 NOT_RECORDED = "The batch was not recorded and the model is unchanged"
+WRITING_STATE = "writing_state"  # meta key: the state file being written, until the log records it
 _STATE_NAME = re.compile(r"state-(\d{6,})" + re.escape(STATE_SUFFIX))
-# The temporary files a state write makes: atomic_path's `.NAME.tmp-PID` (nested: the state writer
-# takes one too) and the one safetensors writes first (`.tmp` and 6 letters or digits).
-_TEMPORARY = re.compile(r"(\.+state-\d{6,}" + re.escape(STATE_SUFFIX) + r"(\.tmp-\d+)+)|(\.tmp[A-Za-z0-9]{6})")
+_SAFETENSORS_TEMPORARY = re.compile(r"\.tmp[A-Za-z0-9]{6}")  # what safetensors writes first
 
 
 def state_name(state_id: int) -> str:
     return f"state-{state_id:06d}{STATE_SUFFIX}"
+
+
+def _temporary_state(name: str) -> bool:
+    """A temporary file of a state write: atomic_path's `.NAME.tmp-PID` for a state name (nested:
+    the state writer takes one too), or the one safetensors writes first."""
+    if _SAFETENSORS_TEMPORARY.fullmatch(name):
+        return True
+    target = temporary_target(name)
+    while target is not None and not _STATE_NAME.fullmatch(target):
+        target = temporary_target(target)
+    return target is not None
 
 
 def ensure_state_folder(state_dir: Path) -> None:
@@ -225,38 +235,40 @@ class BatchHistory:
     def log_path(self) -> Path:
         return self.state_dir.parent / LOG_FILE
 
-    def remove_orphan_states(self, log_written_ns: int) -> None:
+    def remove_orphan_states(self) -> None:
         """Delete what a run killed before its commit left in `state/`, and nothing else.
 
-        That is a temporary file of `atomic_path` for a state name, and a state file the log does
-        not name whose id is above every id the log recorded and which appeared after the log was
-        last written (`log_written_ns`, the log file's ctime taken before it was opened). Any other
-        file is kept: a renamed state, notes, or the states of a log that was put back or replaced.
+        That is a temporary file of `atomic_path` for a state name, and the one state file the log
+        says it was about to write (`WRITING_STATE`, set before the write and cleared by the commit)
+        if the log does not name it. Any other file is kept, with a warning: a renamed state,
+        notes, or the states of a log that was put back or replaced. No file time is consulted
+        (ctime is the creation time on Windows).
         """
         named = {row["file_name"] for row in self._db.query("SELECT file_name FROM state_files")}
-        last_id = self._db.execute("SELECT coalesce(max(id), 0) FROM state_files").fetchone()[0]
+        writing = read_meta(self._db, WRITING_STATE)
         for path in sorted(self.state_dir.iterdir()):
             if path.name in named or not path.is_file():
                 continue
-            if _TEMPORARY.fullmatch(path.name):
+            if _temporary_state(path.name):
                 log.warning("removing %s: a state file half-written by an interrupted run", path)
                 path.unlink()
-                continue
-            match = _STATE_NAME.fullmatch(path.name)
-            if match is None:
-                continue
-            if int(match[1]) > last_id and path.stat().st_ctime_ns >= log_written_ns:
+            elif path.name == writing:
                 log.warning("removing %s: written by a run interrupted before the log recorded it", path)
                 path.unlink()
-            else:
-                log.warning("keeping %s: the log of %s does not name it and could not have written it last; "
+            elif _STATE_NAME.fullmatch(path.name):
+                log.warning("keeping %s: the log of %s does not name it and did not write it; "
                             "move it out of %s if it is not needed", path, self.state_dir.parent, self.state_dir)
+        if writing is not None:
+            with storage_errors(self.log_path, "clean up after an interrupted run"), self._db.atomic():
+                write_meta(self._db, WRITING_STATE, None)
 
     def _write_state(self, write_state: WriteState, not_recorded: str) -> _NewState:
         """Write a new state file under a fresh name, durably, before anything records it.
 
         The id is the next after the log's, skipping names taken by files the log does not name
-        (kept by `remove_orphan_states`), so no file in `state/` is ever written over.
+        (kept by `remove_orphan_states`), so no file in `state/` is ever written over. The name is
+        put in the log first (`WRITING_STATE`): a crash before the commit leaves a file the next
+        open knows it may delete.
         """
         state_id = self._db.execute("SELECT coalesce(max(id), 0) + 1 FROM state_files").fetchone()[0]
         with storage_errors(self.state_dir, "save the edited state", not_recorded):
@@ -264,6 +276,8 @@ class BatchHistory:
             while (self.state_dir / state_name(state_id)).exists():
                 state_id += 1
             name = state_name(state_id)
+            with storage_errors(self.log_path, "save the edited state", not_recorded), self._db.atomic():
+                write_meta(self._db, WRITING_STATE, name)
             with atomic_path(self.state_dir / name) as tmp:
                 write_state(tmp)
             return _NewState(state_id, name, sha256_file(self.state_dir / name))
@@ -273,3 +287,4 @@ class BatchHistory:
             "INSERT INTO state_files (id, file_name, sha256, kind, batch_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             [*state, kind, batch_id, now()],
         )
+        write_meta(self._db, WRITING_STATE, None)  # in the recording transaction: the file is the log's now

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar, cast
 
 from sqlite_utils import Database
 
-from nse_engine.atomic import atomic_path
+from nse_engine.atomic import atomic_path, is_temporary_name
 from nse_engine.errors import ProjectError, StorageError
 from nse_engine.facts import EditRequest, FactOutcome
 from nse_engine.paths import PROJECT_STATE_DIR
@@ -164,8 +164,9 @@ class Project:
     def _create_locked(cls, folder: Path, lock: ProjectLock, base_model_source: str | None = None,
                        fingerprint: str | None = None) -> Project:
         """Build the log under a temporary name and rename it into place: a crash never leaves half a log."""
-        for leftover in folder.glob(f".{LOG_FILE}.tmp-*"):
-            leftover.unlink()
+        for leftover in folder.glob(f".{LOG_FILE}*"):
+            if is_temporary_name(leftover.name, of=LOG_FILE):
+                leftover.unlink()
         refuse_states_without_log(folder / STATE_DIR)
         with storage_errors(folder, "create the project"):
             ensure_state_folder(folder / STATE_DIR)
@@ -187,13 +188,12 @@ class Project:
         path = folder / LOG_FILE
         _read_only_log(path, media_read_only=False).close()  # before a writer's connection could change the file
         with storage_errors(path, "open the project log"):
-            log_written_ns = path.stat().st_ctime_ns  # before this writer changes it: what crash leftovers follow
             db = database.connect(path)
             try:
                 database.migrate(db, folder)
                 project = cls(folder, db, lock)
                 ensure_state_folder(project.state_dir)
-                project.history.remove_orphan_states(log_written_ns)
+                project.history.remove_orphan_states()
             except BaseException:
                 db.close()
                 raise

@@ -1,6 +1,6 @@
 """Opening a project deletes only what the crash protocol itself leaves in `state/` (its temporary
-files, and a state file newer than the log's last record that the log never recorded); a renamed
-state, a note, or the states of a log that was replaced or deleted are kept. A folder whose log is
+files, and the one state file the log says it was writing when the run was killed); a renamed
+state, a note, a state copied in, or the states of a log that was replaced or deleted are kept. A folder whose log is
 gone is not silently turned into a new, empty project."""
 
 from __future__ import annotations
@@ -8,30 +8,15 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from nse_engine.facts import FactOutcome
 from nse_engine.store import Project
 
-from reliability.faults import FACTS, edit_requests, error_line, run_nse, write_facts_csv
-
-T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
-
-
-def _batch(project: Project, facts, state: bytes) -> None:
-    project.queue_facts(edit_requests(facts))
-    outcomes = [FactOutcome(r, True) for r in project.queued_facts()]
-    project.commit_batch(outcomes, "nse", {}, T0, T0, lambda path: path.write_bytes(state))
-
-
-def _make_project(folder: Path, batches: int) -> Path:
-    with Project.create(folder) as project:
-        for i in range(batches):
-            _batch(project, FACTS[i:i + 1], f"state of {folder.name} after batch {i + 1}".encode())
-    return folder
+from reliability.faults import (
+    FACTS, NEW_STATE, commit_facts, edit_requests, error_line, make_project, paused_child, run_nse, write_facts_csv,
+)
 
 
 def _state_files(folder: Path) -> dict[str, str]:
@@ -39,7 +24,7 @@ def _state_files(folder: Path) -> dict[str, str]:
 
 
 def test_rollback_keeps_a_state_file_renamed_to_bak(tmp_path):
-    folder = _make_project(tmp_path / "project", batches=2)
+    folder = make_project(tmp_path / "project", batches=2)
     current = folder / "state" / "state-000002.safetensors"
     backup = current.with_name(current.name + ".bak")
     current.rename(backup)
@@ -52,7 +37,7 @@ def test_rollback_keeps_a_state_file_renamed_to_bak(tmp_path):
 
 
 def test_files_the_log_could_not_have_written_are_kept(tmp_path):
-    folder = _make_project(tmp_path / "project", batches=2)
+    folder = make_project(tmp_path / "project", batches=2)
     state = folder / "state"
     (state / "notes.txt").write_text("which batch was good")
     older = state / "state-000000.safetensors"  # an id the log is past, which it never recorded
@@ -65,22 +50,42 @@ def test_files_the_log_could_not_have_written_are_kept(tmp_path):
 
 
 def test_crash_leftovers_are_still_removed(tmp_path):
-    folder = _make_project(tmp_path / "project", batches=1)
+    folder = make_project(tmp_path / "project", batches=1)
+    with Project.open(folder) as project:
+        project.queue_facts(edit_requests(FACTS[4:6]))
+    with paused_child(folder, "commit", "renamed"):  # killed with its state file in place, not recorded
+        pass
     state = folder / "state"
+    assert (state / "state-000002.safetensors").read_bytes() == NEW_STATE
     (state / "notes.txt").write_text("mine")
-    (state / "state-000002.safetensors").write_bytes(b"written, then killed before the commit")
     (state / ".state-000002.safetensors.tmp-4242").write_bytes(b"half written")
     (state / "..state-000002.safetensors.tmp-4242.tmp-4242").write_bytes(b"half written by the state writer")
     (state / ".tmpAb12Cd").write_bytes(b"safetensors' own temporary file")
-    with Project.open(folder):
-        pass
+    with Project.open(folder) as project:
+        assert project.count_facts("queued") == 2
     assert sorted(_state_files(folder)) == ["notes.txt", "state-000001.safetensors"]
+
+
+def test_a_state_file_at_the_next_id_that_the_log_did_not_write_is_kept(tmp_path):
+    """A state copied in by the user (from a backup, another project) under the name the next
+    batch would take is kept, however new its file times; the next batch takes another name."""
+    folder = make_project(tmp_path / "project", batches=1)
+    copied = folder / "state" / "state-000002.safetensors"
+    copied.write_bytes(b"a state put back from a backup")
+    result = run_nse("import", write_facts_csv(tmp_path / "more.csv", FACTS[4:6]), "--project", folder, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert copied.read_bytes() == b"a state put back from a backup"
+    assert "keeping" in result.stderr and copied.name in result.stderr
+    with Project.open(folder) as project:
+        commit_facts(project, [], b"the next batch")
+        assert project.current_state().path.name == "state-000003.safetensors"
+    assert copied.read_bytes() == b"a state put back from a backup"
 
 
 @pytest.mark.parametrize("how", ["copied", "moved"])
 def test_replacing_the_log_with_another_projects_keeps_every_state_file(tmp_path, how):
-    folder = _make_project(tmp_path / "project", batches=3)
-    other = _make_project(tmp_path / "other", batches=1)
+    folder = make_project(tmp_path / "project", batches=3)
+    other = make_project(tmp_path / "other", batches=1)
     before = _state_files(folder)
     if how == "copied":
         shutil.copyfile(other / "project.sqlite", folder / "project.sqlite")
@@ -91,13 +96,13 @@ def test_replacing_the_log_with_another_projects_keeps_every_state_file(tmp_path
     assert _state_files(folder) == before
 
     with Project.open(folder) as project:  # the next batch writes a new file, over none of them
-        _batch(project, [], b"a new state")
+        commit_facts(project, [], b"a new state")
         written = project.current_state().path.name
     assert written not in before and {k: v for k, v in _state_files(folder).items() if k != written} == before
 
 
 def test_import_where_the_log_was_deleted_is_refused(tmp_path):
-    folder = _make_project(tmp_path / "project", batches=2)
+    folder = make_project(tmp_path / "project", batches=2)
     before = _state_files(folder)
     (folder / "project.sqlite").unlink()
     result = run_nse("import", write_facts_csv(tmp_path / "more.csv", FACTS[4:6]), "--project", folder, timeout=120)
@@ -108,7 +113,7 @@ def test_import_where_the_log_was_deleted_is_refused(tmp_path):
 
 
 def test_an_empty_log_is_never_answered_with_delete_it(tmp_path):
-    folder = _make_project(tmp_path / "project", batches=1)
+    folder = make_project(tmp_path / "project", batches=1)
     (folder / "project.sqlite").write_bytes(b"")
     result = run_nse("log", "--project", folder, timeout=120)
     line = error_line(result.returncode, result.stderr)

@@ -131,12 +131,12 @@ def test_reopening_restores_the_current_state_and_drops_leftover_files(tmp_path)
         project.queue_facts([FRANCE])
         _run(project, state=b"edited")
         expected = project.current_state_file()
-    (folder / "state" / "state-000099.safetensors").write_bytes(b"orphan from a crash")
+    (folder / "state" / "state-000099.safetensors").write_bytes(b"not written by this log")
     (folder / "state" / ".state-000002.safetensors.tmp-123").write_bytes(b"half")
 
     with Project.open(folder) as project:
         assert project.current_state_file() == expected
-        assert sorted(p.name for p in project.state_dir.iterdir()) == [expected.name]
+        assert sorted(p.name for p in project.state_dir.iterdir()) == [expected.name, "state-000099.safetensors"]
 
 
 def test_a_failing_state_writer_leaves_no_trace(project):
