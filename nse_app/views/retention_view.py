@@ -250,6 +250,7 @@ class RetentionView(QWidget):
         for folder in recent_projects():
             if not _same_folder(folder, current):
                 self.overlay_picker.addItem(folder, folder)
+        self.overlay_picker.setHidden(self.overlay_picker.count() == 1)  # nothing to choose: Browse… alone
         if self.overlay is not None and _same_folder(self.overlay.folder, current):
             self.clear_overlay()
         else:

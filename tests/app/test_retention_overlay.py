@@ -40,6 +40,7 @@ def test_another_projects_curves_are_overlaid_named_after_it_and_cleared(qtbot, 
     own = RetentionRow(1, 1, 0, 0, None, 1.0, None, None, None, says_new=1.0)
     view.show_series([own])
     assert [view.overlay_picker.itemText(i) for i in range(view.overlay_picker.count())] == [NO_OVERLAY, str(other)]
+    assert not view.overlay_picker.isHidden()
 
     with Project.open(other):  # its writer holds the lock, as another window would
         view.overlay_picker.setCurrentIndex(1)
@@ -102,4 +103,5 @@ def test_the_picker_follows_the_overlay_and_the_open_project_is_never_overlaid(q
     _open(session, other)  # the overlaid project opened: not overlaid on itself
     wait_idle(qtbot, session)
     assert view.overlay is None and view.overlay_picker.count() == 1
+    assert view.overlay_picker.isHidden()  # a picker with nothing to pick is not shown
     assert not error_dialogs()
