@@ -60,4 +60,7 @@ def test_each_reply_is_a_block_whose_copy_button_copies_it(qtbot, window, tiny_m
     QGuiApplication.clipboard().clear()
     qtbot.mouseClick(copy, Qt.MouseButton.LeftButton)
     assert QGuiApplication.clipboard().text() == first.text
+    chat.clear()  # New conversation
+    qtbot.waitUntil(lambda: not pane.findChildren(ReplyMessage))
+    assert pane.messages == [] and pane.toPlainText() == ""
     assert not error_dialogs(), [d.text() for d in error_dialogs()]
