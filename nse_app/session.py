@@ -64,13 +64,18 @@ class Session(QObject):
         self.project_info: ProjectSummary | None = None
         self.queue_run: QueueRun | None = None  # set while the Queue runs its batches
         self._tasks: set[asyncio.Task] = set()
+        self._shut_down = False  # after shutdown nothing starts: a view's timer may still fire
         self._busy_jobs: list[Job] = []
         self.worker.progress.connect(self._on_progress)
 
     # ---- running things ----------------------------------------------------------------------
 
-    def start(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
-        """Run a UI flow as a task we keep a reference to; failures take the default error path."""
+    def start(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task | None:
+        """Run a UI flow as a task we keep a reference to; failures take the default error path.
+        None after shutdown (the window is closing and the worker is gone)."""
+        if self._shut_down:
+            coro.close()
+            return None
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
 
@@ -234,6 +239,7 @@ class Session(QObject):
         return count
 
     def shutdown(self) -> None:
+        self._shut_down = True
         for task in list(self._tasks):
             task.cancel()
         self.worker.shutdown()
