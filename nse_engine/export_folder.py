@@ -10,6 +10,7 @@ end, so a full disk, a read-only target, Cancel or a crash leaves the target as 
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import secrets
@@ -22,12 +23,13 @@ from typing import Iterator, Mapping
 from nse_engine.atomic import fsync_dir
 from nse_engine.errors import OutputFileError
 from nse_engine.model.builtin_models import BUILTIN_MODELS
-from nse_engine.paths import PROJECT_LOG_FILE, holds_project
+from nse_engine.paths import PROJECT_LOG_FILE, holds_project, resolved
 
 log = logging.getLogger(__name__)
 
 SHOWN_ENTRIES = 5  # entries of a non-empty folder a message names
 _STAGING = ".export-"  # hidden sibling folders: .<name>.export-<pid>-<random>
+_REPLACED = ".replaced-"  # a replaced folder's old contents until the new one is in place: .<name>.replaced-<pid>
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,10 @@ def check_export_target(folder: Path, protected: Mapping[str, Path], replace: bo
     holding a project log, or inside one, is refused as well. A folder with entries is refused
     unless `replace`.
     """
-    target = _resolved(folder)
+    target = resolved(Path(folder).expanduser())
+    _remove_stale_staging(target)  # an interrupted replace puts the old folder back before it is judged
     for label, path in protected.items():
-        place = _resolved(path)
+        place = resolved(Path(path).expanduser())
         if target == place or target in place.parents or place in target.parents:
             where = "is" if target == place else "holds" if target in place.parents else "is inside"
             raise OutputFileError(f"cannot export into {folder}: it {where} {label} ({path}); choose a new folder")
@@ -101,7 +104,7 @@ def staged_folder(folder: Path, replace: bool = False) -> Iterator[Path]:
     place. On any exception the hidden folder is deleted and `folder` is as it was; a failure of
     the disk becomes `OutputFileError` saying so.
     """
-    target = _resolved(folder)
+    target = resolved(Path(folder).expanduser())
     _remove_stale_staging(target)
     staging = target.with_name(f".{target.name}{_STAGING}{os.getpid()}-{secrets.token_hex(4)}")
     try:
@@ -122,7 +125,7 @@ def staged_folder(folder: Path, replace: bool = False) -> Iterator[Path]:
 def _move_into_place(staging: Path, target: Path, replace: bool) -> None:
     old = None
     if replace and target.exists() and any(target.iterdir()):
-        old = target.with_name(f".{target.name}.replaced-{os.getpid()}")
+        old = target.with_name(f".{target.name}{_REPLACED}{os.getpid()}")
         os.rename(target, old)
     try:
         os.replace(staging, target)  # onto a missing or empty folder
@@ -152,12 +155,31 @@ def _sync_tree(folder: Path) -> None:
 
 
 def _remove_stale_staging(target: Path) -> None:
-    """Delete hidden folders left beside `target` by an export whose process is gone (killed, crashed)."""
-    for leftover in target.parent.glob(f".{target.name}{_STAGING}*"):
+    """Clean up beside `target` after an export whose process is gone (killed, crashed).
+
+    Its hidden staging folder is deleted. The user's old contents, set aside by a confirmed
+    replace (`.NAME.replaced-PID`) that died before the new folder was in place, are put back
+    when `target` is missing, and otherwise left where they are, with a warning naming them.
+    """
+    name = glob.escape(target.name)
+    for leftover in target.parent.glob(f".{name}{_STAGING}*"):
         pid = leftover.name.removeprefix(f".{target.name}{_STAGING}").split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             log.warning("removing %s, left by an export that did not finish", leftover)
             shutil.rmtree(leftover, ignore_errors=True)
+    for old in target.parent.glob(f".{name}{_REPLACED}*"):
+        pid = old.name.removeprefix(f".{target.name}{_REPLACED}")
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if not os.path.lexists(target):
+            try:
+                os.rename(old, target)
+                log.warning("put %s back: an export that was replacing it did not finish", target)
+                continue
+            except OSError as exc:
+                log.warning("could not put %s back (%s)", target, exc.strerror or exc)
+        log.warning("%s holds what %s held before an export that did not finish replaced it; "
+                    "move back what you need, then delete it", old, target)
 
 
 def _alive(pid: int) -> bool:
@@ -168,7 +190,3 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True
     return True
-
-
-def _resolved(path: Path) -> Path:
-    return Path(path).expanduser().resolve()
