@@ -8,6 +8,8 @@ from pathlib import Path
 
 import platformdirs
 
+from nse_engine.atomic import is_temporary_name
+
 APP_NAME = "nse-studio"
 
 
@@ -48,6 +50,15 @@ def packaged_file(distribution: str, relative: str) -> Path | None:
 
 PROJECT_LOG_FILE = "project.sqlite"  # the edit log in a project folder
 PROJECT_STATE_DIR = "state"  # the editing-state files in a project folder
+LOG_SIDE_FILES = ("-wal", "-shm", "-journal")  # what SQLite keeps beside a log while it is open
+
+
+def is_log_leftover(name: str) -> bool:
+    """A log that a project's creation was writing when it failed or was killed (`atomic_path`'s
+    temporary name), or a file SQLite keeps beside it."""
+    for ending in LOG_SIDE_FILES:
+        name = name.removesuffix(ending)
+    return is_temporary_name(name, of=PROJECT_LOG_FILE)
 
 
 def holds_project(folder: Path) -> bool:

@@ -16,14 +16,13 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from nse_engine.atomic import is_temporary_name
 from nse_engine.errors import OutputFileError
-from nse_engine.paths import PROJECT_LOG_FILE, PROJECT_STATE_DIR, resolved
+from nse_engine.paths import LOG_SIDE_FILES, PROJECT_LOG_FILE, PROJECT_STATE_DIR, is_log_leftover, resolved
 from nse_engine.store.project_lock import LOCK_FILE
 
 __all__ = ["check_output_path"]
 
-_LOG_ENDINGS = ("", "-wal", "-shm", "-journal")
+_LOG_ENDINGS = ("", *LOG_SIDE_FILES)
 _LOG_FILES = {(PROJECT_LOG_FILE + ending).casefold() for ending in _LOG_ENDINGS}
 
 
@@ -85,7 +84,7 @@ def _managed(relative: Path) -> str | None:
         return "the editing-state folder" if len(relative.parts) == 1 else "a file in the editing-state folder"
     if len(relative.parts) > 1:
         return None
-    if first in _LOG_FILES or is_temporary_name(first, of=PROJECT_LOG_FILE.casefold()):
+    if first in _LOG_FILES or is_log_leftover(first):
         return "the edit log"
     if first.startswith(LOCK_FILE.casefold()):
         return "the lock file"

@@ -22,10 +22,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar, cast
 
 from sqlite_utils import Database
 
-from nse_engine.atomic import atomic_path, is_temporary_name
+from nse_engine.atomic import atomic_path
 from nse_engine.errors import ProjectError, StorageError
 from nse_engine.facts import EditRequest, FactOutcome
-from nse_engine.paths import PROJECT_STATE_DIR
+from nse_engine.paths import PROJECT_STATE_DIR, is_log_leftover
 from nse_engine.progress import JobControl
 from nse_engine.store import database, schema
 from nse_engine.store.batch_history import BatchHistory, ensure_state_folder, refuse_states_without_log
@@ -165,7 +165,7 @@ class Project:
                        fingerprint: str | None = None) -> Project:
         """Build the log under a temporary name and rename it into place: a crash never leaves half a log."""
         for leftover in folder.glob(f".{LOG_FILE}*"):
-            if is_temporary_name(leftover.name, of=LOG_FILE):
+            if is_log_leftover(leftover.name):
                 leftover.unlink()
         refuse_states_without_log(folder / STATE_DIR)
         with storage_errors(folder, "create the project"):
