@@ -62,6 +62,16 @@ def undo_question(batch: Batch) -> str:
             f"{'them' if plural else 'it'} back in the queue.")
 
 
+_CANCELLED = {  # what quitting during each long job (Session.busy_job_names) means, for the quit question
+    "run batch": "the batch of edits is not applied (the project stays as it was before it)",
+    "undo last batch": "the batch is not undone (it stays in effect)",
+    "export model": "nothing is exported (the folder stays as it was)",
+    "load model": "the model is not loaded",
+    "open project": "the project is not opened",
+    "import file": "no fact of the file is queued",
+}
+
+
 class MainWindow(QMainWindow):
     """Hosts the screens; it wires them together but holds no engine state of its own."""
 
@@ -293,9 +303,10 @@ class MainWindow(QMainWindow):
 
     def _quit_anyway(self) -> bool:
         """Quitting (Ctrl+Q, or closing the window) while a job runs cancels it: ask first, No by default."""
+        names = self.session.busy_job_names
+        lost = "; ".join(_CANCELLED.get(name, f"the {name} stops unfinished") for name in names)
         box = QMessageBox(QMessageBox.Icon.Question, "Quit while a job is running?",
-                          f"{self.progress.label.text()}\n\nQuitting now cancels it: a batch of edits "
-                          "is not applied (the project stays as it was before it). Quit anyway?",
+                          f"{self.progress.label.text()}\n\nQuitting now cancels it: {lost}. Quit anyway?",
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setObjectName("quitDialog")
         box.setDefaultButton(QMessageBox.StandardButton.No)

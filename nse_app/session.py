@@ -126,6 +126,11 @@ class Session(QObject):
     def busy(self) -> bool:
         return bool(self._busy_jobs)
 
+    @property
+    def busy_job_names(self) -> list[str]:
+        """The running long jobs ("run batch", "export model"…): what quitting now would cancel."""
+        return [job.name for job in self._busy_jobs]
+
     def cancel(self) -> None:
         """Cancel the running long job (Esc); it leaves no trace."""
         if self._busy_jobs:

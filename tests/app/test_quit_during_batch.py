@@ -60,3 +60,25 @@ def test_ctrl_q_during_a_batch_asks_before_cancelling_it(qtbot, project_window):
 def test_ctrl_q_when_idle_quits_without_asking(qtbot, window):
     qtbot.keyClick(window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
     assert not window.isVisible()
+
+
+def test_the_quit_question_names_what_an_export_loses(qtbot, project_window, tmp_path):
+    """Quitting during an export is not called 'a batch of edits is not applied'."""
+    window = project_window
+    session = window.session
+    seen: list[str] = []
+    answer = _answer_quit_dialog("Keep running", seen)
+
+    def quit_as_it_starts(busy: bool) -> None:
+        if busy and not seen:
+            window.close()  # what Ctrl+Q does; the question is worded while the export runs
+
+    session.busy_changed.connect(quit_as_it_starts)
+    target = tmp_path / "exported"
+    session.start(session.export_model(str(target), allow_unedited=True))
+    qtbot.waitUntil(lambda: bool(seen), timeout=JOB_TIMEOUT_MS)
+    wait_idle(qtbot, session)
+    session.busy_changed.disconnect(quit_as_it_starts)
+    answer.stop()
+    assert "nothing is exported" in seen[0] and "batch" not in seen[0]
+    assert window.isVisible() and (target / "config.json").is_file()  # kept running to its end
