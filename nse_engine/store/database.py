@@ -63,6 +63,14 @@ def connect(path: Path, read_only: bool = False, immutable: bool = False) -> Dat
     return db
 
 
+def fold_wal(db: Database) -> None:
+    """Copy everything in the WAL into the database file, or raise: closing the connection would
+    try too, but says nothing when it fails (a full disk), and the file alone would lack the tables."""
+    busy, frames, folded = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy or frames != folded:
+        raise sqlite3.OperationalError("database or disk is full (the log's WAL could not be folded into it)")
+
+
 def check_schema(db: Database, path: Path) -> None:
     """Refuse a SQLite file that is not a project log, or one written by a newer NSE Studio."""
     if not schema.MIGRATIONS.applied(db):

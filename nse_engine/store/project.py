@@ -178,6 +178,7 @@ class Project:
                         database.write_meta(db, "created_at", database.now())
                         database.write_meta(db, "base_model_source", base_model_source)
                         database.write_meta(db, "base_model_fingerprint", fingerprint)
+                    database.fold_wal(db)  # the rename moves the file only: nothing may be left in its WAL
                 finally:
                     db.close()
             db = database.connect(folder / LOG_FILE)
