@@ -22,7 +22,7 @@ from nse_engine.model.summary import ModelSummary, RecentModel
 from nse_engine.store.log_rows import BatchChanges, LogRow, ProjectSeries, RetentionRow
 from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary, Retry, ScheduleStep
 
-from nse_app.worker import JobContext
+from nse_app.worker import JobContext, between_chunks
 
 if TYPE_CHECKING:
     from nse_engine.export_folder import ExportPlan
@@ -93,17 +93,32 @@ def open_project(
     engine: Engine, ctx: JobContext, folder: str, method: str | None = None, settings: dict[str, Any] | None = None
 ) -> ProjectSummary:
     """Create or reopen the project in `folder` on the loaded model; restores its edited weights.
-    A new project's `method` and `settings` (the NAS / ENCORE switches) are recorded by the engine."""
+    A new project's `method` and `settings` (the NAS / ENCORE switches) are recorded by the engine.
+    Settings that must be measured on the model are left to `prepare_model`, so this is quick."""
     from nse_engine.workspace import Workspace
 
     loaded = engine.require_model()
     _close_workspace(engine)
-    engine.workspace = Workspace.open(loaded, Path(folder), ctx.control, method=method, settings=settings)
-    ws = engine.workspace
+    engine.workspace = Workspace.open(loaded, Path(folder), ctx.control, method=method, settings=settings,
+                                      derive=False)
+    return _project_summary(engine.workspace)
+
+
+def prepare_model(engine: Engine, ctx: JobContext) -> ProjectSummary:
+    """The model's one-time preparation for editing (settings derived, key statistics computed or
+    loaded from the cache); run as a cooperative job, so chat and queue edits go on meanwhile."""
+    ws = engine.require_workspace()
+    ws.prepare(ctx.control)
+    return _project_summary(ws)
+
+
+def _project_summary(ws: Any) -> ProjectSummary:
     path = Path(ws.project.folder)
-    return ProjectSummary(str(path), path.name, ws.project.base_model_source, ws.hparams.to_dict())
+    settings = ws.hparams.to_dict() if ws.session is not None else {"method": ws.method, **ws.chosen_settings}
+    return ProjectSummary(str(path), path.name, ws.project.base_model_source, settings, ws.prepared)
 
 
+@between_chunks
 def project_base_model(engine: Engine, ctx: JobContext, folder: str) -> str | None:
     """The model a project edits, so opening a project can load it first."""
     from nse_engine.store.project import LOG_FILE, Project
@@ -120,6 +135,7 @@ def _close_workspace(engine: Engine) -> None:
         ws.project.close()
 
 
+@between_chunks
 def recent_models(engine: Engine, ctx: JobContext) -> list[RecentModel]:
     from nse_engine.model.recent import recent_models as engine_recent
 
@@ -130,29 +146,35 @@ def recent_models(engine: Engine, ctx: JobContext) -> list[RecentModel]:
 # ---- the edit log ----------------------------------------------------------------------------
 
 
+@between_chunks
 def queue_facts(engine: Engine, ctx: JobContext, requests: list[EditRequest]) -> list[int]:
     return list(engine.require_workspace().project.queue_facts(requests))
 
 
+@between_chunks
 def update_fact(engine: Engine, ctx: JobContext, fact_id: int, request: EditRequest) -> None:
     engine.require_workspace().project.update_fact(fact_id, request)
 
 
+@between_chunks
 def remove_facts(engine: Engine, ctx: JobContext, fact_ids: list[int]) -> None:
     project = engine.require_workspace().project
     for fact_id in fact_ids:
         project.remove_fact(fact_id)
 
 
+@between_chunks
 def reorder_queue(engine: Engine, ctx: JobContext, fact_ids: list[int]) -> None:
     engine.require_workspace().project.reorder(fact_ids)
 
 
+@between_chunks
 def queued_facts(engine: Engine, ctx: JobContext) -> list[EditRequest]:
     """The queue in run order (each request's fact_id is its row in the log)."""
     return [] if engine.workspace is None else engine.workspace.project.queued_facts()
 
 
+@between_chunks
 def log_rows(
     engine: Engine, ctx: JobContext, status: str | None = None, search: str | None = None,
     fact_ids: tuple[int, ...] | None = None,
@@ -163,10 +185,12 @@ def log_rows(
     return engine.workspace.project.queries.log_rows(status, search or None, fact_ids)
 
 
+@between_chunks
 def batches(engine: Engine, ctx: JobContext) -> list[Batch]:
     return [] if engine.workspace is None else engine.workspace.project.batches()
 
 
+@between_chunks
 def requeue_not_held(engine: Engine, ctx: JobContext, batch_ids: list[int]) -> list[Retry]:
     """Queue copies of the applied facts of these batches that the model did not say."""
     return engine.require_workspace().project.requeue_not_held(batch_ids)
@@ -175,6 +199,7 @@ def requeue_not_held(engine: Engine, ctx: JobContext, batch_ids: list[int]) -> l
 REQUEUABLE = ("undone", "failed")  # the facts "Queue again" puts back in the queue (the store's rule)
 
 
+@between_chunks
 def requeue_facts(engine: Engine, ctx: JobContext, fact_ids: list[int], batch_ids: list[int]) -> list[int]:
     """Put undone or failed facts back at the end of the queue, as they are ("Queue again"): these,
     and those of these batches; all or none. Returns the facts queued."""
@@ -185,6 +210,7 @@ def requeue_facts(engine: Engine, ctx: JobContext, fact_ids: list[int], batch_id
     return ids
 
 
+@between_chunks
 def regularisation_schedule(engine: Engine, ctx: JobContext, overrides: dict[str, Any]) -> list[ScheduleStep] | None:
     """The λ/β multiplier a round would use at a few numbers of earlier edits, with the Advanced
     panel's settings (empty: the schedule is off; None: no project is open, as when the project
@@ -193,7 +219,7 @@ def regularisation_schedule(engine: Engine, ctx: JobContext, overrides: dict[str
     from nse_engine.editing.settings import apply_settings
 
     ws = engine.workspace
-    if ws is None:
+    if ws is None or ws.session is None:  # no settings before the model's preparation
         return None
     hp = apply_settings(ws.hparams, overrides, engine.require_model().model.config.num_hidden_layers) if overrides else ws.hparams
     ramp = hp.schedule_ramp_edits
@@ -203,6 +229,7 @@ def regularisation_schedule(engine: Engine, ctx: JobContext, overrides: dict[str
     return [ScheduleStep(n, regularisation_share(hp, n), lam, beta) for n, lam, beta in schedule_table(hp, points)]
 
 
+@between_chunks
 def applied_facts(engine: Engine, ctx: JobContext) -> list[EditRequest]:
     """Applied facts, for the chat's quick questions."""
     if engine.workspace is None:
@@ -210,11 +237,13 @@ def applied_facts(engine: Engine, ctx: JobContext) -> list[EditRequest]:
     return [f.request for f in engine.workspace.project.facts(status="applied")]
 
 
+@between_chunks
 def retention_points(engine: Engine, ctx: JobContext) -> list[RetentionRow]:
     """The Retention screen's points, one per batch in effect."""
     return [] if engine.workspace is None else engine.workspace.project.queries.retention_points()
 
 
+@between_chunks
 def project_series(engine: Engine, ctx: JobContext, folder: str) -> ProjectSeries:
     """Another project's Retention points, name and method, read without taking its write lock."""
     from nse_engine.store.overlay import read_series
@@ -222,6 +251,7 @@ def project_series(engine: Engine, ctx: JobContext, folder: str) -> ProjectSerie
     return read_series(Path(folder))
 
 
+@between_chunks
 def preview_import(engine: Engine, ctx: JobContext, path: str) -> FilePreview:
     """Every record of a fact file with its problems, as importing it now would find them
     (a dry run against the open project adds duplicate checks)."""
@@ -240,6 +270,7 @@ def preview_import(engine: Engine, ctx: JobContext, path: str) -> FilePreview:
     return FilePreview(path, file_format, warnings, tuple(rows))
 
 
+@between_chunks
 def import_file(engine: Engine, ctx: JobContext, path: str) -> ImportSummary:
     """Queue the valid facts of a file, all in one transaction; report the rejected rows."""
     from nse_engine.store import TokenLimit
@@ -251,6 +282,7 @@ def import_file(engine: Engine, ctx: JobContext, path: str) -> ImportSummary:
     return ImportSummary(report.imported, rejected, tuple(report.warnings))
 
 
+@between_chunks
 def export_rejected(engine: Engine, ctx: JobContext, rows: list[FileRow], path: str, source: str | None = None) -> int:
     """Write rejected rows in the import layout, with their problems, so they can be fixed and re-imported
     (never over `source`, the file they came from, nor over the open project's files)."""
@@ -271,6 +303,7 @@ def run_batch(engine: Engine, ctx: JobContext, fact_ids: list[int], overrides: d
 
     ws = engine.require_workspace()
     ws.project.require_writable("edit")
+    ws.prepare(ctx.control)  # done already when the app's preparation ran
     n_layers = engine.loaded.model.config.num_hidden_layers
     hparams = apply_settings(ws.hparams, overrides, n_layers) if overrides else None
     return ws.run_batch(fact_ids, ctx.control, hparams)
@@ -293,13 +326,14 @@ def export_model(engine: Engine, ctx: JobContext, folder: str, replace: bool, al
     from nse_engine.model_export import export_model as engine_export
 
     ws = engine.require_workspace()
-    return engine_export(ws.loaded, ws.project, Path(folder), ws.session.base_fingerprint, ctx.control,
+    return engine_export(ws.loaded, ws.project, Path(folder), ws.base_fingerprint, ctx.control,
                          replace=replace, allow_unedited=allow_unedited)
 
 
 # ---- generation ------------------------------------------------------------------------------
 
 
+@between_chunks
 def complete(engine: Engine, ctx: JobContext, prompt: str, max_new_tokens: int = 8) -> str:
     """A short greedy plain completion (no chat template): what the model answers now for an
     edit's prompt, shown in the Edit form."""
@@ -309,6 +343,7 @@ def complete(engine: Engine, ctx: JobContext, prompt: str, max_new_tokens: int =
     return greedy_continuations(loaded.model, loaded.tokenizer, [prompt], max_new_tokens)[0]
 
 
+@between_chunks
 def chat_reply(
     engine: Engine, ctx: JobContext, messages: list[dict[str, str]],
     original: list[dict[str, str]] | None = None, max_new_tokens: int = 96,
@@ -333,6 +368,7 @@ def chat_reply(
     return edited
 
 
+@between_chunks
 def fact_question(engine: Engine, ctx: JobContext, fact: EditRequest) -> str:
     """The question the chat asks to check a fact of the log."""
     from nse_engine import chat

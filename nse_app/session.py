@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from nse_engine.errors import Cancelled, ProjectError
 from nse_engine.facts import EditRequest
 from nse_engine.model.summary import ModelSummary
+from nse_engine.progress import Progress
 from nse_engine.store.log_rows import BatchChanges
 from nse_engine.store.records import ImportSummary, ProjectSummary, Retry
 
@@ -56,6 +57,7 @@ class Session(QObject):
     progress = Signal(object)  # nse_engine.progress.Progress of the running long job
     busy_changed = Signal(bool)  # a long job (load, batch, undo, export) started or ended
     status_message = Signal(str)
+    preparation_changed = Signal()  # the model's preparation started, progressed, ended, or a batch waits for it
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -66,6 +68,13 @@ class Session(QObject):
         self._tasks: set[asyncio.Task] = set()
         self._shut_down = False  # after shutdown nothing starts: a view's timer may still fire
         self._busy_jobs: list[Job] = []
+        # The model's one-time preparation for editing (a background job that does not make the
+        # session busy): None when there is nothing to prepare, else "running", "cancelled" or "failed".
+        self.preparation: str | None = None
+        self.preparation_progress: Progress | None = None
+        self.preparation_error = ""
+        self._prep_job: Job | None = None
+        self._waiting_batch: Job | None = None  # a batch queued behind the preparation
         self.worker.progress.connect(self._on_progress)
 
     # ---- running things ----------------------------------------------------------------------
@@ -100,6 +109,7 @@ class Session(QObject):
         *,
         long: bool = False,
         busy: bool | None = None,
+        cooperative: bool = False,
         on_yield: Callable[[Any], None] | None = None,
         **kwargs: Any,
     ) -> Job:
@@ -107,9 +117,11 @@ class Session(QObject):
 
         Every job of the app starts here. A `long` job is what Cancel (Esc) stops; unless `busy`
         says otherwise it also makes the session busy (progress shown, other long work off) while
-        it runs. `on_yield` receives, on the main thread, what the job streams (chat tokens).
+        it runs. `on_yield` receives, on the main thread, what the job streams (chat tokens). A
+        `cooperative` job lets chat, queue edits and log reads run between its steps.
         """
-        job = self.worker.run(fn.__name__.replace("_", " "), fn, long=long, on_yield=on_yield, **kwargs)
+        job = self.worker.run(fn.__name__.replace("_", " "), fn, long=long, cooperative=cooperative,
+                              on_yield=on_yield, **kwargs)
         if long if busy is None else busy:
             self._busy_jobs.append(job)
             if len(self._busy_jobs) == 1:
@@ -137,17 +149,79 @@ class Session(QObject):
             self.status_message.emit("Cancelling…")
         self.worker.cancel_long()
 
-    def _on_progress(self, job: Job, progress: object) -> None:
+    def _on_progress(self, job: Job, progress: Progress) -> None:
+        if job is self._prep_job:
+            self.preparation_progress = progress
+            self.preparation_changed.emit()
         if job.long:
             self.progress.emit(progress)
+
+    # ---- the model's one-time preparation ------------------------------------------------------
+
+    @property
+    def preparing(self) -> bool:
+        return self.preparation == "running"
+
+    @property
+    def batch_waits(self) -> bool:
+        """A batch is queued behind the model's preparation."""
+        return self._waiting_batch is not None
+
+    def prepare_model(self) -> None:
+        """Start (or resume) preparing the open project's model for editing in the background: the
+        card on the Model screen and the status bar show it; chat and queue edits go on meanwhile."""
+        if self._prep_job is not None or self.project_info is None or self.project_info.prepared:
+            return
+        job = self._prep_job = self.job(jobs.prepare_model, long=True, busy=False, cooperative=True)
+        self.preparation, self.preparation_progress, self.preparation_error = "running", None, ""
+        self.preparation_changed.emit()
+        self.start(self._prepared(job))
+
+    def cancel_preparation(self) -> None:
+        """Stop the preparation (and a batch waiting for it); the project stays open."""
+        for job in (self._prep_job, self._waiting_batch):
+            if job is not None:
+                job.cancel()
+
+    async def _prepared(self, job: Job) -> None:
+        try:
+            info = await job
+        except Cancelled:
+            if self.preparation is not None:
+                self._end_preparation("cancelled")
+                self.status_message.emit("Preparation cancelled; the project stays open. A batch prepares the model "
+                                         "first (or Prepare now on the Model screen).")
+            return
+        except Exception as error:
+            if self.preparation is not None:
+                if self._waiting_batch is not None:  # it would only fail the same way
+                    self._waiting_batch.cancel()
+                self._end_preparation("failed", str(error))
+            raise
+        shown = self.preparation_progress is not None  # not when everything was cached
+        self._end_preparation(None)
+        if self.project_info is not None and info.folder == self.project_info.folder:
+            derived = info.settings != self.project_info.settings
+            self.project_info = info
+            if derived:  # the settings are known now (the Advanced panel, the edited layers)
+                self.project_changed.emit(info)
+        if shown:
+            self.status_message.emit("The model is prepared for editing; the next projects on it open ready.")
+
+    def _end_preparation(self, state: str | None, error: str = "") -> None:
+        self._prep_job = self._waiting_batch = None  # a waiting batch runs now (and prepares what is left)
+        self.preparation, self.preparation_error = state, error
+        self.preparation_changed.emit()
 
     # ---- flows -------------------------------------------------------------------------------
 
     async def load_model(self, source: str) -> ModelSummary:
+        self.cancel_preparation()  # it was for the model this one replaces
         info = await self.job(jobs.load_model, long=True, source=source)
         self.model_info = info
         had_project = self.project_info is not None
         self.project_info = None
+        self._end_preparation(None)
         self.model_changed.emit(info)
         if had_project:
             self.project_changed.emit(None)
@@ -164,11 +238,16 @@ class Session(QObject):
             if base is None:
                 raise ProjectError("Load a model first: a new project edits the model that is loaded.")
             await self.load_model(base)
+        if self.preparing:
+            self.status_message.emit("Opening the project once the model's one-time preparation is done "
+                                     "(Cancel it on the Model screen to open the project now)…")
         info = await self.job(jobs.open_project, long=True, folder=folder, method=method, settings=settings)
         self.project_info = info
+        self._end_preparation(None)
         remember_project(folder)
         self.project_changed.emit(info)
         self.status_message.emit(f"Opened project {info.name}.")
+        self.prepare_model()
         return info
 
     async def queue_facts(self, requests: list[EditRequest]) -> list[int]:
@@ -194,7 +273,20 @@ class Session(QObject):
         self.facts_changed.emit()
 
     async def run_batch(self, fact_ids: list[int], overrides: dict[str, Any]) -> BatchChanges:
-        changes = await self.job(jobs.run_batch, long=True, fact_ids=fact_ids, overrides=overrides)
+        """Edit the model with these queued facts; behind the model's preparation, if it is not done
+        (the batch waits, saying so, while chat and queue reads go on)."""
+        self.prepare_model()  # resumes a cancelled or failed preparation
+        job = self.job(jobs.run_batch, long=True, fact_ids=fact_ids, overrides=overrides)
+        if self.preparing:
+            self._waiting_batch = job
+            self.preparation_changed.emit()
+            self.status_message.emit(WAITING_FOR_PREPARATION)
+        try:
+            changes = await job
+        finally:
+            if self._waiting_batch is job:
+                self._waiting_batch = None
+                self.preparation_changed.emit()
         self.changed.emit(changes)
         applied, failed = len(changes.applied_fact_ids), len(changes.failed)
         pulled_back = f" {changes.refreshed} earlier edits it had moved were pulled back." if changes.refreshed else ""
@@ -250,6 +342,7 @@ class Session(QObject):
         self.worker.shutdown()
 
 
+WAITING_FOR_PREPARATION = "Waiting for the model's one-time preparation…"
 RECENT_PROJECTS_KEY = "projects/recent"
 _MAX_RECENT_PROJECTS = 10
 

@@ -3,17 +3,21 @@
 A job is a plain function `fn(engine, ctx, **kwargs)` that receives the engine objects (never a
 widget). Its result or error comes back to the main thread through a Qt signal, where the
 job's callbacks run and its asyncio future (if any) is resolved, so UI code can `await` it.
+
+A `cooperative` long job (the model's one-time preparation) lets short jobs marked with
+`between_chunks` (chat replies, queue edits, log reads) run at its pause points, on this same
+thread: they jump ahead of the other waiting jobs, and the model is never used by two at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -25,6 +29,15 @@ log = logging.getLogger(__name__)
 # Progress records closer together than this are dropped (phase changes and the last one are
 # kept), so a chatty engine loop cannot flood the GUI thread with queued signals.
 _PROGRESS_INTERVAL_S = 0.05
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def between_chunks(fn: F) -> F:
+    """Mark a job function that may run at the pause points of a cooperative job: it is short,
+    and it neither replaces the model or the project nor changes the model's weights for good."""
+    fn.between_chunks = True  # type: ignore[attr-defined]
+    return fn
 
 
 class JobContext:
@@ -52,6 +65,7 @@ class Job:
     on_failure: Callable[[BaseException], None] | None = None
     on_yield: Callable[[Any], None] | None = None
     long: bool = False  # a long job (load, batch, chat...) is what Cancel/Esc stops
+    cooperative: bool = False  # lets `between_chunks` jobs run at its pause points
     future: asyncio.Future | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     control: JobControl | None = None
@@ -62,6 +76,10 @@ class Job:
         if self.future is None:
             raise RuntimeError(f"job {self.name} was submitted with callbacks; it cannot be awaited")
         return self.future.__await__()
+
+    @property
+    def between_chunks(self) -> bool:
+        return bool(getattr(self.fn, "between_chunks", False))
 
     def cancel(self) -> None:
         """Stop the job at its next check (thread-safe); a job not yet started never runs."""
@@ -82,7 +100,8 @@ class EngineWorker(QObject):
     def __init__(self, engine: Any, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._engine = engine  # touched only on the worker thread
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._waiting: deque[Job | None] = deque()  # None asks the thread to end
+        self._wake = threading.Condition()
         self._pending: list[Job] = []  # main-thread view: queued or running jobs
         self._done.connect(self._on_done)
         self._yielded.connect(self._on_yielded)
@@ -101,13 +120,19 @@ class EngineWorker(QObject):
         on_failure: Callable[[BaseException], None] | None = None,
         on_yield: Callable[[Any], None] | None = None,
         long: bool = False,
+        cooperative: bool = False,
         **kwargs: Any,
     ) -> Job:
         """Queue `fn(engine, ctx, **kwargs)`; callbacks run later on the main thread."""
-        job = Job(name, fn, kwargs, on_success, on_failure, on_yield, long)
+        job = Job(name, fn, kwargs, on_success, on_failure, on_yield, long, cooperative)
         self._pending.append(job)
-        self._queue.put(job)
+        self._put(job)
         return job
+
+    def _put(self, job: Job | None) -> None:
+        with self._wake:
+            self._waiting.append(job)
+            self._wake.notify()
 
     def run(
         self,
@@ -115,12 +140,13 @@ class EngineWorker(QObject):
         fn: Callable[..., Any],
         *,
         long: bool = False,
+        cooperative: bool = False,
         on_yield: Callable[[Any], None] | None = None,
         **kwargs: Any,
     ) -> Job:
         """Queue a job whose result can be awaited (`await worker.run(...)`) in qasync coroutines."""
         future = asyncio.get_running_loop().create_future()
-        job = self.submit(name, fn, long=long, on_yield=on_yield, **kwargs)
+        job = self.submit(name, fn, long=long, cooperative=cooperative, on_yield=on_yield, **kwargs)
         job.future = future
         return job
 
@@ -141,7 +167,7 @@ class EngineWorker(QObject):
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Cancel everything and let the thread finish its current step."""
         self.cancel_all()
-        self._queue.put(None)
+        self._put(None)
         self._thread.join(timeout_s)
 
     @Slot(object, object)
@@ -169,7 +195,10 @@ class EngineWorker(QObject):
 
     def _loop(self) -> None:
         while True:
-            job = self._queue.get()
+            with self._wake:
+                while not self._waiting:
+                    self._wake.wait()
+                job = self._waiting.popleft()
             if job is None:
                 close = getattr(self._engine, "close", None)
                 if close is not None:
@@ -187,7 +216,7 @@ class EngineWorker(QObject):
                 self._progressed.emit(job, p)
             job.last_progress = p
 
-        job.control = JobControl(on_progress)
+        job.control = JobControl(on_progress, self._run_between_chunks if job.cooperative else None)
         if job.stop_event.is_set():
             job.control.cancel()
         ctx = JobContext(job.control, job.stop_event, lambda value: self._yielded.emit(job, value))
@@ -206,3 +235,14 @@ class EngineWorker(QObject):
         else:
             log.info("job %s done in %.2fs", job.name, time.monotonic() - started)
         self._done.emit(job, result, error)
+
+    def _run_between_chunks(self) -> None:
+        """At a cooperative job's pause point: run the waiting `between_chunks` jobs, oldest first
+        (a job that waits behind them keeps its place, and so does the end of the thread)."""
+        while True:
+            with self._wake:
+                job = next((j for j in self._waiting if j is not None and j.between_chunks), None)
+                if job is None:
+                    return
+                self._waiting.remove(job)
+            self._run_one(job)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from nse_engine.errors import Cancelled
 
@@ -19,6 +20,7 @@ class Progress:
     total: int | None  # None when the amount of work is unknown
     message: str = ""
     elapsed_s: float = 0.0
+    shares_model: bool = False  # other work may use the model between this phase's steps (pause points)
 
     @property
     def fraction(self) -> float | None:
@@ -39,11 +41,18 @@ class JobControl:
     """Passed into engine operations: they report progress through it and poll it for cancellation.
 
     The app wires `on_progress` to a Qt signal, the CLI to a progress bar; engine code never
-    knows which.
+    knows which. `on_pause`, when given, is called at the pause points of a long operation: the
+    app's worker runs waiting short jobs (chat replies, queue edits) there, on the same thread, so
+    one thread still owns the model and nothing runs concurrently with it.
     """
 
-    def __init__(self, on_progress: Callable[[Progress], None] | None = None) -> None:
+    def __init__(
+        self, on_progress: Callable[[Progress], None] | None = None, on_pause: Callable[[], None] | None = None
+    ) -> None:
         self._on_progress = on_progress
+        self._on_pause = on_pause
+        self._sharing = 0  # inside `sharing()`: pause points may hand the model to other work
+        self._holding = 0  # inside `holding()`: they may not (the model is not as others expect it)
         self._cancel = threading.Event()
         self._phase_started: dict[str, float] = {}
 
@@ -53,7 +62,38 @@ class JobControl:
             self._phase_started[phase] = time.monotonic()
         started = self._phase_started[phase]
         if self._on_progress is not None:
-            self._on_progress(Progress(phase, done, total, message, time.monotonic() - started))
+            self._on_progress(Progress(phase, done, total, message, time.monotonic() - started, self.shares_model))
+        self.check_cancelled()
+
+    @property
+    def shares_model(self) -> bool:
+        """Whether pause points hand the model to other work now."""
+        return self._on_pause is not None and self._sharing > 0 and self._holding == 0
+
+    @contextmanager
+    def sharing(self) -> Iterator[None]:
+        """A stretch of work whose pause points leave the model exactly as a job expects it: no
+        hook installed, weights as committed (the key statistics between their batches)."""
+        self._sharing += 1
+        try:
+            yield
+        finally:
+            self._sharing -= 1
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """No pause point hands the model over in here (weights rewound to the original ones)."""
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+
+    def pause_point(self) -> None:
+        """Let other work use the model now, if the caller allows it; then stop if cancelled.
+        Call it only where the operation has no hook installed and its tensors stay untouched."""
+        if self.shares_model:
+            self._on_pause()
         self.check_cancelled()
 
     def cancel(self) -> None:

@@ -8,15 +8,15 @@ is cancelled, the model, the session and the log are as they were before the cal
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import torch
 
-from nse_engine.editing.derive import default_hparams
-from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.derive import default_hparams, settings_known
+from nse_engine.editing.hparams import NseHyperParams, default_layers
 from nse_engine.editing.settings import apply_settings, check_setting
 from nse_engine.facts import EditRequest
 from nse_engine.editing.session import EditingSession
@@ -26,6 +26,7 @@ from nse_engine.evaluation.fluency import fluency_score
 from nse_engine.evaluation.retention import retention_sample
 from nse_engine.method_names import METHOD_NAMES, METHODS
 from nse_engine.model.architecture import EditPoints, find_edit_points
+from nse_engine.model.fingerprint import prefix_fingerprint
 from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl, silent
 from nse_engine.store import FactEvaluation, Project
@@ -35,25 +36,37 @@ log = logging.getLogger(__name__)
 
 
 class Workspace:
-    """Owned by one thread: SQLite connections and the model must not cross threads."""
+    """Owned by one thread: SQLite connections and the model must not cross threads.
 
-    def __init__(self, loaded: LoadedModel, session: EditingSession, project: Project) -> None:
+    A workspace may be open before its model is prepared for editing (`open(derive=False)`):
+    the log can be read and written and the model used for chat at once, while `prepare`
+    derives the settings and computes the key statistics, one-time work cached per model.
+    """
+
+    def __init__(
+        self, loaded: LoadedModel, session: EditingSession | None, project: Project, method: str | None = None,
+        chosen_settings: Mapping[str, Any] | None = None, base_fingerprint: str | None = None,
+    ) -> None:
         self.loaded = loaded
-        self.session = session
+        self.session = session  # None until the settings are derived (prepare)
         self.project = project
+        self.method = session.hparams.method if session is not None else (method or "nse")
+        self.chosen_settings = dict(chosen_settings or {})  # applied to the settings `prepare` derives
+        self.base_fingerprint = session.base_fingerprint if session is not None else base_fingerprint
         self.measure_fluency = True
 
     @classmethod
     def open(
         cls, loaded: LoadedModel, project_folder: Path, control: JobControl | None = None, method: str | None = None,
-        settings: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None, derive: bool = True,
     ) -> Workspace:
         """Open (or create) the project and restore its edited model onto `loaded`.
 
         `method` (nse, memit, alphaedit) is chosen when a project is created and fixed from then
         on: naming another one for an existing project is refused. `settings` (such as the NAS
         and ENCORE switches) are a new project's own: recorded in its log until its first batch
-        saves them with its state; a project with a state refuses different ones.
+        saves them with its state; a project with a state refuses different ones. With `derive`
+        False, settings that must be measured on the model (minutes) are left to `prepare`.
         """
         control = control or silent()
         folder = Path(project_folder)
@@ -69,32 +82,67 @@ class Workspace:
                 )
             chosen = known or method or "nse"
             state = project.current_state_file()  # checked against its recorded checksum
+            chosen_settings: dict[str, Any] = {}
             if state is not None:
                 session = restored_session(loaded, state, folder, project.base_model_source)
                 _check_settings(session.hparams, settings or {}, folder)
+                workspace = cls(loaded, session, project)
             else:
-                points = _points(loaded)
-                hparams = default_hparams(loaded, points, control, chosen)
                 chosen_settings = {**project.chosen_settings, **(settings or {})}
-                if chosen_settings:
-                    hparams = apply_settings(hparams, chosen_settings, points.n_layers)
-                session = EditingSession(loaded, hparams)
-            project.check_base_model(loaded.source, session.base_fingerprint)
-            project.check_method(session.hparams.method)
+                for name, value in chosen_settings.items():
+                    check_setting(name, value)
+                workspace = cls(loaded, None, project, chosen, chosen_settings)
+                if derive or settings_known(loaded, chosen):
+                    workspace.derive_settings(control)
+                else:  # the layers the derived settings will edit give the fingerprint the check needs now
+                    points = _points(loaded)
+                    last = default_layers(loaded.model, points.n_layers)[-1]
+                    workspace.base_fingerprint = prefix_fingerprint(loaded.model, points, last)
+            project.check_base_model(loaded.source, workspace.base_fingerprint)
+            project.check_method(workspace.method)
             if settings and state is None:
                 project.record_chosen_settings(chosen_settings)
         except BaseException:
             project.close()
             raise
-        return cls(loaded, session, project)
+        return workspace
+
+    @property
+    def prepared(self) -> bool:
+        """Settings known and key statistics loaded: a batch starts editing at once."""
+        return self.session is not None and self.session.prepared
+
+    def derive_settings(self, control: JobControl | None = None) -> None:
+        """The editing session, with the preset's settings or those derived (and cached) for this
+        model; deriving measures the model on probe edits and computes its key statistics."""
+        if self.session is not None:
+            return
+        points = _points(self.loaded)
+        hparams = default_hparams(self.loaded, points, control or silent(), self.method)
+        if self.chosen_settings:
+            hparams = apply_settings(hparams, self.chosen_settings, points.n_layers)
+        session = EditingSession(self.loaded, hparams)
+        if self.base_fingerprint not in (None, session.base_fingerprint):  # checked at open with other layers
+            self.project.check_base_model(self.loaded.source, session.base_fingerprint)
+        self.session, self.base_fingerprint = session, session.base_fingerprint
+
+    def prepare(self, control: JobControl | None = None) -> None:
+        """Prepare the model for editing: derive the settings if needed, then compute (or load
+        from the cache) the key statistics of the edited layers. One-time work per model; a
+        cancel leaves the workspace open and usable, and a later call redoes what was not cached."""
+        control = control or silent()
+        self.derive_settings(control)
+        self.session.prepare(control)
 
     @property
     def hparams(self) -> NseHyperParams:
+        if self.session is None:
+            raise EditError("The model's one-time preparation for editing is not done yet; its settings are not known.")
         return self.session.hparams
 
     def original_weights(self):
         """Context manager: temporarily the unedited model (compare mode)."""
-        return self.session.original_weights()
+        return self.session.original_weights() if self.session is not None else nullcontext()
 
     def run_batch(
         self, fact_ids: list[int], control: JobControl | None = None, hparams: NseHyperParams | None = None
@@ -106,6 +154,7 @@ class Workspace:
         if missing:
             raise EditError(f"Facts {missing} are not queued in this project.")
         requests = [queued[i] for i in fact_ids]
+        self.prepare(control)  # nothing left to do once the app's preparation has run
         earlier = self._applied_requests()
         started = datetime.now(timezone.utc)
         control.report("evaluation", 0, 1, "probabilities before the edit")

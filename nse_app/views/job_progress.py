@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
 
 from nse_engine.progress import Progress
 
-from nse_app.session import QueueRun, Session
+from nse_app.session import WAITING_FOR_PREPARATION, QueueRun, Session
 from nse_app.views.elided_label import ElidedLabel
 
 
@@ -59,6 +59,7 @@ class JobProgress(QWidget):
         layout.addWidget(self.cancel_button)
         session.progress.connect(self._show)
         session.busy_changed.connect(self._busy)
+        session.preparation_changed.connect(lambda: self._busy(session.busy))
         self._busy(session.busy)
 
     def _show(self, p: Progress) -> None:
@@ -67,11 +68,19 @@ class JobProgress(QWidget):
             self.bar.setValue(int(1000 * (p.fraction or 0.0)))
         else:
             self.bar.setRange(0, 0)  # unknown amount of work: a busy indicator
-        self.label.setText(describe_progress(p, self._session.queue_run))
+        session = self._session
+        if p is session.preparation_progress:  # the background preparation, or a batch waiting for it
+            caption = WAITING_FOR_PREPARATION if session.batch_waits else "One-time model preparation"
+            self.label.setText(f"{caption} · {describe_progress(p)}")
+        else:
+            self.label.setText(describe_progress(p, session.queue_run))
 
     def _busy(self, busy: bool) -> None:
-        self.cancel_button.setEnabled(busy)
-        if busy:
+        preparing = self._session.preparing  # in the background: not busy, but shown here and cancellable
+        self.cancel_button.setEnabled(busy or preparing)
+        if preparing and self._session.preparation_progress is not None:
+            self._show(self._session.preparation_progress)
+        elif busy:
             self.bar.setRange(0, 0)
             self.label.setText("Starting…")
         else:

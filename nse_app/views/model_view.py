@@ -29,6 +29,7 @@ from nse_app.session import Session, recent_projects
 from nse_app.views import file_dialogs
 from nse_app.views.elided_label import ElidedLabel
 from nse_app.views.new_project_dialog import NewProjectDialog
+from nse_app.views.preparation_card import PreparationCard
 
 _FIELDS = (
     ("name", "Name"),
@@ -137,9 +138,13 @@ class ModelView(QWidget):
         right = QVBoxLayout()
         right.addWidget(info)
         right.addWidget(project)
-        layout = QHBoxLayout(self)
-        layout.addWidget(choose, 1)
-        layout.addLayout(right, 1)
+        columns = QHBoxLayout()
+        columns.addWidget(choose, 1)
+        columns.addLayout(right, 1)
+        self.preparation_card = PreparationCard(session)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.preparation_card)
+        layout.addLayout(columns)
 
         session.model_changed.connect(self.show_model)
         session.project_changed.connect(self.show_project)
@@ -238,8 +243,8 @@ class ModelView(QWidget):
         self.project_folder_label.setText(info.folder)
         self.method_label.setText(f"Method: {method_label(info.method, info.switches)}")
         layers = info.settings.get("layers")
-        if layers:
-            self.info_labels["edit_layers"].setText(", ".join(str(x) for x in layers))
+        self.info_labels["edit_layers"].setText(", ".join(str(x) for x in layers) if layers
+                                                else "chosen while the model is prepared for editing")
         self.refresh_recent()
 
     def show_memory_details(self) -> None:

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import statistics
+from pathlib import Path
 
 import torch
 
@@ -82,19 +83,36 @@ def default_hparams(
     loaded: LoadedModel, points: EditPoints, control: JobControl | None = None, method: str = "nse"
 ) -> NseHyperParams:
     """The paper's preset for its models, otherwise settings derived (and cached) for this one."""
+    known = _known_hparams(loaded, method)
+    if known is not None:
+        return known
+    hparams = derive_hparams(loaded, points, control, method)
+    cache_file = _cache_file(loaded, method)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps(hparams.to_dict(), indent=2), encoding="utf-8")
+    return hparams
+
+
+def settings_known(loaded: LoadedModel, method: str = "nse") -> bool:
+    """Whether `default_hparams` answers at once (a preset, or settings derived before and cached)."""
+    return _known_hparams(loaded, method) is not None
+
+
+def _known_hparams(loaded: LoadedModel, method: str) -> NseHyperParams | None:
     name = preset_name(loaded.model)
     if name is not None:
         return for_method(PRESETS[name], method, alphaedit_l2=10.0, nullspace_threshold=0.02)
-    cache_file = cache_dir() / "hparams" / f"{config_digest(loaded.model)[:24]}-{method}-v{DERIVATION_VERSION}.json"
+    cache_file = _cache_file(loaded, method)
     if cache_file.exists():
         try:
             return NseHyperParams.from_dict(json.loads(cache_file.read_text(encoding="utf-8")))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable derived settings %s: %s", cache_file, exc)
-    hparams = derive_hparams(loaded, points, control, method)
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    cache_file.write_text(json.dumps(hparams.to_dict(), indent=2), encoding="utf-8")
-    return hparams
+    return None
+
+
+def _cache_file(loaded: LoadedModel, method: str) -> Path:
+    return cache_dir() / "hparams" / f"{config_digest(loaded.model)[:24]}-{method}-v{DERIVATION_VERSION}.json"
 
 
 def for_method(
@@ -124,6 +142,7 @@ def derive_hparams(
 ) -> NseHyperParams:
     """Measure the model on the probe edits and scale the settings to what was measured."""
     control = control or silent()
+    control.report("deriving settings", 0, 2, "generating context prefixes")
     layers = relative_depth_layers(points.n_layers)
     base = NseHyperParams(
         layers=layers, v_lr=0.5, v_num_grad_steps=25,

@@ -150,7 +150,8 @@ class EditingSession:
             self.projections = {}
         if self.prefixes is not None and not missing and (self.projections or self.hparams.method != "alphaedit"):
             return
-        with self.original_weights():
+        # rewound to the original weights: no pause point may hand this model to other work
+        with self.original_weights(), control.holding() if self.rounds else nullcontext():
             if self.prefixes is None:
                 self.prefixes = generate_context_prefixes(
                     self.loaded.model, self.loaded.tokenizer, self.hparams.context_prefixes,
@@ -174,6 +175,12 @@ class EditingSession:
                 for l in self.layers
             }
             self.projected_at = threshold
+
+    @property
+    def prepared(self) -> bool:
+        """Whether `prepare` has nothing left to do for the settings in effect."""
+        return (self.prefixes is not None and all(l in self.second_moments for l in self.layers)
+                and (self.hparams.method != "alphaedit" or self.projected_at == self.hparams.nullspace_threshold))
 
     def _run_round(self, requests: list[EditRequest], control: JobControl) -> EditRound:
         hp = settings_for_round(self.hparams, self.n_edits)

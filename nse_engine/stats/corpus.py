@@ -139,6 +139,7 @@ def token_sequences(
     total = 0
     for start in range(0, len(order), _TOKENIZE_DOCS):
         control.report(phase, 0, n_tokens, f"tokenizing {corpus.name}: {total:,} tokens")
+        control.pause_point()
         docs = [corpus.texts[i] for i in order[start : start + _TOKENIZE_DOCS]]
         for body in tokenizer(docs, add_special_tokens=False, verbose=False)["input_ids"]:
             for cut in range(0, len(body), step):

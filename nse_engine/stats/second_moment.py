@@ -115,8 +115,9 @@ def layer_stats(
         return result
 
     started = time.monotonic()
-    sequences = token_sequences(corpus, loaded.tokenizer, spec.n_tokens, spec.seq_len, spec.seed, control, PHASE)
-    sums = key_product_sums(loaded.model, points, missing, sequences, spec.batch_size, control)
+    with control.sharing():  # its pause points leave the model untouched: other jobs may run there
+        sequences = token_sequences(corpus, loaded.tokenizer, spec.n_tokens, spec.seq_len, spec.seed, control, PHASE)
+        sums = key_product_sums(loaded.model, points, missing, sequences, spec.batch_size, control)
     seconds = time.monotonic() - started
     for layer in missing:
         moment = sums[layer] / spec.n_tokens  # (d_ff, d_ff) float64
@@ -148,6 +149,8 @@ def key_product_sums(
     One forward pass per batch through blocks 0..max(layers) only: a pre-hook on each projection
     takes its input (the keys) at the real positions, adds kᵀk in float32 into a per-layer partial
     sum on the device, and the partial sums are folded into float64 totals every _FLUSH_ROWS rows.
+    The hooks are on during a batch's pass only, so at the pause point between batches other work
+    (a chat reply) uses the model as it is, and its passes add nothing to the sums.
     """
     device = points.embeddings.weight.device  # where the token ids go (a sharded model may spread its blocks)
     last = max(layers)
@@ -183,29 +186,30 @@ def key_product_sums(
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     total = sum(len(s) for s in sequences)
     pad_id = 0  # any valid id: padded positions are masked in attention and dropped from the sums
-    handles = [points.mlp_out(layer).register_forward_pre_hook(hook_for(layer)) for layer in layers]
     was_training = model.training
-    model.eval()
     try:
-        with removing_hooks(handles):
-            done = pending = 0
-            for start in range(0, len(order), batch_size):
-                batch = [sequences[i] for i in order[start : start + batch_size]]
-                longest = max(len(s) for s in batch)
-                ids = torch.tensor([s + [pad_id] * (longest - len(s)) for s in batch], device=device)  # (batch, longest)
-                mask = torch.tensor([[1] * len(s) + [0] * (longest - len(s)) for s in batch], device=device)
-                real = mask.bool()
-                seen.clear()
+        done = pending = 0
+        for start in range(0, len(order), batch_size):
+            batch = [sequences[i] for i in order[start : start + batch_size]]
+            longest = max(len(s) for s in batch)
+            ids = torch.tensor([s + [pad_id] * (longest - len(s)) for s in batch], device=device)  # (batch, longest)
+            mask = torch.tensor([[1] * len(s) + [0] * (longest - len(s)) for s in batch], device=device)
+            real = mask.bool()
+            seen.clear()
+            model.eval()
+            handles = [points.mlp_out(layer).register_forward_pre_hook(hook_for(layer)) for layer in layers]
+            with removing_hooks(handles):
                 run_until_stopped(lambda: model(input_ids=ids, attention_mask=mask, use_cache=False))
-                assert seen == set(layers), f"the forward pass never reached the projections of layers {set(layers) - seen}"
-                n = sum(len(s) for s in batch)
-                done += n
-                pending += n
-                if pending >= _FLUSH_ROWS:
-                    flush()
-                    pending = 0
-                control.report(PHASE, done, total, f"{done:,}/{total:,} tokens")
-            flush()
+            assert seen == set(layers), f"the forward pass never reached the projections of layers {set(layers) - seen}"
+            n = sum(len(s) for s in batch)
+            done += n
+            pending += n
+            if pending >= _FLUSH_ROWS:
+                flush()
+                pending = 0
+            control.report(PHASE, done, total, f"{done:,}/{total:,} tokens")
+            control.pause_point()
+        flush()
     finally:
         model.train(was_training)
     return totals

@@ -166,7 +166,9 @@ class ProjectSummary:
     folder: str
     name: str
     base_model: str | None  # the source of the model the project edits
-    settings: Mapping[str, object]  # the editing settings in effect (NseHyperParams.to_dict())
+    settings: Mapping[str, object]  # the editing settings in effect (NseHyperParams.to_dict()); before
+    # the model's preparation, only those known: the method and the settings chosen at creation
+    prepared: bool = True  # the model is prepared for editing (settings derived, key statistics loaded)
 
     @property
     def method(self) -> str:

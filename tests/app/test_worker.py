@@ -9,7 +9,7 @@ import pytest
 
 from nse_engine.errors import Cancelled, ModelLoadError
 
-from nse_app.worker import EngineWorker
+from nse_app.worker import EngineWorker, between_chunks
 
 
 @pytest.fixture
@@ -68,3 +68,65 @@ def test_cancel_stops_a_running_job_and_skips_queued_ones(qtbot, worker):
     assert outcomes[2] == "quick"  # a query behind a cancelled batch still runs
     assert progress[0].phase == "working"
     assert queued.control is not None and queued.control.cancelled
+
+
+def test_a_cooperative_job_lets_short_jobs_run_at_its_pause_points_and_others_wait(qtbot, worker):
+    """The model's preparation: chat replies and queue edits run between its steps, on the worker
+    thread; a batch (not marked) keeps its place behind it."""
+    finished = []
+
+    def preparation(engine, ctx):
+        with ctx.control.sharing():
+            for i in range(2_000):
+                ctx.control.report("computing statistics", i, 2_000)
+                ctx.control.pause_point()
+                ctx.stop_event.wait(0.005)
+        finished.append("preparation")
+        return "prepared"
+
+    @between_chunks
+    def short(engine, ctx):
+        finished.append("short")
+        return threading.current_thread().name
+
+    def batch(engine, ctx):
+        finished.append("batch")
+
+    progress = []
+    worker.progress.connect(lambda job, p: progress.append(p))
+    results = []
+    prep = worker.submit("prepare", preparation, long=True, cooperative=True, on_success=results.append,
+                         on_failure=results.append)
+    worker.submit("batch", batch, long=True)
+    qtbot.waitUntil(lambda: bool(progress))
+    worker.submit("short", short, on_success=results.append)
+    qtbot.waitUntil(lambda: "nse-engine" in results)
+    assert finished == ["short"] and progress[-1].shares_model  # ran while the preparation was under way
+    prep.cancel()
+    qtbot.waitUntil(lambda: not worker.busy)
+    assert isinstance(results[-1], Cancelled) and finished == ["short", "batch"]
+
+
+def test_pause_points_hand_nothing_over_while_held(qtbot, worker):
+    """Weights rewound to the original ones (statistics of an edited model): no short job runs."""
+    order = []
+
+    def held(engine, ctx):
+        with ctx.control.sharing(), ctx.control.holding():
+            for i in range(50):
+                ctx.control.report("computing statistics", i, 50)
+                ctx.control.pause_point()
+                ctx.stop_event.wait(0.01)
+        order.append("held")
+
+    @between_chunks
+    def short(engine, ctx):
+        order.append("short")
+
+    progress = []
+    worker.progress.connect(lambda job, p: progress.append(p))
+    worker.submit("held", held, long=True, cooperative=True)
+    qtbot.waitUntil(lambda: bool(progress))
+    worker.submit("short", short)
+    qtbot.waitUntil(lambda: not worker.busy)
+    assert order == ["held", "short"] and not progress[-1].shares_model
