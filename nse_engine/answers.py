@@ -67,8 +67,10 @@ def spells(text: str, name: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def _pattern(target: str) -> re.Pattern[str] | None:
-    """The target's words (leading punctuation dropped) with any run of spaces between them."""
-    words = normalise_answer(target).split()
+    """The target's words (leading punctuation dropped) with any run of spaces between them. Not
+    lower-cased: IGNORECASE folds case one character at a time, and a lower-case form may be longer
+    ("İzmir".lower() has six characters), which no text would then match."""
+    words = _LEADING.sub("", target).split()
     if not words or not has_word(" ".join(words)):
         return None
     return re.compile(r"\s+".join(re.escape(word) for word in words), re.IGNORECASE)

@@ -68,3 +68,10 @@ def test_a_number_is_said_whole_not_by_its_first_digits():
     assert not mentions("It has 3.5 million people", "5") and not mentions("about 1,000", "000")
     assert says(" 1,000 people", "1,000") and says(" 3.5 million", "3.5") and says(" 3.5 million", "3.5 million")
     assert says(" 1, 2 and 3", "1") and says(" 1. Paris", "1") and mentions("It was 1999.", "1999")
+
+
+def test_a_target_whose_lower_case_is_longer_is_still_said():
+    # "İzmir".lower() is "i̇zmir" (six characters): matched against that, "İzmir" was never said
+    assert says("İzmir is", "İzmir") and says(" izmir is", "İzmir") and says(" İZMİR", "izmir")
+    assert mentions("The city is İzmir.", "İzmir") and not mentions("İzmirli", "İzmir")
+    assert answer_span("It is İzmir, Turkey", "İzmir") == (6, 11)
