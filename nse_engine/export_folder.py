@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
+import psutil
+
 from nse_engine.atomic import fsync_dir
 from nse_engine.errors import OutputFileError
 from nse_engine.model.builtin_models import BUILTIN_MODELS
@@ -183,10 +185,5 @@ def _remove_stale_staging(target: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+    """Does process `pid` still run? Not os.kill(pid, 0): on Windows signal 0 is CTRL_C_EVENT."""
+    return psutil.pid_exists(pid)
