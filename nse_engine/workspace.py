@@ -96,7 +96,9 @@ class Workspace:
                     workspace.derive_settings(control)
                 else:  # the layers the derived settings will edit give the fingerprint the check needs now
                     points = _points(loaded)
-                    last = default_layers(loaded.model, points.n_layers)[-1]
+                    layers = (check_setting("layers", chosen_settings["layers"]) if "layers" in chosen_settings
+                              else default_layers(loaded.model, points.n_layers))
+                    last = layers[-1]
                     workspace.base_fingerprint = prefix_fingerprint(loaded.model, points, last)
             project.check_base_model(loaded.source, workspace.base_fingerprint)
             project.check_method(workspace.method)

@@ -83,3 +83,16 @@ def test_project_of_another_base_model_is_refused(tmp_path):
     ws.project.close()
     with pytest.raises(ProjectError):
         open_workspace(tmp_path, seed=1)
+
+
+def test_a_new_project_with_chosen_layers_prepares_and_opens_again(tmp_path):
+    """Opened without deriving (the app's way), a new project with its own layers is checked at
+    those layers: its preparation, and the next opening, do not call the model a different one."""
+    folder = tmp_path / "p"
+    chosen = {"layers": "2-3"}  # the tiny model's default layers are 1-2
+    with Workspace.open(loaded_tiny(), folder, settings=chosen, derive=False).closing() as ws:
+        ws.prepare(JobControl())
+        assert ws.hparams.layers == (2, 3)
+    with Workspace.open(loaded_tiny(), folder, derive=False).closing() as ws:
+        ws.prepare(JobControl())
+        assert ws.prepared and ws.hparams.layers == (2, 3)
