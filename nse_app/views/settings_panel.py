@@ -82,6 +82,9 @@ FIELDS: dict[str, Field] = {
     "verify_passes": Field("Extra passes for unwritten facts", "Each batch checks what the model writes; up to "
                            "this many more passes for new facts it does not write yet (0: check only).",
                            "int", 0, _INT_LARGEST),
+    "chat_passes": Field("Extra passes for chat replies", "The extra passes also go to facts whose chat reply "
+                         "does not say the new object (chat answers +0.07, subjects spelled −0.16 at 100 × 10).",
+                         "bool"),
     "schedule_ramp_edits": Field("λ/β ramp (edits)", "λ and β grow with the edits made so far, reaching their "
                                  "values after this many (0: constant).", "int", 0, _INT_LARGEST),
     "schedule_start": Field("λ/β ramp start", "The share of λ (and of β − 1) the ramp starts with (above 0, "

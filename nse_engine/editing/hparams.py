@@ -31,6 +31,7 @@ class NseHyperParams:
     max_iterations: int = 3  # editing passes per round (the paper's meaning, not the code's)
     refresh_drifted: bool = False  # also re-edit earlier facts that drifted beyond alpha (not in the paper)
     verify_passes: int = 0  # every round checks what the model writes; up to this many more passes for new facts it does not say yet (ours)
+    chat_passes: bool = False  # the extra passes also go to facts whose chat reply does not say the new object (ours; off: research-log 2026-12-07)
     schedule_ramp_edits: int = 0  # λ and β grow with the edits in Kp up to this many (0: constant; schedule.py)
     schedule_start: float = 1.0  # share of λ (and of β − 1) a session starts with
     context_prefixes: int = 5  # generated text prefixes in front of each prompt (plus the bare prompt)

@@ -195,8 +195,8 @@ def verify_written(
 ) -> list[WrittenCheck]:
     """Check each new fact by what the model writes after its prompt and, for a chat model, in
     reply to its chat question (every round: what users see is held / not held); a fact whose
-    completion or chat reply does not say its new object yet gets another pass of its own (its
-    keys, its whole residual), up to `hp.verify_passes` times, while its passes still move it
+    completion (with `hp.chat_passes`, or chat reply) does not say its new object yet gets another
+    pass of its own (its keys, its whole residual), up to `hp.verify_passes` times, while its passes still move it
     (VERIFY_MIN_PROGRESS; a fact the round left within alpha counts as moving).
     `distance_before` / `distance_after` (n,): ‖z − h‖ before and after the round's passes. Every
     verdict is from after the last pass: the others' extra passes can undo a fact that held before
@@ -212,8 +212,9 @@ def verify_written(
     moving = (now <= (1 - VERIFY_MIN_PROGRESS) * started) | (now <= hp.alpha)  # (n,)
     moving &= distance_before < hp.upper_bound
     for attempt in range(hp.verify_passes):
-        failing = [i for i in range(len(new)) if not checks[i].held and bool(moving[i])]
-        stuck = sum(1 for i in range(len(new)) if not checks[i].held and not moving[i])
+        unsaid = [not (checks[i].held if hp.chat_passes else checks[i].completion_held) for i in range(len(new))]
+        failing = [i for i in range(len(new)) if unsaid[i] and bool(moving[i])]
+        stuck = sum(1 for i in range(len(new)) if unsaid[i] and not moving[i])
         control.report("verifying", attempt + 1, steps, f"{len(failing)} facts not said yet, {stuck} not moving")
         if not failing:
             break

@@ -39,9 +39,17 @@ def facts_it_completes(session: EditingSession) -> list[EditRequest]:
     return [dataclasses.replace(f, target_new=text.split()[0]) for f, text in zip(facts, written)]
 
 
-def test_a_fact_said_in_its_completion_but_not_in_chat_is_not_held_and_gets_extra_passes(tmp_path):
+def test_by_default_a_fact_said_only_in_its_completion_is_not_held_and_gets_no_chat_pass():
     loaded = tiny_gpt2(chat=True)
     session = EditingSession(loaded, tiny_hparams(verify_passes=2, max_iterations=1))
+    result = session.apply_round(facts_it_completes(session))
+    assert len(session.rounds[-1].updates) == len(session.layers)  # the round's pass only
+    assert [(o.completion_held, o.chat_held, o.held, o.extra_passes) for o in result.outcomes] == [(True, False, False, 0)] * 2
+
+
+def test_a_fact_said_in_its_completion_but_not_in_chat_is_not_held_and_gets_extra_passes(tmp_path):
+    loaded = tiny_gpt2(chat=True)
+    session = EditingSession(loaded, tiny_hparams(verify_passes=2, max_iterations=1, chat_passes=True))
     requests = facts_it_completes(session)
     result = session.apply_round(requests)
     assert len(session.rounds[-1].updates) == (1 + 2) * len(session.layers)  # the round's pass, then two for chat
