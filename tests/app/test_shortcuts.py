@@ -50,3 +50,26 @@ def test_builtin_model_licence_and_the_documentation_file():
     assert BUILTIN_MODELS["default"].licence in about_html(summary)
     readme = documentation_file()
     assert readme is not None and readme.name == "README.md"
+
+
+def test_f1_opens_the_documentation_in_the_desktops_viewer(qtbot, window):
+    from PySide6.QtCore import QObject, Slot
+    from PySide6.QtGui import QDesktopServices
+
+    class Viewer(QObject):  # stands in for the desktop's file viewer through Qt's own URL-handler hook
+        def __init__(self) -> None:
+            super().__init__()
+            self.opened: list[str] = []
+
+        @Slot("QUrl")
+        def show(self, url) -> None:
+            self.opened.append(url.toLocalFile())
+
+    viewer = Viewer()
+    QDesktopServices.setUrlHandler("file", viewer, "show")
+    try:
+        window.activateWindow()
+        qtbot.keyClick(window, Qt.Key.Key_F1)
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    assert viewer.opened == [str(documentation_file())]
