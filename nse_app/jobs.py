@@ -313,8 +313,10 @@ def undo_last_batch(engine: Engine, ctx: JobContext) -> BatchChanges:
     return engine.require_workspace().undo_last_batch(ctx.control)
 
 
+@between_chunks
 def plan_export(engine: Engine, ctx: JobContext, folder: str) -> ExportPlan:
-    """What exporting into `folder` would replace and how many edits it holds, asked before exporting."""
+    """What exporting into `folder` would replace and how many edits it holds, asked before exporting
+    (it reads only the log and the file system, so the questions come during the model's preparation)."""
     from nse_engine.model_export import plan_export as engine_plan
 
     ws = engine.require_workspace()

@@ -37,7 +37,13 @@ class QueueRun:
 
     batches: int
     done: int = 0  # batches finished
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)  # reset by `begin`
+    running: bool = False  # the first batch has begun (it may wait for the model's preparation first)
+
+    def begin(self) -> None:
+        """The first batch's job begins: the run's pace counts from here, not from a wait before it."""
+        if not self.running:
+            self.running, self.started = True, time.monotonic()
 
     def eta_s(self) -> float | None:
         """Seconds left for the whole run at the pace of the batches finished so far (None before the first)."""
@@ -75,6 +81,7 @@ class Session(QObject):
         self.preparation_error = ""
         self._prep_job: Job | None = None
         self._waiting_batch: Job | None = None  # a batch queued behind the preparation
+        self._waiting: list[Job] = []  # long jobs (a batch, an undo, an export) queued behind it
         self.worker.progress.connect(self._on_progress)
 
     # ---- running things ----------------------------------------------------------------------
@@ -144,12 +151,21 @@ class Session(QObject):
         return [job.name for job in self._busy_jobs]
 
     def cancel(self) -> None:
-        """Cancel the running long job (Esc); it leaves no trace."""
+        """Cancel the running long jobs (Esc, the status bar's Cancel); they leave no trace. The
+        model's preparation only when nothing else runs: Esc that stops a chat reply or a batch
+        keeps the preparation going (the card's own Cancel stops it)."""
+        others = [job for job in self.worker.long_jobs if job is not self._prep_job]
+        if not others:
+            self.cancel_preparation()
+            return
         if self._busy_jobs:
             self.status_message.emit("Cancelling…")
-        self.worker.cancel_long()
+        for job in others:
+            job.cancel()
 
     def _on_progress(self, job: Job, progress: Progress) -> None:
+        if self.queue_run is not None and job.fn is jobs.run_batch:
+            self.queue_run.begin()
         if job is self._prep_job:
             self.preparation_progress = progress
             self.preparation_changed.emit()
@@ -163,9 +179,22 @@ class Session(QObject):
         return self.preparation == "running"
 
     @property
-    def batch_waits(self) -> bool:
-        """A batch is queued behind the model's preparation."""
-        return self._waiting_batch is not None
+    def job_waits(self) -> bool:
+        """A batch, an undo or an export is queued behind the model's preparation."""
+        return bool(self._waiting)
+
+    async def _behind_preparation(self, job: Job) -> Any:
+        """Await a long job just queued; while the model's preparation runs before it, say that it waits."""
+        if self.preparing:
+            self._waiting.append(job)
+            self.preparation_changed.emit()
+            self.status_message.emit(WAITING_FOR_PREPARATION)
+        try:
+            return await job
+        finally:
+            if job in self._waiting:
+                self._waiting.remove(job)
+                self.preparation_changed.emit()
 
     def prepare_model(self) -> None:
         """Start (or resume) preparing the open project's model for editing in the background: the
@@ -210,6 +239,7 @@ class Session(QObject):
 
     def _end_preparation(self, state: str | None, error: str = "") -> None:
         self._prep_job = self._waiting_batch = None  # a waiting batch runs now (and prepares what is left)
+        self._waiting.clear()
         self.preparation, self.preparation_error = state, error
         self.preparation_changed.emit()
 
@@ -279,14 +309,11 @@ class Session(QObject):
         job = self.job(jobs.run_batch, long=True, fact_ids=fact_ids, overrides=overrides)
         if self.preparing:
             self._waiting_batch = job
-            self.preparation_changed.emit()
-            self.status_message.emit(WAITING_FOR_PREPARATION)
         try:
-            changes = await job
+            changes = await self._behind_preparation(job)
         finally:
             if self._waiting_batch is job:
                 self._waiting_batch = None
-                self.preparation_changed.emit()
         self.changed.emit(changes)
         applied, failed = len(changes.applied_fact_ids), len(changes.failed)
         pulled_back = f" {changes.refreshed} earlier edits it had moved were pulled back." if changes.refreshed else ""
@@ -317,7 +344,7 @@ class Session(QObject):
         return queued
 
     async def undo_last_batch(self) -> BatchChanges:
-        changes = await self.job(jobs.undo_last_batch, long=True)
+        changes = await self._behind_preparation(self.job(jobs.undo_last_batch, long=True))
         self.changed.emit(changes)
         self.status_message.emit("Undid the last batch.")
         return changes
@@ -329,8 +356,8 @@ class Session(QObject):
 
     async def export_model(self, folder: str, replace: bool = False, allow_unedited: bool = False) -> int:
         """Write the edited model with edits.json into `folder` (new or empty unless `replace`)."""
-        count = await self.job(jobs.export_model, long=True, folder=folder, replace=replace,
-                               allow_unedited=allow_unedited)
+        count = await self._behind_preparation(self.job(jobs.export_model, long=True, folder=folder, replace=replace,
+                                                        allow_unedited=allow_unedited))
         what = f"the edited model ({_facts(count)} edited; edits.json lists them)" if count else "the base model unchanged"
         self.status_message.emit(f"Exported {what} to {folder}.")
         return count

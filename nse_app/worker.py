@@ -154,11 +154,15 @@ class EngineWorker(QObject):
     def busy(self) -> bool:
         return bool(self._pending)
 
+    @property
+    def long_jobs(self) -> list[Job]:
+        """The long jobs queued or running, oldest first."""
+        return [job for job in self._pending if job.long]
+
     def cancel_long(self) -> None:
         """Cancel the long jobs, running or queued; quick queries still run so views stay fresh."""
-        for job in list(self._pending):
-            if job.long:
-                job.cancel()
+        for job in self.long_jobs:
+            job.cancel()
 
     def cancel_all(self) -> None:
         for job in list(self._pending):

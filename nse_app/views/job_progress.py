@@ -39,7 +39,7 @@ def describe_progress(p: Progress, run: QueueRun | None = None) -> str:
 
 
 class JobProgress(QWidget):
-    """Shows the Session's long job; several instances (status bar, Queue screen) stay in step."""
+    """Shows the Session's long job (or the model's preparation) in the status bar, with Cancel."""
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,8 +69,8 @@ class JobProgress(QWidget):
         else:
             self.bar.setRange(0, 0)  # unknown amount of work: a busy indicator
         session = self._session
-        if p is session.preparation_progress:  # the background preparation, or a batch waiting for it
-            caption = WAITING_FOR_PREPARATION if session.batch_waits else "One-time model preparation"
+        if p is session.preparation_progress:  # the background preparation, or a job waiting for it
+            caption = WAITING_FOR_PREPARATION if session.job_waits else "One-time model preparation"
             self.label.setText(f"{caption} · {describe_progress(p)}")
         else:
             self.label.setText(describe_progress(p, session.queue_run))

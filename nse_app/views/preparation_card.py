@@ -82,7 +82,7 @@ class PreparationCard(QFrame):
             else:
                 self.bar.setRange(0, 0)
             text = describe_progress(progress)
-            self.status.setText(f"{WAITING_FOR_PREPARATION} {text}" if session.batch_waits else text)
+            self.status.setText(f"{WAITING_FOR_PREPARATION} {text}" if session.job_waits else text)
             self.note.setText(MEANWHILE if progress.shares_model else ONE_PIECE)
         elif not running:
             self.bar.setRange(0, 1)

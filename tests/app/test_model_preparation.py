@@ -86,7 +86,7 @@ def test_preparation_runs_in_the_background_and_cancel_keeps_the_project(qtbot, 
     # a batch afterwards waits for the preparation (and says so), then edits
     window.tabs.setCurrentWidget(window.queue_view)
     window.queue_view.run_queue()
-    qtbot.waitUntil(lambda: session.batch_waits, timeout=STEP_MS)
+    qtbot.waitUntil(lambda: session.job_waits, timeout=STEP_MS)
     qtbot.waitUntil(lambda: window.progress.label.text().startswith(WAITING_FOR_PREPARATION), timeout=JOB_TIMEOUT_MS)
     with qtbot.waitSignal(session.changed, timeout=JOB_TIMEOUT_MS) as batch:
         pass
