@@ -8,7 +8,7 @@ import html
 
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
-from nse_engine.answers import answer_span
+from nse_engine.answers import answer_span, says
 from nse_engine.store.log_rows import LogRow, held_count
 
 from nse_app.session import Session
@@ -23,10 +23,12 @@ def verdict_color(row: LogRow) -> str:
     return DISAGREE_COLOR if row.disagrees else NOT_HELD_COLOR if row.held is False else HELD_COLOR
 
 
-def highlight_object(text: str, target: str) -> str:
-    """`text` as escaped rich text, with the first whole-word mention of `target` (any case) in bold colour."""
+def highlight_object(text: str, target: str, at_start: bool = False) -> str:
+    """`text` as escaped rich text, with the first whole-word mention of `target` (any case) in bold
+    colour; with `at_start` only where the text starts with it, as a completion holds only then
+    ("London, not Paris" does not say Paris: green there would contradict the red verdict)."""
     span = answer_span(text, target)
-    if span is None:
+    if span is None or (at_start and not says(text, target)):
         return html.escape(text)
     at, end = span
     return (f"{html.escape(text[:at])}<b style='color:{HELD_COLOR}'>{html.escape(text[at:end])}</b>"
@@ -39,9 +41,10 @@ def written_html(row: LogRow) -> str:
     if row.continuation is None:
         return ""
     target = row.request.target_new
-    wrote = f"{html.escape(row.request.text)}<i>{highlight_object(row.continuation, target)}</i>"
+    completion = highlight_object(row.continuation, target, at_start=True)
+    wrote = f"{html.escape(row.request.text)}<i>{completion}</i>"
     if row.chat_reply is not None:
-        wrote = (f"{html.escape(row.request.text)} — completion: <i>{highlight_object(row.continuation, target)}</i>"
+        wrote = (f"{html.escape(row.request.text)} — completion: <i>{completion}</i>"
                  f" · chat: <i>{highlight_object(row.chat_reply, target)}</i>")
     return (f"#{row.id} {wrote} — <span style='color:{verdict_color(row)}'>{row.verdict}</span>"
             + ("" if row.held else f" (wanted <b>{html.escape(target)}</b>)"))
