@@ -268,13 +268,6 @@ class EditingSession:
         session.ledger.rebuild()
         return session
 
-    def export_model(self, folder: Path) -> None:
-        """Save the edited model as a standard Hugging Face folder (safetensors + tokenizer)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.loaded.model.save_pretrained(folder, safe_serialization=True)
-        self.loaded.tokenizer.save_pretrained(folder)
-
 
 def _check_request(req: EditRequest) -> None:
     if "{}" not in req.prompt:

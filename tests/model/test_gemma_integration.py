@@ -17,7 +17,9 @@ from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.builtin_models import BUILTIN_MODELS
 from nse_engine.model.default_model import ensure_builtin_model
 from nse_engine.model.loading import load_model
+from nse_engine.model_export import export_model
 from nse_engine.stats.second_moment import StatsSpec, layer_stats
+from nse_engine.store import Project
 from dev_facts import dev_facts
 
 GEMMA = BUILTIN_MODELS["gemma3-270m"]
@@ -89,7 +91,8 @@ def test_gemma_round_applies_and_exports(gemma, tmp_path):
     after = evaluate(gemma, facts, generation=False)
     assert after.efficacy >= 1 / 4 > before.efficacy
     assert after.specificity >= before.specificity - 1 / 4
-    session.export_model(tmp_path / "edited")
+    with Project.create(tmp_path / "project") as project:  # the real export; the log lists no edit here
+        export_model(gemma, project, tmp_path / "edited", session.base_fingerprint, allow_unedited=True)
     exported = load_model(tmp_path / "edited", device="cpu")
     ids = gemma.tokenizer("The capital of France is", return_tensors="pt")["input_ids"]
     with torch.no_grad():
