@@ -239,6 +239,9 @@ class LogView(QWidget):
             return facts, [], f"Put the selected undone or failed facts ({len(facts)}) back at the end of the queue"
         batch = self._selected_batch()
         if batch is not None and batch.undone:
+            status = {f.id: f.status for f in self._facts}  # a fact not listed here may still be undone
+            if not any(status.get(i, "undone") in jobs.REQUEUABLE for i in batch.fact_ids):
+                return [], [], f"The facts of batch {batch.id} are queued again (or applied): none is left to queue"
             return [], [batch.id], f"Put the undone facts of batch {batch.id} back at the end of the queue"
         return [], [], "Select undone (or failed) facts, or an undone batch, to put them back in the queue"
 

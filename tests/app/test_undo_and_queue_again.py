@@ -74,6 +74,9 @@ def test_undone_facts_read_undone_and_queue_again_puts_them_back(qtbot, project_
     assert [queue.table.item(r, 1).text() for r in range(2)] == [SECOND["subject"], FACT["subject"]]
     for row in (0, 1):  # queued, not in effect: still no figures for now
         assert (_cell(window, row, "P(new) now"), _cell(window, row, "Retained")) == ("", "")
+    log.batches_table.clearSelection()
+    log.batches_table.selectRow(0)  # all its facts are queued again: nothing is left to queue
+    assert not log.queue_again_button.isEnabled() and "queued again" in log.queue_again_button.toolTip()
     assert not error_dialogs(), [d.text() for d in error_dialogs()]
 
 
