@@ -25,6 +25,25 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return save_model("gpt2", tmp_path_factory.mktemp("models") / "tiny-gpt2")
 
 
+# A chat template (the tiny tokenizer has none): the whole conversation is the model's prompt.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|bos|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|bos|>assistant:{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(tmp_path_factory) -> Path:
+    """The tiny model with a chat template, for chat verdicts and compare mode."""
+    from transformers import AutoTokenizer
+
+    folder = save_model("gpt2", tmp_path_factory.mktemp("models") / "tiny-chat")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def _shared_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("nse-cache")

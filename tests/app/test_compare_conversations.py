@@ -3,31 +3,10 @@ compare mode feed the original model its own first reply, never the edited model
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-from transformers import AutoTokenizer
-
-from tiny import save_model
-
 import nse_engine.chat
+
 from app.conftest import JOB_TIMEOUT_MS, error_dialogs, load, open_project, queue_fact, wait_idle
 from app.test_edit_flow import type_strong_settings
-
-# A chat template (the tiny tokenizer has none): the whole conversation is the model's prompt.
-TEMPLATE = (
-    "{% for m in messages %}<|bos|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|bos|>assistant:{% endif %}"
-)
-
-
-@pytest.fixture(scope="module")
-def tiny_chat_model(tmp_path_factory) -> Path:
-    folder = save_model("gpt2", tmp_path_factory.mktemp("models") / "tiny-chat")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.chat_template = TEMPLATE
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def _ask(qtbot, window, text: str) -> tuple[str, str]:

@@ -6,13 +6,8 @@ after a restart. Every screen must say what is true at each step."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 from PySide6.QtWidgets import QMessageBox
-from transformers import AutoTokenizer
-
-from tiny import save_model
 
 import nse_app.main_window
 from nse_app.main_window import MainWindow
@@ -21,24 +16,11 @@ from nse_app.session import Session, recent_projects
 from app.conftest import JOB_TIMEOUT_MS, error_dialogs, load, open_project, queue_fact, wait_idle
 from app.test_edit_flow import type_strong_settings
 
-TEMPLATE = (
-    "{% for m in messages %}<|bos|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|bos|>assistant:{% endif %}"
-)
 FACTS = [
     {"subject": "Danielle Darrieux", "prompt": "The mother tongue of {} is", "target_new": "English", "target_true": "French"},
     {"subject": "Toko Yasuda", "prompt": "{} plays the", "target_new": "piano", "target_true": "guitar"},
     {"subject": "Heihe", "prompt": "{} is a city in", "target_new": "Tanzania", "target_true": "China"},
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_chat_model(tmp_path_factory) -> Path:
-    folder = save_model("gpt2", tmp_path_factory.mktemp("models") / "tiny-chat")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.chat_template = TEMPLATE
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def _column(table, header: str) -> int:
