@@ -29,7 +29,11 @@ from nse_app.session import Session
 from nse_app.views import file_dialogs
 
 _COLUMNS = ("line", *FIELDS, "problems")
-_TITLES = ("Line", "Subject", "Prompt", "New object", "True object", "Paraphrases", "Neighbourhood", "Relation", "Problems")
+_TITLES = {  # by column key: a field the engine adds without a title here fails at once, not a column off
+    "line": "Line", "subject": "Subject", "prompt": "Prompt", "target_new": "New object", "target_true": "True object",
+    "paraphrases": "Paraphrases", "questions": "Questions (chat)", "neighborhood": "Neighbourhood",
+    "relation": "Relation", "problems": "Problems",
+}
 _BAD_ROW = QColor("#fde2e1")
 FILE_FILTER = "Fact files (*.csv *.tsv *.json *.jsonl);;All files (*)"
 
@@ -71,7 +75,7 @@ class ImportView(QWidget):
         self.summary.setObjectName("importSummary")
         self.summary.setWordWrap(True)
         self.table = QTableWidget(0, len(_COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(_TITLES))
+        self.table.setHorizontalHeaderLabels([_TITLES[key] for key in _COLUMNS])
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().hide()

@@ -54,8 +54,8 @@ class JobProgress(QWidget):
         self.cancel_button.clicked.connect(session.cancel)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.bar, 2)
-        layout.addWidget(self.label, 3)
+        layout.addWidget(self.bar, 1)
+        layout.addWidget(self.label, 3)  # the words need the room: "Batch 2 of 5 · target states 40/100 · …"
         layout.addWidget(self.cancel_button)
         session.progress.connect(self._show)
         session.busy_changed.connect(self._busy)

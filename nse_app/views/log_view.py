@@ -212,7 +212,8 @@ class LogView(QWidget):
             for col, (key, _title) in enumerate(BATCH_COLUMNS):
                 self.batches_table.setItem(row, col, QTableWidgetItem(format_cell(key, values.get(key))))
         self.batches_table.resizeColumnsToContents()
-        self.count_label.setText(f"{len(facts)} facts, {len(batches)} batches")
+        self.count_label.setText(f"{len(facts)} fact{'' if len(facts) == 1 else 's'}, "
+                                 f"{len(batches)} batch{'' if len(batches) == 1 else 'es'}")
         self._update_buttons()
 
     def _selected_fact(self) -> LogRow | None:

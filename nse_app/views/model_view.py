@@ -92,8 +92,8 @@ class ModelView(QWidget):
         self.info_labels: dict[str, QLabel] = {}
         form = QFormLayout(info)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        for key, title in _FIELDS:
-            label = ElidedLabel("—")
+        for key, title in _FIELDS:  # the memory plan is a sentence: cut at its end, not in a word's middle
+            label = ElidedLabel("—", mode=Qt.TextElideMode.ElideRight if key == "memory" else Qt.TextElideMode.ElideMiddle)
             self.info_labels[key] = label
             if key == "memory":
                 self.memory_details = ""

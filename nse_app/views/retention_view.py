@@ -225,7 +225,8 @@ class RetentionView(QWidget):
             self.summary.setText("Run a batch of edits to see how earlier edits hold up.")
             return
         last = series[-1]
-        text = f"{len(series)} batches, {last.edits_applied} edits applied."
+        text = (f"{len(series)} batch{'' if len(series) == 1 else 'es'}, "
+                f"{last.edits_applied} edit{'' if last.edits_applied == 1 else 's'} applied.")
         if last.share is not None:
             text += f" After batch {last.batch_id}, {last.share:.0%} of earlier edits are retained."
         self.summary.setText(text)

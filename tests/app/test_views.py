@@ -87,7 +87,7 @@ def test_log_view_shows_each_fact_with_its_probabilities_and_each_batch(qtbot, s
     assert _cells(view.batches_table, 0) == {
         "Batch": "1", "Method": "NSE", "Facts": "2", "Applied": "2", "Not held": "0", "Outcome": "applied", "Seconds": "5.0",
         "Finished": "2026-01-01 00:00:05 UTC", "Undone": "no"}
-    assert view.count_label.text() == "2 facts, 1 batches"
+    assert view.count_label.text() == "2 facts, 1 batch"
 
 
 def written_row(fact_id: int, held: bool | None, extra_passes: int = 0, continuation: str = " english <i>") -> LogRow:
@@ -175,6 +175,7 @@ def test_retention_view_adds_a_batch_point_and_an_undo_takes_it_away(qtbot, sess
     assert view.summary.text() == "2 batches, 4 edits applied. After batch 2, 50% of earlier edits are retained."
     view.apply_changes(changes(2, (3, 4), None, undone=True))
     assert view.series == [first]
+    assert view.summary.text().startswith("1 batch, 2 edits applied.")  # one batch: not "1 batches"
     assert _asked_nothing(session)
 
 
@@ -230,6 +231,19 @@ def test_import_view_highlights_the_rows_with_problems(qtbot, session):
     view.show_imported(ImportSummary(1, (bad,), ()), "/tmp/facts.csv")
     assert view.summary.text().startswith("Imported 1 facts from facts.csv into the queue; 1 rows rejected.")
     assert view.export_button.isEnabled()
+
+
+def test_import_view_shows_each_field_under_its_own_title(qtbot, session):
+    view = ImportView(session)
+    qtbot.addWidget(view)
+    fields = {"subject": "Heihe", "prompt": "{} is a city in the country of", "target_new": "Tanzania",
+              "questions": "Which country is Heihe in?", "neighborhood": "Wuhan is a city in the country of => China",
+              "relation": "city_country"}
+    view.show_rows(FilePreview("/tmp/facts.csv", "csv", (), (FileRow(2, fields, ()),)))
+    cells = _cells(view.table, 0)
+    assert cells["Relation"] == "city_country" and cells["Neighbourhood"] == fields["neighborhood"]
+    assert cells["Questions (chat)"] == "Which country is Heihe in?" and cells["Problems"] == ""
+    assert view.table.columnCount() == len(cells)  # no column without a title
 
 
 def test_model_view_shows_the_model_and_the_projects_layers(qtbot, session):
