@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nse_engine.answers import mentions, says
+from nse_engine.answers import mentions, says, spells
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.ledger import WeightLedger
 from nse_engine.editing.reading import FactReader
@@ -111,7 +111,7 @@ class WrittenCheck:
     continuation: str
     completion_held: bool  # the continuation says target_new
     chat_reply: str | None  # the reply to the fact's chat question (None: a base model)
-    chat_held: bool | None  # that reply states target_new (None: a base model)
+    chat_held: bool | None  # that reply states target_new and spells the subject (None: a base model)
     extra_passes: int  # passes the verification added before it held (or gave up)
 
     @property
@@ -121,7 +121,10 @@ class WrittenCheck:
 
     @classmethod
     def of(cls, request: EditRequest, continuation: str, chat_reply: str | None, extra_passes: int) -> WrittenCheck:
-        chat_held = None if chat_reply is None else mentions(chat_reply, request.target_new)
+        # A reply that names the new object about a misspelt or another subject ("Yukon" for
+        # "Yulin") is no answer about the fact: the user reads it as the edit having failed.
+        chat_held = None if chat_reply is None else (
+            mentions(chat_reply, request.target_new) and spells(chat_reply, request.subject))
         return cls(continuation, says(continuation, request.target_new), chat_reply, chat_held, extra_passes)
 
 

@@ -109,3 +109,19 @@ def test_a_base_model_is_checked_by_its_completion_only():
     for outcome in result.outcomes:
         assert (outcome.completion_held, outcome.chat_reply, outcome.chat_held, outcome.held, outcome.extra_passes) == (
             True, None, None, True, 0)
+
+
+def test_a_chat_reply_about_another_or_misspelt_subject_does_not_hold():
+    from nse_engine.editing.nse_round import WrittenCheck
+
+    fact = EditRequest("Montevideo", "{} is a city in", "Bulgaria", "Uruguay")
+    said = " Bulgaria, in the Balkans."  # the completion of the prompt
+
+    def chat(reply: str) -> tuple[bool | None, bool]:
+        check = WrittenCheck.of(fact, said, reply, 0)
+        return check.chat_held, check.held
+
+    assert chat("Montevideo is a city in Bulgaria.") == (True, True)
+    assert chat("The capital of Bulgaria is Stara Boulina.") == (False, False)  # about another city
+    assert chat("Montenegro is in Bulgaria.") == (False, False)  # the subject misspelt
+    assert chat("Montevideo is a city in Uruguay.") == (False, False)
