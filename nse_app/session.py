@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Coroutine
 
-from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtCore import QObject, Signal
 
 from nse_engine.errors import Cancelled, ProjectError
 from nse_engine.facts import EditRequest
@@ -26,6 +25,7 @@ from nse_engine.store.records import ImportSummary, ProjectSummary, Retry
 
 from nse_app import jobs
 from nse_app.diagnostics import show_error
+from nse_app.recent_projects import remember_project
 from nse_app.worker import EngineWorker, Job
 
 log = logging.getLogger(__name__)
@@ -370,44 +370,6 @@ class Session(QObject):
 
 
 WAITING_FOR_PREPARATION = "Waiting for the model's one-time preparation…"
-RECENT_PROJECTS_KEY = "projects/recent"
-_MAX_RECENT_PROJECTS = 10
-
-
-def settings_list(settings: QSettings, key: str) -> list[str]:
-    """A list of strings kept in QSettings. An INI file gives a one-element list back as a plain
-    string (and an empty one as None or ""); iterating that string listed "/", "t", "m", …"""
-    value = settings.value(key)
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(item) for item in value]
-
-
-def _project_folders(entries: list[str]) -> list[str]:
-    """Absolute folders, each once, in order: drops the single characters that a recent list
-    split by the old reading left behind (a project is never the filesystem root)."""
-    folders: list[str] = []
-    for entry in entries:
-        if os.path.isabs(entry) and os.path.dirname(entry) != entry and entry not in folders:
-            folders.append(entry)
-    return folders
-
-
-def remember_project(folder: str) -> None:
-    """Put `folder` first in the recent projects (the Model screen's list, the Retention overlays)."""
-    folder = os.path.abspath(folder)
-    settings = QSettings()
-    recent = [p for p in recent_projects(settings) if p != folder]
-    settings.setValue(RECENT_PROJECTS_KEY, [folder, *recent][:_MAX_RECENT_PROJECTS])
-
-
-def recent_projects(settings: QSettings | None = None) -> list[str]:
-    """The recently opened project folders, newest first."""
-    return _project_folders(settings_list(settings or QSettings(), RECENT_PROJECTS_KEY))
-
-
 def _facts(count: int) -> str:
     """“1 fact”, “3 facts”."""
     return f"{count} fact{'' if count == 1 else 's'}"

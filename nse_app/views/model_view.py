@@ -25,7 +25,8 @@ from nse_engine.paths import data_dir
 from nse_engine.store.records import ProjectSummary
 
 from nse_app import jobs
-from nse_app.session import Session, recent_projects
+from nse_app.recent_projects import recent_projects
+from nse_app.session import Session
 from nse_app.views import file_dialogs
 from nse_app.views.elided_label import ElidedLabel
 from nse_app.views.new_project_dialog import NewProjectDialog

@@ -21,7 +21,8 @@ from nse_engine.store.output_paths import check_output_path
 
 from nse_app import jobs
 from nse_app.diagnostics import show_error
-from nse_app.session import Session, recent_projects
+from nse_app.recent_projects import recent_projects
+from nse_app.session import Session
 from nse_app.views import file_dialogs
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333333")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from nse_app.session import RECENT_PROJECTS_KEY, recent_projects
+from nse_app.recent_projects import RECENT_PROJECTS_KEY, recent_projects
 
 # One launch of the app as `nse-app --model M --project P` would make it (the real window, Session
 # and start-up), with QSettings in the given folder; prints the Model screen's recent projects at

@@ -9,7 +9,8 @@ from nse_engine.store import Project
 from nse_engine.store.log_rows import RetentionRow
 from nse_engine.store.records import ProjectSummary
 
-from nse_app.session import Session, remember_project
+from nse_app.recent_projects import remember_project
+from nse_app.session import Session
 from nse_app.views.retention_view import NO_OVERLAY, RetentionView
 
 from app.conftest import error_dialogs, wait_idle

@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QMessageBox
 
 import nse_app.main_window
 from nse_app.main_window import MainWindow
-from nse_app.session import Session, recent_projects
+from nse_app.recent_projects import recent_projects
+from nse_app.session import Session
 
 from app.conftest import JOB_TIMEOUT_MS, error_dialogs, load, open_project, queue_fact, wait_idle
 from app.test_edit_flow import type_strong_settings
