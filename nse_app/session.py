@@ -104,6 +104,8 @@ class Session(QObject):
                 return
             if isinstance(error, Cancelled):
                 self.status_message.emit("Cancelled.")
+            elif _widget_gone(error):  # the view that awaited the job was closed: nothing left to show
+                log.warning("a flow outlived its view: %s", error)
             else:
                 show_error(error)
 
@@ -370,6 +372,11 @@ class Session(QObject):
 
 
 WAITING_FOR_PREPARATION = "Waiting for the model's one-time preparation…"
+def _widget_gone(error: BaseException) -> bool:
+    """PySide's error for a call on a widget Qt has already deleted."""
+    return isinstance(error, RuntimeError) and "already deleted" in str(error)
+
+
 def _facts(count: int) -> str:
     """“1 fact”, “3 facts”."""
     return f"{count} fact{'' if count == 1 else 's'}"

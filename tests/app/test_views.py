@@ -356,3 +356,19 @@ def test_retry_says_how_many_facts_it_queued_and_how_many_were_queued_already(qt
     wait_idle(qtbot, session)
     assert not error_dialogs()
     window.close()
+
+
+def test_a_flow_whose_view_was_closed_shows_no_error_dialog(qtbot, session):
+    from PySide6.QtWidgets import QTableWidget
+
+    table = QTableWidget()  # not given to qtbot: it is deleted before the test ends
+
+    async def refresh_later() -> None:
+        await session.job(jobs.recent_models)
+        table.setRowCount(1)  # the table is gone by now
+
+    task = session.start(refresh_later())
+    table.deleteLater()
+    qtbot.waitUntil(task.done, timeout=10_000)
+    qtbot.wait(50)
+    assert isinstance(task.exception(), RuntimeError) and not error_dialogs()
