@@ -28,6 +28,7 @@ class NseHyperParams:
     target_stop_nll: float = 0.05  # a target state stops once its new object's mean NLL is below this (0: never)
     kl_factor: float = 0.0625  # keeps "{subject} is a" predictions close to the original
     subject_repeat_weight: float = 0.0  # keeps a repeat of the subject after the fact spelled right (ours; target_state.py)
+    chat_rows: bool = False  # chat models: target states and keys also from the fact as a chat turn (target_state.py)
     max_iterations: int = 3  # editing passes per round (the paper's meaning, not the code's)
     refresh_drifted: bool = False  # also re-edit earlier facts that drifted beyond alpha (not in the paper)
     verify_passes: int = 0  # every round checks what the model writes; up to this many more passes for new facts it does not say yet (ours)

@@ -128,10 +128,13 @@ class WrittenCheck:
         return cls(continuation, says(continuation, request.target_new), chat_reply, chat_held, extra_passes)
 
 
-def check_written(reader: FactReader, requests: list[EditRequest], extra_passes: list[int]) -> list[WrittenCheck]:
-    """Each fact's completion and (chat models) chat reply as the model writes them now, batched."""
+def check_written(
+    reader: FactReader, requests: list[EditRequest], extra_passes: list[int], ask_chat: bool = True
+) -> list[WrittenCheck]:
+    """Each fact's completion and (chat models, with `ask_chat`) chat reply as the model writes
+    them now, batched."""
     written = reader.continuations(requests)
-    chat = reader.chat_replies(requests) or [None] * len(requests)
+    chat = (reader.chat_replies(requests) if ask_chat else None) or [None] * len(requests)
     return [WrittenCheck.of(*args) for args in zip(requests, written, chat, extra_passes)]
 
 
@@ -230,13 +233,18 @@ def verify_written(
         started[chosen] = now[chosen]
         now[chosen] = (rows.targets[chosen] - reader.hidden_at_last_layer([new[i] for i in failing])).norm(dim=1).cpu()  # (f,)
         moving[chosen] = now[chosen] <= (1 - VERIFY_MIN_PROGRESS) * started[chosen]
-        retried = check_written(reader, [new[i] for i in failing], [attempt + 1] * len(failing))
+        retried = check_written(reader, [new[i] for i in failing], [attempt + 1] * len(failing), ask_chat=hp.chat_passes)
         for i, check in zip(failing, retried):
             checks[i] = check
     stale = [i for i in range(len(new)) if checks[i].extra_passes < passes_run]  # checked before the last extra pass
     if stale:
-        for i, check in zip(stale, check_written(reader, [new[i] for i in stale], [checks[i].extra_passes for i in stale])):
+        again = check_written(reader, [new[i] for i in stale], [checks[i].extra_passes for i in stale], ask_chat=hp.chat_passes)
+        for i, check in zip(stale, again):
             checks[i] = check
+    if not hp.chat_passes and reader.has_chat:
+        control.report("verifying", steps, steps, f"asking {len(new)} chat questions")
+        chat_replies = reader.chat_replies(new) or []
+        checks = [WrittenCheck.of(req, c.continuation, r, c.extra_passes) for req, c, r in zip(new, checks, chat_replies)]
     control.report("verifying", steps, steps, "done")
     return checks
 
@@ -257,7 +265,7 @@ def editing_pass(
     """Update every edited layer once, lowest first, for the rows `selected` (sorted indices);
     each layer takes its share of what is left of the residual after the layers below it."""
     chosen = [rows.requests[i] for i in selected.tolist()]
-    reads = reader.layer_trace(chosen, prefixes)
+    reads = reader.layer_trace(chosen, prefixes, hp.chat_rows)
     layer_share = residual_shares(len(ledger.layers), hp.layer_share_ratio)
     earlier = selected[selected >= rows.n_new] - rows.n_new  # (e,) which earlier rows are selected
     updates = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from nse_engine.facts import EditRequest
 from nse_engine.model.tokens import bos_token_id, encode_prompt
 
 _PREFIX_STARTERS = ("The", "Therefore", "Because", "I", "You", "In", "It", "When", "We", "This")
@@ -85,3 +86,35 @@ def repeated_subject(tokenizer: PreTrainedTokenizerBase, subject: str) -> tuple[
     first = _tokens_within(offsets, 0, len(subject))
     repeat = _tokens_within(offsets, len(text) - len(subject), len(text))
     return ids, first[-1], repeat
+
+
+def chat_question(request: EditRequest) -> str:
+    """The user turn of a fact's chat row: its first question, else its prompt with the subject in
+    it (nothing specific to a relation or a data set; evaluation asks in other words)."""
+    return request.questions[0] if request.questions else request.text
+
+
+def chat_conversation(tokenizer: PreTrainedTokenizerBase, request: EditRequest) -> tuple[list[int], list[int]] | None:
+    """A fact as a chat turn: token ids (BOS first) of the question in a user turn, the assistant
+    header and a reply restating the prompt, up to where the new object goes; and the index of
+    the subject's last token at each place the subject is written (question and reply), where
+    the delta goes and keys are read. None for a model without a chat template, or a slow
+    tokenizer (no offsets to find the subject by)."""
+    if not getattr(tokenizer, "chat_template", None) or not tokenizer.is_fast:
+        return None
+    head = tokenizer.apply_chat_template([{"role": "user", "content": chat_question(request)}],
+                                         add_generation_prompt=True, tokenize=False)
+    text = head + request.text
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
+    bos = bos_token_id(tokenizer)
+    if not ids or ids[0] != bos:  # templates without a BOS of their own, as chat.conversation_ids
+        ids, offsets = [bos, *ids], [(0, 0), *offsets]
+    lasts = []
+    start = text.find(request.subject)
+    while start >= 0:
+        inside = _tokens_within(offsets, start, start + len(request.subject))
+        if inside and inside[-1] not in lasts:
+            lasts.append(inside[-1])
+        start = text.find(request.subject, start + len(request.subject))
+    return ids, lasts

@@ -1,8 +1,9 @@
 """Keys and hidden states of facts, read out of the model as it is now (compute-only).
 
 A fact is read at its subject's last token, in its bare prompt and (for keys) in each
-context-prefixed copy; a key is half the bare prompt's and half the mean over the prefixed
-copies, as in the authors' code.
+context-prefixed copy and, with chat rows, at the subject in the fact's chat turn (question and
+reply: the contexts its target state is computed in); a key is half the bare prompt's and half
+the mean over the other contexts, as in the authors' code.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from nse_engine.chat import CHAT_ANSWER_TOKENS, fact_question, is_chat_model, replies
-from nse_engine.editing.prompts import tokenize_at_subject
+from nse_engine.editing.prompts import chat_conversation, tokenize_at_subject
 from nse_engine.editing.tracing import LayerByLayerTrace, trace_states
 from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import EditPoints
@@ -21,12 +22,18 @@ from nse_engine.model.generation import GENERATION_SLACK, greedy_continuations
 from nse_engine.model.tokens import encode_target, right_pad
 
 
+# Reads of a fact's chat turn: the subject's last token where the question writes it first and
+# where the reply writes it last (the same token twice when only the reply names it).
+CHAT_READS = 2
+
+
 @dataclass
 class _Encoded:
-    ids: torch.Tensor  # (rows, seq), right-padded, up to each row's subject token
-    mask: torch.Tensor  # (rows, seq)
-    subject_at: torch.Tensor  # (rows,) index of each row's subject token
-    rows_per_fact: int  # the bare prompt, then one row per prefix
+    ids: torch.Tensor  # (seqs, seq), right-padded, up to each sequence's last subject token
+    mask: torch.Tensor  # (seqs, seq)
+    read_rows: torch.Tensor  # (reads,) the sequence of each read
+    read_cols: torch.Tensor  # (reads,) the subject token read there
+    reads_per_fact: int  # the bare prompt, then one per prefix, then the chat turn's
 
 
 class FactReader:
@@ -38,33 +45,45 @@ class FactReader:
         self.layers = layers
         self.solve_device = solve_device
 
-    def _encode(self, requests: list[EditRequest], prefixes: list[str]) -> _Encoded:
-        """Token ids for the bare prompt and the prefixed copies of each request, up to the
-        subject's last token (nothing after it can change keys or states there in a causal model)."""
-        templates = ["", *prefixes]
-        seqs, lookup = [], []
-        for req in requests:
-            for prefix in templates:
-                ids, last = tokenize_at_subject(self.loaded.tokenizer, prefix, req.prompt, req.subject)
+    def _encode(self, requests: list[EditRequest], prefixes: list[str], chat: bool = False) -> _Encoded:
+        """Token ids for the bare prompt and the prefixed copies of each request (and with `chat`,
+        for a chat model, its chat turn), each up to its last subject token (nothing after it can
+        change keys or states there in a causal model)."""
+        tokenizer = self.loaded.tokenizer
+        conversations = [chat_conversation(tokenizer, req) if chat else None for req in requests]
+        chat = chat and all(c is not None and c[1] for c in conversations)
+        seqs: list[list[int]] = []
+        read_rows, read_cols = [], []
+        for req, conversation in zip(requests, conversations):
+            for prefix in ["", *prefixes]:
+                ids, last = tokenize_at_subject(tokenizer, prefix, req.prompt, req.subject)
+                read_rows.append(len(seqs))
+                read_cols.append(last)
                 seqs.append(ids[: last + 1])
-                lookup.append(last)
-        ids, mask = right_pad(seqs, self.loaded.tokenizer.pad_token_id)
+            if chat:
+                ids, lasts = conversation
+                read_rows += [len(seqs)] * CHAT_READS
+                read_cols += [lasts[0], lasts[-1]]
+                seqs.append(ids[: lasts[-1] + 1])
+        ids, mask = right_pad(seqs, tokenizer.pad_token_id)
         device = self.loaded.device
-        return _Encoded(ids.to(device), mask.to(device), torch.tensor(lookup, device=device), len(templates))
+        return _Encoded(ids.to(device), mask.to(device), torch.tensor(read_rows, device=device),
+                        torch.tensor(read_cols, device=device), 1 + len(prefixes) + (CHAT_READS if chat else 0))
 
     def hidden_at_last_layer(self, requests: list[EditRequest]) -> torch.Tensor:
         """Current block output at the last edited layer, at each bare prompt's subject token."""
         enc = self._encode(requests, [])
-        rows = torch.arange(len(enc.subject_at), device=enc.ids.device)
-        _, hidden = trace_states(self.loaded.model, self.points, enc.ids, enc.mask, rows, enc.subject_at, [], self.layers[-1])
+        _, hidden = trace_states(self.loaded.model, self.points, enc.ids, enc.mask, enc.read_rows, enc.read_cols, [],
+                                 self.layers[-1])
         return hidden.to(self.solve_device, torch.float64)  # (n, hidden)
 
-    def average_keys(self, requests: list[EditRequest], layers: list[int], prefixes: list[str]) -> dict[int, torch.Tensor]:
-        """Each request's key at each of `layers`, (n, d_ff) float32 on the CPU."""
-        enc = self._encode(requests, prefixes)
-        rows = torch.arange(len(enc.subject_at), device=enc.ids.device)
-        keys, _ = trace_states(self.loaded.model, self.points, enc.ids, enc.mask, rows, enc.subject_at, layers, None)
-        return {l: fact_keys(keys[l], enc.rows_per_fact, self.solve_device).float().cpu() for l in layers}
+    def average_keys(self, requests: list[EditRequest], layers: list[int], prefixes: list[str],
+                     chat: bool = False) -> dict[int, torch.Tensor]:
+        """Each request's key at each of `layers`, (n, d_ff) float32 on the CPU; with `chat`, read
+        also in its chat turn (where its target state puts the delta)."""
+        enc = self._encode(requests, prefixes, chat)
+        keys, _ = trace_states(self.loaded.model, self.points, enc.ids, enc.mask, enc.read_rows, enc.read_cols, layers, None)
+        return {l: fact_keys(keys[l], enc.reads_per_fact, self.solve_device).float().cpu() for l in layers}
 
     def mlp_output_at_last_layer(self, requests: list[EditRequest]) -> torch.Tensor:
         """v0: the last edited layer's MLP output at each bare prompt's subject token, (n, hidden)
@@ -95,21 +114,22 @@ class FactReader:
             return None
         return replies(self.loaded, [fact_question(r, self.loaded) for r in requests], CHAT_ANSWER_TOKENS)
 
-    def layer_trace(self, requests: list[EditRequest], prefixes: list[str]) -> LayeredReads:
-        """One forward pass over the bare and prefixed prompts of `requests`, kept so that each
-        edited layer's keys can be read after the layers below it were updated."""
-        enc = self._encode(requests, prefixes)
-        rows = torch.arange(len(enc.subject_at), device=enc.ids.device)
-        bare = torch.arange(len(requests), device=enc.ids.device) * enc.rows_per_fact  # rows without a prefix
+    def layer_trace(self, requests: list[EditRequest], prefixes: list[str], chat: bool = False) -> LayeredReads:
+        """One forward pass over the bare and prefixed prompts of `requests` (and with `chat` their
+        chat turns), kept so that each edited layer's keys can be read after the layers below it
+        were updated."""
+        enc = self._encode(requests, prefixes, chat)
+        bare = torch.arange(len(requests), device=enc.ids.device) * enc.reads_per_fact  # reads without a prefix
         trace = LayerByLayerTrace(
-            self.loaded.model, self.points, enc.ids, enc.mask, rows, enc.subject_at, list(self.layers), self.layers[-1], bare
+            self.loaded.model, self.points, enc.ids, enc.mask, enc.read_rows, enc.read_cols, list(self.layers),
+            self.layers[-1], bare,
         )
-        return LayeredReads(self, trace, enc.rows_per_fact)
+        return LayeredReads(self, trace, enc.reads_per_fact)
 
 
 def fact_keys(keys: torch.Tensor, rows_per_fact: int, device: torch.device) -> torch.Tensor:
-    """Per request, from its rows' keys (n · T, d_ff): half the bare prompt's key, half the mean
-    over the prefixed copies; (n, d_ff) float64 on `device`."""
+    """Per request, from its reads' keys (n · T, d_ff): half the bare prompt's key, half the mean
+    over its other contexts; (n, d_ff) float64 on `device`."""
     per_request = keys.to(device, torch.float64).view(-1, rows_per_fact, keys.shape[-1])  # (n, T, d_ff)
     if rows_per_fact == 1:
         return per_request[:, 0]

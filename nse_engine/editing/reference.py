@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from nse_engine.editing.hparams import NseHyperParams
-from nse_engine.editing.prompts import repeated_subject, tokenize_at_subject
+from nse_engine.editing.prompts import chat_conversation, repeated_subject, tokenize_at_subject
 from nse_engine.facts import EditRequest
 from nse_engine.editing.target_state import EARLY_STOP_NLL
 from nse_engine.model.architecture import EditPoints
@@ -33,17 +33,23 @@ def per_fact_target_state(
     for prefix in ["", *prefixes]:
         ids, last = tokenize_at_subject(tokenizer, prefix, request.prompt, request.subject)
         rows.append(ids + target[:-1])
-        lookups.append(last)
+        lookups.append([last])
+        prompt_lens.append(len(ids))
+    conversation = chat_conversation(tokenizer, request) if hp.chat_rows else None
+    if conversation is not None and conversation[1]:
+        ids, positions = conversation
+        rows.append(ids + target[:-1])
+        lookups.append(positions)
         prompt_lens.append(len(ids))
     kl_ids, kl_last = tokenize_at_subject(tokenizer, "", "{} is a", request.subject)
     rows.append(kl_ids)
-    lookups.append(kl_last)
+    lookups.append([kl_last])
     found = repeated_subject(tokenizer, request.subject) if hp.subject_repeat_weight > 0 else None
     spelled: list[int] = []
     if found is not None and len(found[2]) > 1:
         repeat_ids, repeat_last, mention = found
         rows.append(repeat_ids)
-        lookups.append(repeat_last)
+        lookups.append([repeat_last])
         spelled = mention[1:]
     device = points.lm_head.weight.device
     ids, mask = right_pad(rows, tokenizer.pad_token_id)
@@ -55,10 +61,11 @@ def per_fact_target_state(
     def add_delta(_module: nn.Module, _args: tuple, output: object) -> object:
         h = output[0] if isinstance(output, tuple) else output
         if "h_init" not in state:
-            state["h_init"] = h[0, lookups[0]].detach().clone()
+            state["h_init"] = h[0, lookups[0][0]].detach().clone()
         h = h.clone()
-        for r, col in enumerate(lookups):
-            h[r, col] = h[r, col] + delta.to(h.dtype)
+        for r, cols in enumerate(lookups):
+            for col in cols:
+                h[r, col] = h[r, col] + delta.to(h.dtype)
         return (h, *output[1:]) if isinstance(output, tuple) else h
 
     handle = points.blocks[layer].register_forward_hook(add_delta)

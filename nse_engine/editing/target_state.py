@@ -2,7 +2,9 @@
 
 Computed with the ORIGINAL weights of the edited layers (weights rewinding; the caller swaps
 them in) by a few Adam steps on one delta per fact, added at the subject's last token of the
-prompt and of each context-prefixed copy. The blocks up to the delta run once per chunk of
+prompt and of each context-prefixed copy, and (`chat_rows`, chat models) at every place the
+subject is written in the fact as a chat turn: its question, and the reply restating the prompt
+before the new object (AnyEdit's way of editing instruct models through their template). The blocks up to the delta run once per chunk of
 facts; each step runs only the blocks above, and the LM head only where targets are scored.
 All facts of a chunk are optimised together, each with its own delta.
 
@@ -21,7 +23,7 @@ import torch
 from torch import nn
 
 from nse_engine.editing.hparams import NseHyperParams
-from nse_engine.editing.prompts import repeated_subject, tokenize_at_subject
+from nse_engine.editing.prompts import chat_conversation, repeated_subject, tokenize_at_subject
 from nse_engine.facts import EditRequest
 from nse_engine.editing.tracing import SuffixReplay
 from nse_engine.model.architecture import EditPoints
@@ -63,6 +65,7 @@ class _Batch:
     target_repeat: torch.Tensor  # (t,) bool: a token of the repeated subject, not of the new object
     kl_rows: torch.Tensor  # (n,) the "{subject} is a" row of each fact
     bare_rows: torch.Tensor  # (n,) the prompt without prefix of each fact
+    delta_at: torch.Tensor  # (rows, seq - split) bool: where the row's delta is added (column 0 always)
 
     def keep(self, facts: torch.Tensor) -> tuple[_Batch, torch.Tensor]:
         """The layout of the facts where `facts` (bool, (n,)) is set, and which rows it keeps."""
@@ -75,6 +78,7 @@ class _Batch:
             new_fact[self.row_fact[rows]], new_row[self.target_rows[scored]], self.target_cols[scored],
             self.target_ids[scored], new_fact[self.target_fact[scored]], self.target_weight[scored],
             self.target_repeat[scored], new_row[self.kl_rows[facts]], new_row[self.bare_rows[facts]],
+            self.delta_at[rows],
         )
         return kept, rows
 
@@ -87,17 +91,27 @@ class _Row:
     ids: list[int]
     subject: int
     scored: list[tuple[int, int, float]]
+    also: tuple[int, ...] = ()  # later positions that get the same delta (the subject written again)
 
 
-def _rows(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float) -> tuple[list[_Row], _Row, _Row | None]:
-    """The rewriting rows of one fact (bare prompt first), its KL row, and its repeated-subject
+def _rows(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float,
+          chat: bool = False) -> tuple[list[_Row], _Row, _Row | None]:
+    """The rewriting rows of one fact (bare prompt first, then the prefixed copies and, with
+    `chat` and a chat template, the fact as a chat turn), its KL row, and its repeated-subject
     row when `repeat_weight` > 0 and the subject has tokens to spell after its first."""
     target = encode_target(tokenizer, req.target_new)
-    rewriting = []
+    contexts: list[tuple[list[int], list[int]]] = []  # (ids up to the new object, subject positions)
     for prefix in ["", *prefixes]:
         ids, last = tokenize_at_subject(tokenizer, prefix, req.prompt, req.subject)
-        scored = [(len(ids) - 1 + j, tok, 1.0 / (len(target) * (len(prefixes) + 1))) for j, tok in enumerate(target)]
-        rewriting.append(_Row(ids + target[:-1], last, scored))
+        contexts.append((ids, [last]))
+    conversation = chat_conversation(tokenizer, req) if chat else None
+    if conversation is not None and conversation[1]:
+        contexts.append(conversation)
+    weight = 1.0 / (len(target) * len(contexts))
+    rewriting = []
+    for ids, positions in contexts:
+        scored = [(len(ids) - 1 + j, tok, weight) for j, tok in enumerate(target)]
+        rewriting.append(_Row(ids + target[:-1], positions[0], scored, tuple(positions[1:])))
     ids, last = tokenize_at_subject(tokenizer, "", _KL_TEMPLATE, req.subject)
     kl = _Row(ids, last, [])
     repeat = None
@@ -109,22 +123,23 @@ def _rows(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float
     return rewriting, kl, repeat
 
 
-def suffix_length(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float = 0.0) -> int:
+def suffix_length(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float = 0.0,
+                  chat: bool = False) -> int:
     """Tokens from the subject's last token to the end, the per-step cost of a fact."""
-    rewriting, kl, repeat = _rows(tokenizer, req, prefixes, repeat_weight)
+    rewriting, kl, repeat = _rows(tokenizer, req, prefixes, repeat_weight, chat)
     return max(len(row.ids) - row.subject for row in [*rewriting, kl, *([repeat] if repeat else [])])
 
 
 def _layout(tokenizer, requests: list[EditRequest], prefixes: list[str], repeat_weight: float,
-            device: torch.device) -> _Batch:
-    per_fact = [_rows(tokenizer, req, prefixes, repeat_weight) for req in requests]
+            device: torch.device, chat: bool = False) -> _Batch:
+    per_fact = [_rows(tokenizer, req, prefixes, repeat_weight, chat) for req in requests]
     ordered = [(f, row, "bare" if r == 0 else "rewrite") for f, (rows, _, _) in enumerate(per_fact)
                for r, row in enumerate(rows)]
     ordered += [(f, kl, "kl") for f, (_, kl, _) in enumerate(per_fact)]
     ordered += [(f, repeat, "repeat") for f, (_, _, repeat) in enumerate(per_fact) if repeat is not None]
     split = max(row.subject for _, row, _ in ordered)
     seqs: list[list[int]] = []
-    row_fact, kl_rows, bare_rows = [], [], []
+    row_fact, kl_rows, bare_rows, delta_rows, delta_cols = [], [], [], [], []
     t_rows, t_cols, t_ids, t_fact, t_weight, t_repeat = [], [], [], [], [], []
     for f, row, kind in ordered:
         if kind == "bare":
@@ -138,6 +153,9 @@ def _layout(tokenizer, requests: list[EditRequest], prefixes: list[str], repeat_
             t_fact.append(f)
             t_weight.append(weight)
             t_repeat.append(kind == "repeat")
+        for position in (row.subject, *row.also):
+            delta_rows.append(len(seqs))
+            delta_cols.append(position - row.subject)
         seqs.append([-1] * (split - row.subject) + row.ids)  # -1 marks left padding
         row_fact.append(f)
     width = max(len(s) for s in seqs)
@@ -149,9 +167,12 @@ def _layout(tokenizer, requests: list[EditRequest], prefixes: list[str], repeat_
     def t(values: list, dtype=torch.long) -> torch.Tensor:
         return torch.tensor(values, dtype=dtype, device=device)
 
+    delta_at = torch.zeros(len(seqs), width - split, dtype=torch.bool)  # (rows, suffix)
+    delta_at[delta_rows, delta_cols] = True
     return _Batch(
         input_ids.to(device), mask.to(device), position_ids.to(device), split, t(row_fact), t(t_rows),
         t(t_cols), t(t_ids), t(t_fact), t(t_weight, torch.float32), t(t_repeat, torch.bool), t(kl_rows), t(bare_rows),
+        delta_at.to(device),
     )
 
 
@@ -173,7 +194,7 @@ def compute_target_states(
     of its new object is the argmax on every rewriting prompt.
     """
     order = sorted(range(len(requests)),
-                   key=lambda i: suffix_length(tokenizer, requests[i], prefixes, hp.subject_repeat_weight))
+                   key=lambda i: suffix_length(tokenizer, requests[i], prefixes, hp.subject_repeat_weight, hp.chat_rows))
     parts: list[TargetStates] = []
     for start in range(0, len(order), chunk_size):
         chunk = [requests[i] for i in order[start : start + chunk_size]]
@@ -204,7 +225,7 @@ def _optimise_chunk(
     result is the same as without compaction)."""
     device = points.lm_head.weight.device
     n = len(requests)
-    batch = _layout(tokenizer, requests, prefixes, hp.subject_repeat_weight, device)
+    batch = _layout(tokenizer, requests, prefixes, hp.subject_repeat_weight, device, hp.chat_rows)
     replay = SuffixReplay(
         model, points, hp.layers[-1], batch.input_ids, batch.attention_mask, batch.position_ids, batch.split
     )
@@ -226,11 +247,12 @@ def _optimise_chunk(
 
     for it in range(hp.v_num_grad_steps):
         h_base = replay.hidden  # (rows, suffix, hidden)
-        shift = param[batch.row_fact]  # (rows, hidden), float32
+        at_rows, at_cols = batch.delta_at.nonzero(as_tuple=True)  # (d,) each place a delta is added
+        shift = param[batch.row_fact[at_rows]]  # (d, hidden), float32
         if norm is not None:
-            shift = _through_norm(norm, replay.value, h_base[:, 0], shift)
-        subject = h_base[:, :1] + shift[:, None].to(h_base.dtype)  # (rows, 1, hidden)
-        out = replay.run(torch.cat([subject, h_base[:, 1:]], dim=1))  # (rows, suffix, hidden)
+            shift = _through_norm(norm, replay.value[at_rows, at_cols], h_base[at_rows, at_cols], shift)
+        added = torch.zeros(h_base.shape, dtype=shift.dtype, device=device).index_put((at_rows, at_cols), shift)
+        out = replay.run(h_base + added.to(h_base.dtype))  # (rows, suffix, hidden)
         target_logp = head(batch.target_rows, batch.target_cols, out)  # (t, vocab)
         picked = target_logp.gather(1, batch.target_ids[:, None]).squeeze(1)  # (t,)
         weighted = -picked * batch.target_weight  # (t,)
@@ -246,7 +268,7 @@ def _optimise_chunk(
         decay = hp.v_weight_decay * param.norm(dim=1) / h_init[remaining].norm(dim=1) ** 2  # (m,)
         loss = nll + kl + decay + repeat  # (m,)
         loss_each[remaining] = loss.detach()
-        reached[remaining] = shift.detach()[batch.bare_rows]
+        reached[remaining] = added.detach()[batch.bare_rows, 0]
         done = nll.detach() < stop_nll  # (m,)
         if stop_at_top1:
             missed = ((target_logp.detach().argmax(dim=1) != batch.target_ids) & rewrite).float()  # (t,)
@@ -278,8 +300,8 @@ def _optimise_chunk(
 
 
 def _through_norm(norm: nn.Module, value: torch.Tensor, hidden: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """The change of the block output (rows, hidden), float32, when `delta` (residual units) is
-    added to the MLP output `value` (rows, hidden) before `norm`; `hidden` is h_L at the subject.
+    """The change of the block output (d, hidden), float32, when `delta` (residual units) is
+    added to the MLP output `value` (d, hidden) before `norm`; `hidden` is h_L at the same places.
     In float32 whatever the model's dtype: the change is a difference of two norm outputs."""
     value = value.float()
     scale = value.norm(dim=1, keepdim=True) / hidden.float().norm(dim=1, keepdim=True)  # (rows, 1)

@@ -88,8 +88,8 @@ class SuffixReplay:
     `run(h)` feeds a new hidden state through the higher blocks only, attending to that cache.
     The exact arguments each higher block received are recorded and replayed, so nothing here
     is architecture-specific. Where the block's MLP output reaches the residual through a norm
-    (Gemma 2/3), `value` keeps that output at the subject token: a target there must be reachable
-    through the norm (target_state.py).
+    (Gemma 2/3), `value` keeps that output from the subject token on: a target there must be
+    reachable through the norm (target_state.py).
     """
 
     def __init__(
@@ -122,7 +122,7 @@ class SuffixReplay:
                 self.calls.append((module, tuple(args[1:]), dict(kwargs)))
 
             def record_value(_module: nn.Module, _args: tuple, output: torch.Tensor) -> None:
-                values.append(output[:, 0].detach())
+                values.append(output.detach())
 
             handles = [points.blocks[layer].register_forward_hook(record_output)]
             if points.mlp_output_norm(layer) is not None:
@@ -135,7 +135,7 @@ class SuffixReplay:
                     position_ids=position_ids[:, split:], cache=self.cache, use_cache=True,
                 )
         self.hidden = captured[0]  # (batch, seq - split, hidden): h_L from the subject token on
-        self.value = values[0] if values else None  # (batch, hidden): the MLP output at the subject, before the norm
+        self.value = values[0] if values else None  # (batch, seq - split, hidden): the MLP output, before the norm
 
     def keep_rows(self, rows: torch.Tensor) -> None:
         """Drop the rows where `rows` (bool, (batch,)) is False: from h_L, the prefix cache and
