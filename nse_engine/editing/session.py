@@ -221,7 +221,7 @@ class EditingSession:
             for req, s in zip(requests, skipped.tolist())
         ]
         applied = [o.request for o in outcomes if o.applied]
-        keys = self.reader.average_keys(applied, list(self.layers), prefixes) if applied else {
+        keys = self.reader.average_keys(applied, list(self.layers), prefixes, hp.chat_rows) if applied else {
             l: torch.zeros((0, self.points.d_ff)) for l in self.layers
         }
         applied_z = z[torch.tensor([o.applied for o in outcomes], dtype=torch.bool)].float().cpu()
