@@ -29,6 +29,7 @@ class NseHyperParams:
     kl_factor: float = 0.0625  # keeps "{subject} is a" predictions close to the original
     subject_repeat_weight: float = 0.0  # keeps a repeat of the subject after the fact spelled right (ours; target_state.py)
     chat_rows: bool = False  # chat models: target states and keys also from the fact as a chat turn (target_state.py)
+    chat_subject_weight: float = 0.0  # with chat_rows: keeps the subject the chat row's reply writes spelled right (ours)
     max_iterations: int = 3  # editing passes per round (the paper's meaning, not the code's)
     refresh_drifted: bool = False  # also re-edit earlier facts that drifted beyond alpha (not in the paper)
     verify_passes: int = 0  # every round checks what the model writes; up to this many more passes for new facts it does not say yet (ours)
@@ -90,8 +91,8 @@ class NseHyperParams:
             raise ValueError("layer_share_ratio must be positive")
         if self.schedule_ramp_edits < 0 or not 0 < self.schedule_start <= 1:
             raise ValueError("schedule_ramp_edits must be ≥ 0 and schedule_start in (0, 1]")
-        if self.subject_repeat_weight < 0:
-            raise ValueError("subject_repeat_weight must be 0 (off) or more")
+        if self.subject_repeat_weight < 0 or self.chat_subject_weight < 0:
+            raise ValueError("subject_repeat_weight and chat_subject_weight must be 0 (off) or more")
         if self.verify_passes < 0:
             raise ValueError("verify_passes must be 0 (check only, no extra passes) or more")
         if self.max_iterations < 1 or self.v_num_grad_steps < 1:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -94,12 +96,19 @@ def chat_question(request: EditRequest) -> str:
     return request.questions[0] if request.questions else request.text
 
 
-def chat_conversation(tokenizer: PreTrainedTokenizerBase, request: EditRequest) -> tuple[list[int], list[int]] | None:
-    """A fact as a chat turn: token ids (BOS first) of the question in a user turn, the assistant
-    header and a reply restating the prompt, up to where the new object goes; and the index of
-    the subject's last token at each place the subject is written (question and reply), where
-    the delta goes and keys are read. None for a model without a chat template, or a slow
-    tokenizer (no offsets to find the subject by)."""
+class ChatTurn(NamedTuple):
+    """A fact as a chat turn, up to where the reply states the new object."""
+
+    ids: list[int]  # BOS first: the question in a user turn, the assistant header, the reply restating the prompt
+    subject_ends: list[int]  # the subject's last token at each place it is written (question, reply)
+    reply_subject: list[int]  # the tokens of the subject as the reply writes it
+
+
+def chat_conversation(tokenizer: PreTrainedTokenizerBase, request: EditRequest) -> ChatTurn | None:
+    """A fact as a chat turn: its question in a user turn, the assistant header and a reply
+    restating the prompt, up to where the new object goes; the delta goes and keys are read at
+    each `subject_ends`. None for a model without a chat template, or a slow tokenizer (no
+    offsets to find the subject by)."""
     if not getattr(tokenizer, "chat_template", None) or not tokenizer.is_fast:
         return None
     head = tokenizer.apply_chat_template([{"role": "user", "content": chat_question(request)}],
@@ -110,11 +119,12 @@ def chat_conversation(tokenizer: PreTrainedTokenizerBase, request: EditRequest) 
     bos = bos_token_id(tokenizer)
     if not ids or ids[0] != bos:  # templates without a BOS of their own, as chat.conversation_ids
         ids, offsets = [bos, *ids], [(0, 0), *offsets]
-    lasts = []
+    ends: list[int] = []
+    written: list[int] = []
     start = text.find(request.subject)
     while start >= 0:
-        inside = _tokens_within(offsets, start, start + len(request.subject))
-        if inside and inside[-1] not in lasts:
-            lasts.append(inside[-1])
+        written = _tokens_within(offsets, start, start + len(request.subject))
+        if written and written[-1] not in ends:
+            ends.append(written[-1])
         start = text.find(request.subject, start + len(request.subject))
-    return ids, lasts
+    return ChatTurn(ids, ends, written)

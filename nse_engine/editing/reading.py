@@ -51,7 +51,7 @@ class FactReader:
         change keys or states there in a causal model)."""
         tokenizer = self.loaded.tokenizer
         conversations = [chat_conversation(tokenizer, req) if chat else None for req in requests]
-        chat = chat and all(c is not None and c[1] for c in conversations)
+        chat = chat and all(c is not None and c.subject_ends for c in conversations)
         seqs: list[list[int]] = []
         read_rows, read_cols = [], []
         for req, conversation in zip(requests, conversations):
@@ -61,10 +61,10 @@ class FactReader:
                 read_cols.append(last)
                 seqs.append(ids[: last + 1])
             if chat:
-                ids, lasts = conversation
+                ends = conversation.subject_ends
                 read_rows += [len(seqs)] * CHAT_READS
-                read_cols += [lasts[0], lasts[-1]]
-                seqs.append(ids[: lasts[-1] + 1])
+                read_cols += [ends[0], ends[-1]]
+                seqs.append(conversation.ids[: ends[-1] + 1])
         ids, mask = right_pad(seqs, tokenizer.pad_token_id)
         device = self.loaded.device
         return _Encoded(ids.to(device), mask.to(device), torch.tensor(read_rows, device=device),

@@ -35,12 +35,14 @@ def per_fact_target_state(
         rows.append(ids + target[:-1])
         lookups.append([last])
         prompt_lens.append(len(ids))
-    conversation = chat_conversation(tokenizer, request) if hp.chat_rows else None
-    if conversation is not None and conversation[1]:
-        ids, positions = conversation
-        rows.append(ids + target[:-1])
-        lookups.append(positions)
-        prompt_lens.append(len(ids))
+    turn = chat_conversation(tokenizer, request) if hp.chat_rows else None
+    chat_spelled: list[int] = []  # the chat row's reply subject after its first token (chat_subject_weight)
+    if turn is not None and turn.subject_ends:
+        rows.append(turn.ids + target[:-1])
+        lookups.append(turn.subject_ends)
+        prompt_lens.append(len(turn.ids))
+        if hp.chat_subject_weight > 0 and len(turn.subject_ends) > 1:
+            chat_spelled = turn.reply_subject[1:]
     kl_ids, kl_last = tokenize_at_subject(tokenizer, "", "{} is a", request.subject)
     rows.append(kl_ids)
     lookups.append([kl_last])
@@ -85,6 +87,11 @@ def per_fact_target_state(
                 kl_init = kl_logp.detach()
             kl = hp.kl_factor * (kl_logp.exp() * (kl_logp - kl_init)).sum()
             loss = nll + kl + hp.v_weight_decay * delta.norm() / state["h_init"].norm() ** 2
+            if chat_spelled:
+                positions = torch.tensor(chat_spelled, device=device)
+                chat_row = n_rewrite - 1
+                written = logp[chat_row, positions - 1, ids[chat_row, positions]]  # (k,)
+                loss = loss - hp.chat_subject_weight * written.mean()
             if spelled:
                 positions = torch.tensor(spelled, device=device)
                 repeat = logp[n_rewrite + 1, positions - 1, ids[n_rewrite + 1, positions]]  # (k,)

@@ -62,7 +62,7 @@ class _Batch:
     target_ids: torch.Tensor  # (t,)
     target_fact: torch.Tensor  # (t,) fact of each scored token
     target_weight: torch.Tensor  # (t,) 1 / (len(target) * rewriting rows of the fact), or the repeat's share
-    target_repeat: torch.Tensor  # (t,) bool: a token of the repeated subject, not of the new object
+    target_repeat: torch.Tensor  # (t,) bool: a token of a subject written again (spelling term), not of the new object
     kl_rows: torch.Tensor  # (n,) the "{subject} is a" row of each fact
     bare_rows: torch.Tensor  # (n,) the prompt without prefix of each fact
     delta_at: torch.Tensor  # (rows, seq - split) bool: where the row's delta is added (column 0 always)
@@ -92,26 +92,31 @@ class _Row:
     subject: int
     scored: list[tuple[int, int, float]]
     also: tuple[int, ...] = ()  # later positions that get the same delta (the subject written again)
+    spelled: tuple[tuple[int, int, float], ...] = ()  # scored like `scored`, in the spelling term
 
 
 def _rows(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float,
-          chat: bool = False) -> tuple[list[_Row], _Row, _Row | None]:
+          chat: bool = False, chat_subject_weight: float = 0.0) -> tuple[list[_Row], _Row, _Row | None]:
     """The rewriting rows of one fact (bare prompt first, then the prefixed copies and, with
-    `chat` and a chat template, the fact as a chat turn), its KL row, and its repeated-subject
-    row when `repeat_weight` > 0 and the subject has tokens to spell after its first."""
+    `chat` and a chat template, the fact as a chat turn whose reply's subject is spelled with
+    `chat_subject_weight`), its KL row, and its repeated-subject row when `repeat_weight` > 0 and
+    the subject has tokens to spell after its first."""
     target = encode_target(tokenizer, req.target_new)
-    contexts: list[tuple[list[int], list[int]]] = []  # (ids up to the new object, subject positions)
+    contexts: list[tuple[list[int], list[int], list[int]]] = []  # (ids up to the new object, subject ends, spelled)
     for prefix in ["", *prefixes]:
         ids, last = tokenize_at_subject(tokenizer, prefix, req.prompt, req.subject)
-        contexts.append((ids, [last]))
-    conversation = chat_conversation(tokenizer, req) if chat else None
-    if conversation is not None and conversation[1]:
-        contexts.append(conversation)
+        contexts.append((ids, [last], []))
+    turn = chat_conversation(tokenizer, req) if chat else None
+    if turn is not None and turn.subject_ends:
+        # the reply writes the subject after the question did: its tokens after the first must follow
+        spelled = turn.reply_subject[1:] if chat_subject_weight > 0 and len(turn.subject_ends) > 1 else []
+        contexts.append((turn.ids, turn.subject_ends, spelled))
     weight = 1.0 / (len(target) * len(contexts))
     rewriting = []
-    for ids, positions in contexts:
+    for ids, positions, spelled in contexts:
         scored = [(len(ids) - 1 + j, tok, weight) for j, tok in enumerate(target)]
-        rewriting.append(_Row(ids + target[:-1], positions[0], scored, tuple(positions[1:])))
+        spelling = tuple((i - 1, ids[i], chat_subject_weight / len(spelled)) for i in spelled)
+        rewriting.append(_Row(ids + target[:-1], positions[0], scored, tuple(positions[1:]), spelling))
     ids, last = tokenize_at_subject(tokenizer, "", _KL_TEMPLATE, req.subject)
     kl = _Row(ids, last, [])
     repeat = None
@@ -119,20 +124,20 @@ def _rows(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float
     if found is not None and len(found[2]) > 1:
         ids, last, mention = found
         spelled = mention[1:]  # the reply picks the first token; the rest must follow from the first mention
-        repeat = _Row(ids, last, [(i - 1, ids[i], repeat_weight / len(spelled)) for i in spelled])
+        repeat = _Row(ids, last, [], spelled=tuple((i - 1, ids[i], repeat_weight / len(spelled)) for i in spelled))
     return rewriting, kl, repeat
 
 
 def suffix_length(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float = 0.0,
                   chat: bool = False) -> int:
-    """Tokens from the subject's last token to the end, the per-step cost of a fact."""
+    """Tokens from the subject's first delta to the end, the per-step cost of a fact."""
     rewriting, kl, repeat = _rows(tokenizer, req, prefixes, repeat_weight, chat)
     return max(len(row.ids) - row.subject for row in [*rewriting, kl, *([repeat] if repeat else [])])
 
 
 def _layout(tokenizer, requests: list[EditRequest], prefixes: list[str], repeat_weight: float,
-            device: torch.device, chat: bool = False) -> _Batch:
-    per_fact = [_rows(tokenizer, req, prefixes, repeat_weight, chat) for req in requests]
+            device: torch.device, chat: bool = False, chat_subject_weight: float = 0.0) -> _Batch:
+    per_fact = [_rows(tokenizer, req, prefixes, repeat_weight, chat, chat_subject_weight) for req in requests]
     ordered = [(f, row, "bare" if r == 0 else "rewrite") for f, (rows, _, _) in enumerate(per_fact)
                for r, row in enumerate(rows)]
     ordered += [(f, kl, "kl") for f, (_, kl, _) in enumerate(per_fact)]
@@ -146,13 +151,14 @@ def _layout(tokenizer, requests: list[EditRequest], prefixes: list[str], repeat_
             bare_rows.append(len(seqs))
         if kind == "kl":
             kl_rows.append(len(seqs))
-        for position, tok, weight in row.scored:
-            t_rows.append(len(seqs))
-            t_cols.append(position - row.subject)
-            t_ids.append(tok)
-            t_fact.append(f)
-            t_weight.append(weight)
-            t_repeat.append(kind == "repeat")
+        for spelling, scored in ((False, row.scored), (True, row.spelled)):
+            for position, tok, weight in scored:
+                t_rows.append(len(seqs))
+                t_cols.append(position - row.subject)
+                t_ids.append(tok)
+                t_fact.append(f)
+                t_weight.append(weight)
+                t_repeat.append(spelling)
         for position in (row.subject, *row.also):
             delta_rows.append(len(seqs))
             delta_cols.append(position - row.subject)
@@ -225,7 +231,8 @@ def _optimise_chunk(
     result is the same as without compaction)."""
     device = points.lm_head.weight.device
     n = len(requests)
-    batch = _layout(tokenizer, requests, prefixes, hp.subject_repeat_weight, device, hp.chat_rows)
+    batch = _layout(tokenizer, requests, prefixes, hp.subject_repeat_weight, device, hp.chat_rows,
+                    hp.chat_subject_weight)
     replay = SuffixReplay(
         model, points, hp.layers[-1], batch.input_ids, batch.attention_mask, batch.position_ids, batch.split
     )

@@ -39,7 +39,7 @@ def chat_tokenizer():
 def test_the_chat_turn_puts_the_question_then_the_reply_restating_the_prompt_and_finds_every_subject():
     tok = chat_tokenizer()
     for req in REQUESTS:
-        ids, lasts = chat_conversation(tok, req)
+        ids, lasts, written = chat_conversation(tok, req)
         text = tok.decode(ids)
         question = req.questions[0] if req.questions else req.text
         assert text == f"<|bos|>user: {question}\n<|bos|>assistant:{req.text}"
@@ -47,6 +47,7 @@ def test_the_chat_turn_puts_the_question_then_the_reply_restating_the_prompt_and
         for last in lasts:  # each is the last token of one written subject
             assert tok.decode(ids[: last + 1]).endswith(req.subject)
             assert not tok.decode(ids[: last]).endswith(req.subject)
+        assert tok.decode(ids[written[0] : written[-1] + 1]).strip() == req.subject and written[-1] == lasts[-1]
     assert chat_conversation(make_tokenizer(), REQUESTS[0]) is None  # no chat template: no chat rows
 
 
@@ -75,8 +76,8 @@ def _plain_with_delta_at_first_occurrence_only(model, tok, points, req):
     original = reference.chat_conversation
 
     def first_only(tokenizer, request):
-        ids, lasts = original(tokenizer, request)
-        return ids, lasts[:1]
+        turn = original(tokenizer, request)
+        return turn._replace(subject_ends=turn.subject_ends[:1])
 
     reference.chat_conversation = first_only
     try:
@@ -112,7 +113,7 @@ def test_keys_are_read_where_the_delta_goes():
         from nse_engine.editing.prompts import tokenize_at_subject
 
         contexts = [tokenize_at_subject(tok, prefix, req.prompt, req.subject) for prefix in ["", *PREFIXES]]
-        ids, lasts = chat_conversation(tok, req)
+        ids, lasts, _ = chat_conversation(tok, req)
         with torch.no_grad():
             for context_ids, _ in contexts:
                 model(input_ids=torch.tensor([context_ids]))
@@ -124,3 +125,38 @@ def test_keys_are_read_where_the_delta_goes():
     expected = 0.5 * bare + 0.5 * torch.stack(others).mean(0)
     assert torch.allclose(keys, expected, atol=1e-5)
     assert not torch.allclose(reader.average_keys([req], [2], PREFIXES)[2][0].double(), expected, atol=1e-5)
+
+
+def _reply_subject_nll(model, tok, points, req, z: torch.Tensor) -> float:
+    """Mean NLL of the chat row's reply subject after its first token, with the last edited
+    layer's output set to z at every place the subject is written."""
+    ids, ends, written = chat_conversation(tok, req)
+
+    def put_z(_module, _args, output):
+        h = (output[0] if isinstance(output, tuple) else output).clone()
+        h[0, ends] = z.to(h.dtype)
+        return (h, *output[1:]) if isinstance(output, tuple) else h
+
+    handle = points.blocks[HP.layers[-1]].register_forward_hook(put_z)
+    try:
+        with torch.no_grad():
+            logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
+    finally:
+        handle.remove()
+    spelled = torch.tensor(written[1:])
+    return float(-logp[spelled - 1, torch.tensor(ids)[spelled]].mean())
+
+
+def test_the_chat_subject_term_keeps_the_replys_subject_spelled_and_matches_the_plain_loop():
+    tok = chat_tokenizer()
+    model = make_model("llama", tok)
+    points = find_edit_points(model)
+    weighted = dataclasses.replace(HP, chat_subject_weight=5.0)
+    with torch.enable_grad():
+        without = compute_target_states(model, tok, points, REQUESTS, HP, PREFIXES, JobControl(), stop_nll=0.0)
+        with_term = compute_target_states(model, tok, points, REQUESTS, weighted, PREFIXES, JobControl(), stop_nll=0.0)
+        plain = torch.stack([per_fact_target_state(model, tok, points, r, weighted, PREFIXES, 0.0) for r in REQUESTS])
+    assert torch.allclose(with_term.z, plain, atol=1e-3, rtol=1e-3)
+    for i, req in enumerate(REQUESTS):
+        assert _reply_subject_nll(model, tok, points, req, with_term.z[i]) < _reply_subject_nll(
+            model, tok, points, req, without.z[i])
