@@ -63,8 +63,8 @@ class _Batch:
     target_fact: torch.Tensor  # (t,) fact of each scored token
     target_weight: torch.Tensor  # (t,) 1 / (len(target) * rewriting rows of the fact), or the repeat's share
     target_repeat: torch.Tensor  # (t,) bool: a token of a subject written again (spelling term), not of the new object
-    kl_rows: torch.Tensor  # (n,) the "{subject} is a" row of each fact
-    bare_rows: torch.Tensor  # (n,) the prompt without prefix of each fact
+    kl_rows: torch.Tensor  # (n,) the "{subject} is a" row of each fact ((0,) in the chat rows' layout)
+    bare_rows: torch.Tensor  # (n,) the prompt without prefix of each fact ((0,) in the chat rows' layout)
     delta_at: torch.Tensor  # (rows, seq - split) bool: where the row's delta is added (column 0 always)
 
     def keep(self, facts: torch.Tensor) -> tuple[_Batch, torch.Tensor]:
@@ -77,8 +77,8 @@ class _Batch:
             self.input_ids[rows], self.attention_mask[rows], self.position_ids[rows], self.split,
             new_fact[self.row_fact[rows]], new_row[self.target_rows[scored]], self.target_cols[scored],
             self.target_ids[scored], new_fact[self.target_fact[scored]], self.target_weight[scored],
-            self.target_repeat[scored], new_row[self.kl_rows[facts]], new_row[self.bare_rows[facts]],
-            self.delta_at[rows],
+            self.target_repeat[scored], new_row[self.kl_rows[facts[: len(self.kl_rows)]]],
+            new_row[self.bare_rows[facts[: len(self.bare_rows)]]], self.delta_at[rows],
         )
         return kept, rows
 
@@ -96,11 +96,11 @@ class _Row:
 
 
 def _rows(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float,
-          chat: bool = False, chat_subject_weight: float = 0.0) -> tuple[list[_Row], _Row, _Row | None]:
-    """The rewriting rows of one fact (bare prompt first, then the prefixed copies and, with
-    `chat` and a chat template, the fact as a chat turn whose reply's subject is spelled with
-    `chat_subject_weight`), its KL row, and its repeated-subject row when `repeat_weight` > 0 and
-    the subject has tokens to spell after its first."""
+          chat: bool = False, chat_subject_weight: float = 0.0) -> tuple[list[_Row], _Row, _Row | None, _Row | None]:
+    """The rewriting rows of one fact (bare prompt first, then the prefixed copies), its KL row,
+    its repeated-subject row when `repeat_weight` > 0 and the subject has tokens to spell after
+    its first, and with `chat` and a chat template its chat row (a rewriting row too, whose
+    reply's subject is spelled with `chat_subject_weight`)."""
     target = encode_target(tokenizer, req.target_new)
     contexts: list[tuple[list[int], list[int], list[int]]] = []  # (ids up to the new object, subject ends, spelled)
     for prefix in ["", *prefixes]:
@@ -125,23 +125,33 @@ def _rows(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float
         ids, last, mention = found
         spelled = mention[1:]  # the reply picks the first token; the rest must follow from the first mention
         repeat = _Row(ids, last, [], spelled=tuple((i - 1, ids[i], repeat_weight / len(spelled)) for i in spelled))
-    return rewriting, kl, repeat
+    chat_row = rewriting.pop() if turn is not None and turn.subject_ends else None
+    return rewriting, kl, repeat, chat_row
 
 
 def suffix_length(tokenizer, req: EditRequest, prefixes: list[str], repeat_weight: float = 0.0,
                   chat: bool = False) -> int:
-    """Tokens from the subject's first delta to the end, the per-step cost of a fact."""
-    rewriting, kl, repeat = _rows(tokenizer, req, prefixes, repeat_weight, chat)
-    return max(len(row.ids) - row.subject for row in [*rewriting, kl, *([repeat] if repeat else [])])
+    """Tokens from the subject's first delta to the end of its longest row, the per-step cost of
+    a fact."""
+    rewriting, kl, repeat, chat_row = _rows(tokenizer, req, prefixes, repeat_weight, chat)
+    return max(len(row.ids) - row.subject for row in [*rewriting, kl, *(r for r in (repeat, chat_row) if r)])
 
 
-def _layout(tokenizer, requests: list[EditRequest], prefixes: list[str], repeat_weight: float,
-            device: torch.device, chat: bool = False, chat_subject_weight: float = 0.0) -> _Batch:
+def _layouts(tokenizer, requests: list[EditRequest], prefixes: list[str], repeat_weight: float,
+             device: torch.device, chat: bool = False, chat_subject_weight: float = 0.0) -> list[_Batch]:
+    """The chunk's rows in one replay, and the chat rows (if any) in a second: a chat row's
+    suffix runs from the question's subject to the reply's end, three times a prompt's, and in
+    one replay every row would be padded to it."""
     per_fact = [_rows(tokenizer, req, prefixes, repeat_weight, chat, chat_subject_weight) for req in requests]
-    ordered = [(f, row, "bare" if r == 0 else "rewrite") for f, (rows, _, _) in enumerate(per_fact)
+    ordered = [(f, row, "bare" if r == 0 else "rewrite") for f, (rows, *_) in enumerate(per_fact)
                for r, row in enumerate(rows)]
-    ordered += [(f, kl, "kl") for f, (_, kl, _) in enumerate(per_fact)]
-    ordered += [(f, repeat, "repeat") for f, (_, _, repeat) in enumerate(per_fact) if repeat is not None]
+    ordered += [(f, kl, "kl") for f, (_, kl, _, _) in enumerate(per_fact)]
+    ordered += [(f, repeat, "repeat") for f, (_, _, repeat, _) in enumerate(per_fact) if repeat is not None]
+    chat_rows = [(f, row, "chat") for f, (*_, row) in enumerate(per_fact) if row is not None]
+    return [_layout(tokenizer, rows, device) for rows in (ordered, chat_rows) if rows]
+
+
+def _layout(tokenizer, ordered: list[tuple[int, _Row, str]], device: torch.device) -> _Batch:
     split = max(row.subject for _, row, _ in ordered)
     seqs: list[list[int]] = []
     row_fact, kl_rows, bare_rows, delta_rows, delta_cols = [], [], [], [], []
@@ -231,12 +241,11 @@ def _optimise_chunk(
     result is the same as without compaction)."""
     device = points.lm_head.weight.device
     n = len(requests)
-    batch = _layout(tokenizer, requests, prefixes, hp.subject_repeat_weight, device, hp.chat_rows,
-                    hp.chat_subject_weight)
-    replay = SuffixReplay(
-        model, points, hp.layers[-1], batch.input_ids, batch.attention_mask, batch.position_ids, batch.split
-    )
-    h_init = replay.hidden[batch.bare_rows, 0].float()  # (n, hidden); position 0 is each row's subject token
+    batches = _layouts(tokenizer, requests, prefixes, hp.subject_repeat_weight, device, hp.chat_rows,
+                       hp.chat_subject_weight)
+    replays = [SuffixReplay(model, points, hp.layers[-1], b.input_ids, b.attention_mask, b.position_ids, b.split)
+               for b in batches]
+    h_init = replays[0].hidden[batches[0].bare_rows, 0].float()  # (n, hidden); position 0 is each row's subject token
     max_norm = hp.clamp_norm_factor * h_init.norm(dim=1)  # (n,)
     reached = torch.zeros_like(h_init)  # (n, hidden), the change of h_L each fact's final delta makes
     norm = points.mlp_output_norm(hp.layers[-1])
@@ -253,33 +262,38 @@ def _optimise_chunk(
         return torch.log_softmax(points.lm_head(picked).float(), dim=-1)  # (k, vocab)
 
     for it in range(hp.v_num_grad_steps):
-        h_base = replay.hidden  # (rows, suffix, hidden)
-        at_rows, at_cols = batch.delta_at.nonzero(as_tuple=True)  # (d,) each place a delta is added
-        shift = param[batch.row_fact[at_rows]]  # (d, hidden), float32
-        if norm is not None:
-            shift = _through_norm(norm, replay.value[at_rows, at_cols], h_base[at_rows, at_cols], shift)
-        added = torch.zeros(h_base.shape, dtype=shift.dtype, device=device).index_put((at_rows, at_cols), shift)
-        out = replay.run(h_base + added.to(h_base.dtype))  # (rows, suffix, hidden)
-        target_logp = head(batch.target_rows, batch.target_cols, out)  # (t, vocab)
-        picked = target_logp.gather(1, batch.target_ids[:, None]).squeeze(1)  # (t,)
-        weighted = -picked * batch.target_weight  # (t,)
-        rewrite = ~batch.target_repeat
-        nll = torch.zeros(len(remaining), device=device).index_add(0, batch.target_fact[rewrite], weighted[rewrite])  # (m,)
-        repeat = torch.zeros(len(remaining), device=device).index_add(
-            0, batch.target_fact[batch.target_repeat], weighted[batch.target_repeat]
-        )  # (m,) the repeated subject's NLL, weighted
-        kl_logp = head(batch.kl_rows, torch.zeros_like(batch.kl_rows), out)  # (m, vocab)
+        nll = torch.zeros(len(remaining), device=device)  # (m,) the new object's NLL, weighted
+        repeat = torch.zeros(len(remaining), device=device)  # (m,) the spelling terms' NLL, weighted
+        missed = torch.zeros(len(remaining), device=device)  # (m,) new-object tokens not the argmax
+        for batch, replay in zip(batches, replays):
+            h_base = replay.hidden  # (rows, suffix, hidden)
+            at_rows, at_cols = batch.delta_at.nonzero(as_tuple=True)  # (d,) each place a delta is added
+            shift = param[batch.row_fact[at_rows]]  # (d, hidden), float32
+            if norm is not None:
+                shift = _through_norm(norm, replay.value[at_rows, at_cols], h_base[at_rows, at_cols], shift)
+            added = torch.zeros(h_base.shape, dtype=shift.dtype, device=device).index_put((at_rows, at_cols), shift)
+            out = replay.run(h_base + added.to(h_base.dtype))  # (rows, suffix, hidden)
+            target_logp = head(batch.target_rows, batch.target_cols, out)  # (t, vocab)
+            picked = target_logp.gather(1, batch.target_ids[:, None]).squeeze(1)  # (t,)
+            weighted = -picked * batch.target_weight  # (t,)
+            rewrite = ~batch.target_repeat
+            nll = nll.index_add(0, batch.target_fact[rewrite], weighted[rewrite])
+            repeat = repeat.index_add(0, batch.target_fact[batch.target_repeat], weighted[batch.target_repeat])
+            if stop_at_top1:
+                wrong = ((target_logp.detach().argmax(dim=1) != batch.target_ids) & rewrite).float()  # (t,)
+                missed = missed.index_add(0, batch.target_fact, wrong)
+            if len(batch.kl_rows):  # the first layout: KL rows, and the bare prompts z is read at
+                kl_logp = head(batch.kl_rows, torch.zeros_like(batch.kl_rows), out)  # (m, vocab)
+                reached[remaining] = added.detach()[batch.bare_rows, 0]
         if kl_init is None:
             kl_init = kl_logp.detach()
         kl = hp.kl_factor * (kl_logp.exp() * (kl_logp - kl_init[remaining])).sum(1)  # (m,) KL(now ‖ original)
         decay = hp.v_weight_decay * param.norm(dim=1) / h_init[remaining].norm(dim=1) ** 2  # (m,)
         loss = nll + kl + decay + repeat  # (m,)
         loss_each[remaining] = loss.detach()
-        reached[remaining] = added.detach()[batch.bare_rows, 0]
         done = nll.detach() < stop_nll  # (m,)
         if stop_at_top1:
-            missed = ((target_logp.detach().argmax(dim=1) != batch.target_ids) & rewrite).float()  # (t,)
-            done |= torch.zeros(len(remaining), device=device).index_add(0, batch.target_fact, missed) == 0
+            done |= missed == 0
         stopped[remaining] = done
         control.report("target states", done_before + int(stopped.sum()), total)
         if bool(done.all()) or it == hp.v_num_grad_steps - 1:
@@ -294,8 +308,9 @@ def _optimise_chunk(
             param.mul_(torch.where(norms > limit, limit / norms.clamp_min(1e-12), torch.ones_like(norms))[:, None])
         if bool(done.any()):  # drop the finished facts' rows; Adam's per-element state goes with the rest
             keep = ~done
-            batch, kept_rows = batch.keep(keep)
-            replay.keep_rows(kept_rows)
+            for g, replay in enumerate(replays):
+                batches[g], kept_rows = batches[g].keep(keep)
+                replay.keep_rows(kept_rows)
             remaining = remaining[keep]
             state = opt.state[param]
             param = param.detach()[keep].clone().requires_grad_(True)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nse_engine.editing.target_state import _layout
+from nse_engine.editing.target_state import _layouts
 from nse_engine.editing.tracing import LayerByLayerTrace, SuffixReplay, trace_states
 from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import find_edit_points
@@ -21,7 +21,7 @@ def test_suffix_replay_equals_full_forward(kind):
     tok = make_tokenizer()
     model = make_model(kind, tok)
     points = find_edit_points(model)
-    batch = _layout(tok, REQUESTS, ["I think that. "], 1.0, torch.device("cpu"))  # repeated-subject rows too
+    batch = _layouts(tok, REQUESTS, ["I think that. "], 1.0, torch.device("cpu"))[0]  # repeated-subject rows too
     layer = 1
     replay = SuffixReplay(model, points, layer, batch.input_ids, batch.attention_mask, batch.position_ids, batch.split)
 
