@@ -1,5 +1,5 @@
 """Measured peak memory (RSS, CPU) of loading a built-in model and one 10-fact round, against the
-memory plan's estimate (nse_engine/model/memory_plan.py); the target is within 25 %.
+memory plan's estimate (nse_engine/editing/memory_estimate.py); the target is within 25 %.
 
 Each model runs in its own process (so one model's peak does not hide the other's), after its
 conversion in another one. A sampler attributes the resident set to the phase the engine
@@ -37,7 +37,10 @@ def measure(model_key: str, stats_tokens: int) -> dict[str, object]:
     from nse_engine.editing.session import EditingSession
     from nse_engine.model.architecture import find_edit_points
     from nse_engine.model.loading import load_model
-    from nse_engine.model.memory_plan import CPU, Device, EditingLoad, _shape, plan_memory
+    from nse_engine.editing.memory_estimate import EditingLoad
+    from nse_engine.editing.memory_plan import plan_memory
+    from nse_engine.model.devices import CPU, Device
+    from nse_engine.model.shape import shape_of
     from nse_engine.progress import JobControl
 
     process = psutil.Process()
@@ -73,7 +76,7 @@ def measure(model_key: str, stats_tokens: int) -> dict[str, object]:
     done.set()
     sampler.join()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    plan = plan_memory(_shape(loaded.model, points), torch.float32,
+    plan = plan_memory(shape_of(loaded.model, points), torch.float32,
                        (Device(CPU, int(psutil.virtual_memory().total)),), EditingLoad(layers, batch_size=10))
     estimate = plan.peak(CPU)
     return {

@@ -68,9 +68,9 @@ def preload_engine() -> None:
 def load_model(engine: Engine, ctx: JobContext, source: str) -> ModelSummary:
     """Load a model (closing the open project, which belongs to the previous model)."""
     from nse_engine.editing.hparams import default_layers
+    from nse_engine.editing.memory_plan import plan_for_loaded
     from nse_engine.model.architecture import find_edit_points
     from nse_engine.model.loading import load_model as engine_load
-    from nse_engine.model.memory_plan import plan_for_loaded
     from nse_engine.model.recent import remember_model
 
     loaded = engine_load(source, control=ctx.control)

@@ -53,7 +53,7 @@ def run_info(args: argparse.Namespace) -> int:
     from nse_engine.model.recent import remember_model
 
     from nse_engine.editing.hparams import default_layers
-    from nse_engine.model.memory_plan import plan_for_loaded
+    from nse_engine.editing.memory_plan import plan_for_loaded
 
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, progress_bar_control(),
                         args.device_map)

@@ -18,6 +18,8 @@ import torch
 
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.ledger import EditRound, WeightLedger
+from nse_engine.editing.memory_estimate import Placement
+from nse_engine.editing.memory_plan import plan_for_loaded
 from nse_engine.editing.methods import layer_solver, rewinds_targets
 from nse_engine.editing.norm_anchor import SKIP_RATIO, anchor_targets
 from nse_engine.editing.nse_round import WrittenCheck, run_nse_round
@@ -31,7 +33,6 @@ from nse_engine.facts import EditRequest, FactOutcome
 from nse_engine.model.architecture import EditPoints, find_edit_points
 from nse_engine.model.fingerprint import prefix_fingerprint
 from nse_engine.model.loading import LoadedModel
-from nse_engine.model.memory_plan import Placement, plan_for_loaded
 from nse_engine.model.placement import require_editable
 from nse_engine.progress import JobControl, silent
 from nse_engine.stats.nullspace import eigenbasis

@@ -17,10 +17,10 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 from nse_engine.errors import ModelLoadError
 from nse_engine.model.builtin_models import BUILTIN_MODELS
 from nse_engine.model.default_model import ensure_builtin_model
-from nse_engine.model.device import dtype_name, pick_device, pick_dtype
-from nse_engine.model.memory_plan import Device, model_shape, place_weights
+from nse_engine.model.devices import Device, dtype_name, pick_device, pick_dtype
 from nse_engine.model.model_files import check_memory, first_line, load_tokenizer, read_gguf
-from nse_engine.model.placement import check_device_map, parse_gpu_list
+from nse_engine.model.placement import check_device_map, parse_gpu_list, place_weights
+from nse_engine.model.shape import model_shape
 from nse_engine.paths import cache_dir
 from nse_engine.progress import JobControl, silent
 

@@ -14,7 +14,7 @@ from gguf import GGUFReader
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from nse_engine.errors import InsufficientMemoryError, ModelLoadError
-from nse_engine.model.device import dtype_name, free_memory_bytes
+from nse_engine.model.devices import dtype_name, free_memory_bytes
 from nse_engine.progress import JobControl
 
 # Activations, the tokenizer and allocator slack on top of the weights themselves.

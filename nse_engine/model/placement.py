@@ -15,9 +15,36 @@ from torch import nn
 
 from nse_engine.errors import InsufficientMemoryError, ModelLoadError
 from nse_engine.model.architecture import EditPoints
+from nse_engine.model.devices import CPU, Device
+from nse_engine.model.shape import ModelShape, placement_unit
 
 DEVICE_MAP_CHOICES = ("auto", "balanced", "balanced:<gpu,gpu,...>")
 OFFLOADED = ("cpu", "disk", "meta")
+
+
+def place_weights(shape: ModelShape, devices: tuple[Device, ...]) -> dict[str, str]:
+    """Placement unit → device: everything on the one GPU (else the CPU), or the units spread in
+    forward order over several GPUs, each taking an even share of the parameters (accelerate's
+    "balanced"); `load_model` passes this map to from_pretrained, so the plan is the placement."""
+    gpus = [d.name for d in devices if d.is_gpu]
+    if len(gpus) <= 1:
+        return dict.fromkeys(shape.units, gpus[0] if gpus else CPU)
+    share = shape.n_params / len(gpus)
+    placed: dict[str, str] = {}
+    used = 0
+    for name, size in shape.units.items():
+        placed[name] = gpus[min(len(gpus) - 1, int((used + size / 2) // share))]
+        used += size
+    return placed
+
+
+def placed_units(model: nn.Module, points: EditPoints) -> dict[str, str]:
+    """Placement unit → device, as a loaded model's weights are (offloaded ones count as the CPU's)."""
+    placed: dict[str, str] = {}
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        device = tensor.device
+        placed.setdefault(placement_unit(name, points.blocks_path), CPU if device.type in ("cpu", "meta") else str(device))
+    return placed
 
 
 def parse_gpu_list(device_map: str) -> list[int] | None:

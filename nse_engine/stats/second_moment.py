@@ -17,7 +17,7 @@ from torch import nn
 
 from nse_engine.errors import NseError
 from nse_engine.model.architecture import EditPoints
-from nse_engine.model.device import dtype_name
+from nse_engine.model.devices import dtype_name
 from nse_engine.model.fingerprint import prefix_fingerprint
 from nse_engine.model.hooks import StopForward, removing_hooks, run_until_stopped
 from nse_engine.model.loading import LoadedModel

@@ -7,8 +7,12 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from nse_engine.editing.hparams import default_layers
+from nse_engine.editing.memory_estimate import GIB, EditingLoad
+from nse_engine.editing.memory_plan import plan_memory
 from nse_engine.errors import InsufficientMemoryError
-from nse_engine.model.memory_plan import GIB, Device, EditingLoad, model_shape, place_weights, plan_memory
+from nse_engine.model.devices import Device
+from nse_engine.model.placement import place_weights
+from nse_engine.model.shape import model_shape
 from real_configs import CONFIGS, PARAMETERS, real_config
 
 GPU_24GB = (Device("cuda:0", 24 * GIB), Device("cpu", 64 * GIB))

@@ -5,13 +5,15 @@ import pytest
 import torch
 
 from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.memory_estimate import GIB
 from nse_engine.editing.session import EditingSession
 from nse_engine.errors import InsufficientMemoryError, ModelLoadError
 from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.loading import load_model, read_config
-from nse_engine.model.memory_plan import GIB, Device, model_shape, place_weights
-from nse_engine.model.placement import offloaded_blocks, require_editable
+from nse_engine.model.devices import Device
+from nse_engine.model.placement import offloaded_blocks, place_weights, require_editable
+from nse_engine.model.shape import model_shape
 from tiny import save_model
 
 FACTS = [

@@ -1,8 +1,26 @@
-"""Choosing the compute device and dtype: CUDA > MPS > CPU, float32 on CPU, half precision on GPUs."""
+"""The devices of this machine: choosing the compute device and dtype (CUDA > MPS > CPU, float32
+on CPU, half precision on GPUs), and what each device can hold, for the memory plan."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+CPU = "cpu"
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device and the bytes it can give the engine."""
+
+    name: str  # "cpu", "cuda:0", "mps"
+    capacity: int
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.name != CPU
+
 
 _DTYPES = {
     "float32": torch.float32,
@@ -56,3 +74,21 @@ def free_memory_bytes(device: torch.device) -> int:
     import psutil
 
     return int(psutil.virtual_memory().available)
+
+
+def total_memory(device: torch.device) -> int:
+    """All the memory of a GPU (what the plan measures it against); 0 for the CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    if device.type == "mps":
+        return int(torch.mps.recommended_max_memory())
+    return 0
+
+
+def devices_holding(placed: dict[str, str]) -> tuple[Device, ...]:
+    """The GPUs that `placed` (placement unit -> device) puts weights on, then the CPU, each with
+    its whole memory."""
+    import psutil
+
+    gpus = sorted(set(placed.values()) - {CPU})
+    return (*(Device(g, total_memory(torch.device(g))) for g in gpus), Device(CPU, int(psutil.virtual_memory().total)))
