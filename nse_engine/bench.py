@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-import psutil
 import torch
 
 from nse_engine.editing.derive import default_hparams
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.reference import per_fact_target_state
+from nse_engine.bench_checkpoints import CheckpointConfig, Checkpoints, peak_rss_mb
 from nse_engine.bench_progress import BenchProgress, RoundsDone
 from nse_engine.facts import EditRequest, facts_fingerprint
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.target_state import compute_target_states
 from nse_engine.errors import NseError
-from nse_engine.evaluation.counterfact import EvalSummary, evaluate, generation_hits
+from nse_engine.evaluation.counterfact import EvalSummary, evaluate, generation_hits, subject_spelling
 from nse_engine.evaluation.retention import retention_sample
 from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.fingerprint import prefix_fingerprint
@@ -28,11 +28,6 @@ from nse_engine.progress import JobControl, silent
 from nse_engine.provenance import provenance
 from nse_engine.store.importing import FactFile
 from nse_engine.store.log_rows import first_round_retention
-
-try:
-    import resource  # POSIX only: the peak resident set size since the process started
-except ImportError:  # Windows
-    resource = None
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +38,7 @@ class BenchConfig:
     batch_size: int
     per_fact_baseline: int = 0  # also time a plain per-fact z loop on this many cases
     retention_sample: int = 300
+    checkpoints: CheckpointConfig | None = None  # evaluate fixed samples every so many cases
 
 
 def read_cases(path: Path, limit: int) -> list[EditRequest]:
@@ -63,21 +59,6 @@ def before_editing(loaded: LoadedModel, cases: list[EditRequest], control: JobCo
     """The scores of the unedited model, as `run_benchmark` reports them under pre_*."""
     return evaluate(loaded, cases, generation=True, fluency=True, control=control,
                     edited_prompts={c.text for c in cases}, chat=True)
-
-
-def subject_spelling(pre: EvalSummary, post: EvalSummary) -> dict[str, float | int | None]:
-    """Of the facts whose subject the unedited model spells right in "Tell me about {subject}.",
-    the share the edited model still spells right; with that count beside it."""
-    spelled = [after.written.subject_mentioned for before, after in zip(pre.facts, post.facts)
-               if before.written and after.written and before.written.subject_mentioned]
-    return {"subject_spelling": sum(spelled) / len(spelled) if spelled else None, "subject_spelled_before": len(spelled)}
-
-
-def _peak_rss_mb() -> float:
-    if resource is None:
-        return psutil.Process().memory_info().peak_wset / 2**20  # Windows keeps the peak working set
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def bench_settings(loaded: LoadedModel, method: str = "nse", overrides: dict[str, object] | None = None,
@@ -120,6 +101,7 @@ def run_benchmark(
     method: str = "nse",
     pre: EvalSummary | None = None,
     progress: BenchProgress | None = None,
+    on_checkpoint: Callable[[dict[str, object]], None] | None = None,
 ) -> dict[str, object]:
     """Edit `cases` round by round on a fresh model and measure what the JSON report holds.
 
@@ -127,7 +109,8 @@ def run_benchmark(
     one model). With `progress`, every round is saved there and a run of the same model, facts,
     rounds, method and settings resumes after the last saved round; the caller deletes the
     progress once it has stored the report. The model is left edited; `compare.py` restores it
-    between methods.
+    between methods. With `config.checkpoints`, fixed samples are scored every so many cases
+    (bench_checkpoints.py) and `on_checkpoint` receives the result so far after each.
     """
     control = control or silent()
     points = find_edit_points(loaded.model)
@@ -136,6 +119,8 @@ def run_benchmark(
     pre = pre or unedited_scores(loaded, cases, control, progress, experiment)
     run = {**experiment, "batch_size": config.batch_size, "retention_sample": config.retention_sample,
            "per_fact_baseline": config.per_fact_baseline, "settings": hp.to_dict()} if progress else {}
+    if progress and config.checkpoints:  # only then: progress saved without checkpoints still resumes
+        run["checkpoints"] = config.checkpoints.to_dict()
     resumed = progress.resume(loaded, run, cases) if progress else None
     if resumed:
         done, session = resumed
@@ -145,6 +130,12 @@ def run_benchmark(
     else:
         done, session = RoundsDone(run), EditingSession(loaded, hp, points)
     done.processes.append(provenance())
+    checkpoints = Checkpoints(
+        config.checkpoints, loaded, cases, pre, {"model": loaded.name, "method": hp.method, "cases": len(cases),
+                                                 "batch_size": config.batch_size, "settings": hp.to_dict()},
+        progress, on_checkpoint) if config.checkpoints else None
+    if checkpoints:  # a checkpoint whose measuring a stop interrupted is measured now
+        checkpoints.run_due(done, config.batch_size, control)
 
     edited_prompts = {c.text for c in cases}
     if config.per_fact_baseline and done.per_fact_baseline is None:
@@ -177,8 +168,10 @@ def run_benchmark(
         log.info("round %d: %d/%d applied, %.1f s", result.round_index, len(result.applied), len(batch),
                  time.perf_counter() - t0)
         if progress:
-            done.peak_rss_mb = max(done.peak_rss_mb, _peak_rss_mb())
+            done.peak_rss_mb = max(done.peak_rss_mb, peak_rss_mb())
             progress.save_round(done, session)
+        if checkpoints:
+            checkpoints.run_due(done, config.batch_size, control)
 
     post = evaluate(loaded, cases, generation=True, fluency=True, control=control, edited_prompts=edited_prompts,
                     chat=True)
@@ -217,13 +210,16 @@ def run_benchmark(
         "seconds_per_edit": done.edit_seconds / len(cases),
         "seconds_by_phase": {k: v / len(cases) for k, v in done.seconds_by_phase.items()},
         "edit_seconds_total": done.edit_seconds,
-        "peak_rss_mb": max(done.peak_rss_mb, _peak_rss_mb()),
+        "peak_rss_mb": max(done.peak_rss_mb, peak_rss_mb()),
         "device": str(loaded.device),
         "dtype": str(loaded.dtype).removeprefix("torch."),
         "torch_threads": torch.get_num_threads(),
         "model": loaded.name,
         "settings": hp.to_dict(),
     }
+    if checkpoints:
+        report["status"] = "complete"
+        report["checkpoints"] = checkpoints.block(done)
     if done.per_fact_baseline:
         report["per_fact_baseline"] = done.per_fact_baseline
     if done.resumed_after:  # the rounds ran in several processes, each with its own provenance

@@ -45,6 +45,8 @@ class RoundsDone:
     per_fact_baseline: dict[str, float] | None = None
     resumed_after: list[int] = field(default_factory=list)  # rounds done when each later process took over
     processes: list[dict[str, str]] = field(default_factory=list)  # provenance of each process that ran rounds
+    checkpoints: list[dict[str, object]] = field(default_factory=list)  # one point per checkpoint (bench_checkpoints)
+    checkpoint_samples: dict[str, list[int]] = field(default_factory=dict)  # drawn at the first checkpoint
 
 
 class BenchProgress:
@@ -53,6 +55,7 @@ class BenchProgress:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.session_path = self.folder / "session.safetensors"
+        self.rounds_path = self.folder / "rounds.json"
 
     def unedited(self, experiment: dict[str, object]) -> EvalSummary | None:
         """The unedited model's scores saved for this experiment (base weights, facts), or None."""
@@ -100,6 +103,11 @@ class BenchProgress:
         """Save after a round: the session first, so the rounds record never runs ahead of it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         session.save_state(self.session_path)
+        self._write("rounds.json", {"format": PROGRESS_FORMAT, **asdict(done)})
+
+    def save_checkpoint(self, done: RoundsDone) -> None:
+        """Save a checkpoint's point with the rounds it follows (their session is saved already), so
+        a resumed run neither measures it again nor loses it."""
         self._write("rounds.json", {"format": PROGRESS_FORMAT, **asdict(done)})
 
     def finish_run(self) -> None:

@@ -49,8 +49,31 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also time a plain per-fact target-state loop on K cases")
     p.add_argument("--set", action="append", default=[], type=setting, metavar="NAME=VALUE",
                    help="override an NSE setting")
+    add_checkpoint_options(p)
     add_model_options(p)
     p.set_defaults(run=run_bench)
+
+    p = sub.add_parser("bench-chart", help="draw the checkpoint curves of an `nse bench` result as a PNG")
+    p.add_argument("results", nargs="+", type=Path, help="result JSON(s) of `nse bench --checkpoint-every N`")
+    p.add_argument("--png", required=True, type=Path, help="the chart to write")
+    p.set_defaults(run=run_bench_chart)
+
+
+def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
+    """A lifelong run's checkpoints: fixed samples re-scored every N cases (see nse_engine/bench_checkpoints.py)."""
+    g = p.add_argument_group("checkpoints (curves of a long run; the result JSON is written after each)")
+    g.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="N",
+                   help="score fixed samples every N cases: retention, newest edits, specificity, chat, fluency")
+    g.add_argument("--first-sample", type=positive_int, default=None, metavar="N",
+                   help="the first N facts applied, re-scored at each checkpoint (default: the checkpoint size)")
+    g.add_argument("--last-sample", type=positive_int, default=None, metavar="N",
+                   help="the last N facts applied, scored at each checkpoint (default: the checkpoint size)")
+    g.add_argument("--neighbour-sample", type=non_negative_int, default=200, metavar="N",
+                   help="facts of the whole stream whose neighbour prompts measure specificity (default 200)")
+    g.add_argument("--chat-sample", type=non_negative_int, default=200, metavar="N",
+                   help="facts applied by the first checkpoint asked in chat and about their subject (default 200)")
+    g.add_argument("--sample-seed", type=non_negative_int, default=0, metavar="SEED",
+                   help="draws the neighbour and chat samples (default 0)")
 
 
 def parse_overrides(items: list[str | tuple[str, Any]]) -> dict[str, Any]:
@@ -175,16 +198,20 @@ def open_progress(folder: Path, fresh: bool) -> BenchProgress:
 
 def run_bench(args: argparse.Namespace) -> int:
     from nse_engine.bench import BenchConfig, read_cases, run_benchmark
+    from nse_engine.bench_checkpoints import CheckpointConfig
     from nse_engine.model.loading import load_model
     from nse_engine.provenance import write_result
 
     control = progress_bar_control()
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     cases = read_cases(args.cases, args.limit)
-    config = BenchConfig(limit=args.limit, batch_size=args.batch_size, per_fact_baseline=args.per_fact_baseline)
+    checkpoints = CheckpointConfig(args.checkpoint_every, args.first_sample, args.last_sample, args.neighbour_sample,
+                                   args.chat_sample, args.sample_seed) if args.checkpoint_every else None
+    config = BenchConfig(limit=args.limit, batch_size=args.batch_size, per_fact_baseline=args.per_fact_baseline,
+                         checkpoints=checkpoints)
     progress = open_progress(args.json.with_suffix(".progress"), args.fresh)
     report = run_benchmark(loaded, cases, config, parse_overrides(args.set), control, method=args.method,
-                           progress=progress)
+                           progress=progress, on_checkpoint=lambda so_far: write_result(args.json, so_far))
     write_result(args.json, report)
     progress.remove()
     if report.get("resumed_after_rounds"):
@@ -195,4 +222,21 @@ def run_bench(args: argparse.Namespace) -> int:
         value = report[key]
         print(f"{key:<33}{value:.3f}" if isinstance(value, float) else f"{key:<33}{value}")
     print(f"results written to {args.json}")
+    if "checkpoints" in report:
+        print(f"{len(report['checkpoints']['points'])} checkpoints; draw their curves with "
+              f"`nse bench-chart {args.json} --png CHART.png`")
+    return 0
+
+
+def run_bench_chart(args: argparse.Namespace) -> int:
+    from nse_engine.bench_curves import read_run_curves
+    from nse_engine.curves_chart import write_curves_chart
+    from nse_engine.errors import OutputFileError
+
+    runs = [read_run_curves(path) for path in args.results]
+    try:
+        write_curves_chart(runs, args.png)
+    except OSError as exc:
+        raise OutputFileError(f"cannot write {args.png}: {exc.strerror or exc}; choose another --png") from None
+    print(f"chart written to {args.png}")
     return 0

@@ -223,3 +223,12 @@ def _fact_scores(
         generation=says(generated, r.target_new) if generated is not None else None,
         generated=generated,
     )
+
+
+def subject_spelling(pre: EvalSummary, post: EvalSummary) -> dict[str, float | int | None]:
+    """Of the facts whose subject the unedited model spells right in "Tell me about {subject}.",
+    the share the edited model still spells right; with that count beside it (`pre` and `post`
+    score the same facts in the same order)."""
+    spelled = [after.written.subject_mentioned for before, after in zip(pre.facts, post.facts)
+               if before.written and after.written and before.written.subject_mentioned]
+    return {"subject_spelling": sum(spelled) / len(spelled) if spelled else None, "subject_spelled_before": len(spelled)}
