@@ -19,6 +19,7 @@ QT = {"PySide6", "qasync", "pyqtgraph"}
 APP_MAY_IMPORT = {
     "nse_engine",  # its __version__, for Help ▸ About (the package itself imports nothing)
     "nse_engine.answers",  # the whole-word rule, so the app highlights what the verdicts count
+    "nse_engine.bench_curves",  # the Retention screen reads a benchmark run's curves (JSON only)
     "nse_engine.errors",
     "nse_engine.facts",
     "nse_engine.method_names",

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import (
     QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
 )
 
-from nse_engine.errors import OutputFileError
+from nse_engine.bench_curves import RunCurves, read_run_curves
+from nse_engine.errors import NseError, OutputFileError
 from nse_engine.method_names import method_label
 from nse_engine.store.log_rows import BatchChanges, ProjectSeries, RetentionRow
 from nse_engine.store.output_paths import check_output_path
@@ -24,6 +25,8 @@ from nse_app.diagnostics import show_error
 from nse_app.recent_projects import recent_projects
 from nse_app.session import Session
 from nse_app.views import file_dialogs
+from nse_app.views.elided_label import ElidedLabel
+from nse_app.views.run_curves import RunCurvesOverlay
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
 
@@ -143,6 +146,7 @@ class RetentionView(QWidget):
         self.fluency_count = 0
         self.overlay: ProjectSeries | None = None
         self.overlay_count = 0
+        self.run_count = 0  # points drawn of a loaded benchmark run
         self._overlay_request = 0  # counts overlay loads and clears: only the latest load is drawn
         self.graphics = pg.GraphicsLayoutWidget()
         retention = self.graphics.addPlot(row=0, col=0, title="Share of earlier edits still retained")
@@ -167,6 +171,7 @@ class RetentionView(QWidget):
             self.card_labels[key] = label
             cards_layout.addWidget(label)
         self.overlay_lines = _Lines(retention, OVERLAY_LINES, in_legend=False)
+        self.run_curves = RunCurvesOverlay((retention, quality, fluency))
 
         self.summary = QLabel("Run a batch of edits to see how earlier edits hold up.")
         self.summary.setObjectName("retentionSummary")
@@ -182,6 +187,13 @@ class RetentionView(QWidget):
         self.clear_overlay_button.clicked.connect(self.clear_overlay)
         self.overlay_label = QLabel()
         self.overlay_label.setObjectName("overlayLabel")
+        load_run = QPushButton("Load run…")
+        load_run.setToolTip("Draw the checkpoint curves of an `nse bench --checkpoint-every N` result (dotted)")
+        load_run.clicked.connect(self.browse_run)
+        self.clear_run_button = QPushButton("Clear run")
+        self.clear_run_button.clicked.connect(lambda: self.show_run(None))
+        self.run_label = ElidedLabel()
+        self.run_label.setObjectName("runLabel")
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
         top.addWidget(save)
@@ -190,9 +202,14 @@ class RetentionView(QWidget):
         compare.addWidget(browse)
         compare.addWidget(self.clear_overlay_button)
         compare.addWidget(self.overlay_label, 1)
+        run_row = QHBoxLayout()
+        run_row.addWidget(load_run)
+        run_row.addWidget(self.clear_run_button)
+        run_row.addWidget(self.run_label, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(compare)
+        layout.addLayout(run_row)
         layout.addWidget(self.cards)
         layout.addWidget(self.graphics)
 
@@ -201,6 +218,7 @@ class RetentionView(QWidget):
         session.project_changed.connect(lambda _info: self.refresh_picker())
         self.refresh_picker()
         self.show_overlay(None)
+        self.show_run(None)
 
     def refresh(self) -> None:
         self._session.start(self._refresh())
@@ -321,10 +339,34 @@ class RetentionView(QWidget):
             index = self.overlay_picker.count() - 1
         self.overlay_picker.setCurrentIndex(index)
 
+    # ---- a benchmark run's curves ------------------------------------------------------------
+
+    def browse_run(self) -> None:
+        path = file_dialogs.open_file(self, "Load the curves of a benchmark run", "bench_run",
+                                      "Benchmark results (*.json)")
+        if path:
+            self.load_run(path)
+
+    def load_run(self, path: str) -> bool:
+        """Draw the checkpoint curves of the `nse bench` result in `path`; a dialog says why not."""
+        try:
+            run = read_run_curves(path)
+        except NseError as error:
+            show_error(error, self)
+            return False
+        self.show_run(run)
+        return True
+
+    def show_run(self, run: RunCurves | None) -> None:
+        self.run_count = self.run_curves.show(run)
+        self.clear_run_button.setEnabled(run is not None)
+        self.run_label.setText(self.run_curves.describe() or "Load run… draws a benchmark's checkpoint curves")
+        self._fit_x()
+
     def _fit_x(self) -> None:
-        """Room for the longer of the two runs (the other charts follow: their x axes are linked)."""
+        """Room for the longest of the runs (the other charts follow: their x axes are linked)."""
         points = [*self.series, *(self.overlay.points if self.overlay else ())]
-        last_x = max((float(p.edits_applied) for p in points), default=1.0)
+        last_x = max([float(p.edits_applied) for p in points] + [self.run_curves.last_x()]) or 1.0
         self.retention.plot.setXRange(0.0, last_x * 1.05 + 0.5, padding=0)
 
     def save_png(self) -> None:

@@ -23,6 +23,7 @@ CASES = [
     ("import_view", "export_rejected", "getSaveFileName", "save_rejected_to", "facts-rejected.csv"),
     ("retention_view", "browse_overlay", "getExistingDirectory", "overlay_from", None),
     ("retention_view", "save_png", "getSaveFileName", "save_to", "retention.png"),
+    ("retention_view", "browse_run", "getOpenFileName", "load_run", None),
 ]
 
 
