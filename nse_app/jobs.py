@@ -255,7 +255,7 @@ def project_series(engine: Engine, ctx: JobContext, folder: str) -> ProjectSerie
 def preview_import(engine: Engine, ctx: JobContext, path: str) -> FilePreview:
     """Every record of a fact file with its problems, as importing it now would find them
     (a dry run against the open project adds duplicate checks)."""
-    from nse_engine.store.importing import FactFile
+    from nse_engine.fact_files.fact_file import FactFile
 
     rows = []
     with FactFile(Path(path)) as source:
@@ -287,7 +287,7 @@ def export_rejected(engine: Engine, ctx: JobContext, rows: list[FileRow], path: 
     """Write rejected rows in the import layout, with their problems, so they can be fixed and re-imported
     (never over `source`, the file they came from, nor over the open project's files)."""
     from nse_engine.store.csv_export import export_rejected as engine_export
-    from nse_engine.store.importing import RejectedRow
+    from nse_engine.store.import_report import RejectedRow
 
     projects = [engine.workspace.project.folder] if engine.workspace is not None else []
     return engine_export([RejectedRow(r.line, list(r.problems), dict(r.fields)) for r in rows], Path(path),

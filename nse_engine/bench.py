@@ -26,7 +26,7 @@ from nse_engine.model.fingerprint import prefix_fingerprint
 from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl, silent
 from nse_engine.provenance import provenance
-from nse_engine.store.importing import FactFile
+from nse_engine.fact_files.fact_file import FactFile
 from nse_engine.store.log_rows import first_round_retention
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The layers stay apart: the engine never reaches Qt or the app, not even through other modules;
-the app imports only the engine's torch-free records (and the jobs module, lazily, the rest);
-importing the app's windows imports no torch; the engine's imports form no cycle, imports for
-type checkers included."""
+the lowest engine layers import nothing above them; the app imports only the engine's torch-free
+records (and the jobs module, lazily, the rest); importing the app's windows imports no torch; the
+engine's imports form no cycle, imports for type checkers included."""
 
 import ast
 import os
@@ -21,6 +21,7 @@ APP_MAY_IMPORT = {
     "nse_engine.answers",  # the whole-word rule, so the app highlights what the verdicts count
     "nse_engine.bench_curves",  # the Retention screen reads a benchmark run's curves (JSON only)
     "nse_engine.errors",
+    "nse_engine.fact_files.validation",
     "nse_engine.facts",
     "nse_engine.method_names",
     "nse_engine.progress",
@@ -30,7 +31,6 @@ APP_MAY_IMPORT = {
     "nse_engine.store.log_rows",
     "nse_engine.store.output_paths",  # the save dialogs refuse a project's own files before writing
     "nse_engine.store.records",
-    "nse_engine.store.validation",
 }
 # The one app module that imports the rest of the engine, inside its functions (see its docstring).
 APP_LAZY_IMPORTS = "nse_app/jobs.py"
@@ -117,6 +117,35 @@ def test_engine_imports_form_no_cycle():
     graph = _engine_graph()
     cycles = sorted(m for m in graph if any(m in _reached(n, graph) for n in graph[m]))
     assert not cycles
+
+
+# The engine's bottom: records, errors, progress and paths, which every layer may import.
+BOTTOM = {"nse_engine", "nse_engine.answers", "nse_engine.atomic", "nse_engine.errors", "nse_engine.facts",
+          "nse_engine.json_lines", "nse_engine.method_names", "nse_engine.paths", "nse_engine.progress",
+          "nse_engine.provenance"}
+# The lowest layers (model → stats → editing → evaluation/store → workspace → cli/app) and which of
+# the others each may import besides the bottom: reading fact files lies below the store and bench.
+MAY_IMPORT = {
+    "nse_engine.model": set(),
+    "nse_engine.fact_files": set(),
+    "nse_engine.stats": {"nse_engine.model"},
+    "nse_engine.store": {"nse_engine.fact_files"},
+}
+
+
+def _layer(module: str) -> str:
+    """The engine package a module belongs to (nse_engine.model for nse_engine.model.loading), or
+    the module itself at the top of the engine."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 else module
+
+
+def test_lower_layers_import_nothing_above_them():
+    graph = _engine_graph()
+    rules = {layer: BOTTOM | {layer} | below for layer, below in MAY_IMPORT.items()} | dict.fromkeys(BOTTOM, BOTTOM)
+    above = {module: {m for m in imported if m.startswith("nse_engine") and _layer(m) not in rules[_layer(module)]}
+             for module, imported in graph.items() if _layer(module) in rules}
+    assert not {m: bad for m, bad in above.items() if bad}
 
 
 def _app_engine_imports() -> dict[Path, list[tuple[str, bool]]]:

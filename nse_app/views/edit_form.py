@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from nse_engine.facts import EditRequest
 from nse_engine.errors import Cancelled
-from nse_engine.store.validation import (
+from nse_engine.fact_files.validation import (
     LIST_FIELDS,
     LIST_SEPARATOR,
     MAX_CHARACTERS,

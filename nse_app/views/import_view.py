@@ -19,9 +19,9 @@ from PySide6.QtWidgets import (
 )
 
 from nse_engine.errors import OutputFileError
+from nse_engine.fact_files.validation import FIELDS
 from nse_engine.store.output_paths import check_output_path
 from nse_engine.store.records import FilePreview, FileRow, ImportSummary
-from nse_engine.store.validation import FIELDS
 
 from nse_app import jobs
 from nse_app.diagnostics import show_error

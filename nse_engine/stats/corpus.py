@@ -17,6 +17,7 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerBase
 
 from nse_engine.errors import NseError
+from nse_engine.json_lines import json_lines
 from nse_engine.model.tokens import bos_token_id
 from nse_engine.paths import packaged_file
 from nse_engine.progress import JobControl
@@ -92,13 +93,9 @@ def _wikipedia() -> Corpus:
 
 def _jsonl_texts(text: str, path: Path) -> list[str]:
     texts = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise NseError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from exc
+    for number, record in json_lines(text.splitlines()):
+        if isinstance(record, json.JSONDecodeError):
+            raise NseError(f"{path}, line {number}: not valid JSON ({record.msg}).") from record
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise NseError(f"{path}, line {number}: expected an object with a string \"text\" field.")
         if record["text"].strip():

@@ -1,6 +1,13 @@
 """The edit log: a project's facts, batches, evaluations and chats in SQLite, and fact import."""
 
-from nse_engine.store.importing import ImportReport, RejectedRow
+from nse_engine.fact_files.validation import (
+    FactProblem,
+    InvalidFactError,
+    TokenLimit,
+    build_fact,
+    fact_from_fields,
+)
+from nse_engine.store.import_report import ImportReport, RejectedRow
 from nse_engine.store.project import Project
 from nse_engine.store.records import (
     Batch,
@@ -11,13 +18,6 @@ from nse_engine.store.records import (
     RetentionPoint,
     StateFile,
     WriteState,
-)
-from nse_engine.store.validation import (
-    FactProblem,
-    InvalidFactError,
-    TokenLimit,
-    build_fact,
-    fact_from_fields,
 )
 
 __all__ = [

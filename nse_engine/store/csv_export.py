@@ -1,6 +1,6 @@
 """CSV files for spreadsheets: the log's facts and batches, and the rows an import rejected.
 
-Cells that a spreadsheet would run as a formula get an apostrophe in front (csv_cells.py), so
+Cells that a spreadsheet would run as a formula get an apostrophe in front (fact_files/csv_cells.py), so
 opening an export can never execute anything; our importer takes it off again. Files are UTF-8
 with a BOM, which Excel needs to read UTF-8 and our importer accepts.
 """
@@ -14,11 +14,11 @@ from typing import Iterable, Sequence
 
 from nse_engine.atomic import atomic_path
 from nse_engine.errors import OutputFileError
-from nse_engine.store.csv_cells import FACT_EXPORT_COLUMNS, REJECTED_COLUMNS, neutralise_formula
-from nse_engine.store.importing import RejectedRow
+from nse_engine.fact_files.csv_cells import FACT_EXPORT_COLUMNS, REJECTED_COLUMNS, neutralise_formula
+from nse_engine.fact_files.validation import FIELDS, fields_of
+from nse_engine.store.import_report import RejectedRow
 from nse_engine.store.output_paths import check_output_path
 from nse_engine.store.project import Project
-from nse_engine.store.validation import FIELDS, fields_of
 
 __all__ = ["REJECTED_COLUMNS", "export_batches", "export_facts", "export_rejected", "write_csv"]
 

@@ -12,12 +12,14 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from nse_engine.fact_files.fact_file import FactFile
+from nse_engine.fact_files.source import SourceRecord
+from nse_engine.fact_files.validation import FactProblem, TokenLimit, fields_of
 from nse_engine.progress import JobControl, silent
 from nse_engine.store.database import now
 from nse_engine.store.fact_rows import INSERT_FACT, duplicate_problems, fact_row
-from nse_engine.store.importing import FactFile, ImportReport, RejectedRow, SkippedRow, SourceRecord
+from nse_engine.store.import_report import ImportReport, RejectedRow, SkippedRow
 from nse_engine.store.log_queries import LogQueries
-from nse_engine.store.validation import FactProblem, TokenLimit, fields_of
 
 log = logging.getLogger(__name__)
 

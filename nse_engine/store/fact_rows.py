@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Mapping
 
+from nse_engine.fact_files.validation import FactProblem, build_fact
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.errors import ProjectError
 from nse_engine.store import schema
 from nse_engine.store.records import Fact
-from nse_engine.store.validation import FactProblem, build_fact
 
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
 

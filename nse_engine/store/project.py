@@ -24,6 +24,7 @@ from sqlite_utils import Database
 
 from nse_engine.atomic import atomic_path
 from nse_engine.errors import ProjectError, StorageError
+from nse_engine.fact_files.validation import TokenLimit
 from nse_engine.facts import EditRequest, FactOutcome
 from nse_engine.paths import PROJECT_STATE_DIR, is_log_leftover
 from nse_engine.progress import JobControl
@@ -31,7 +32,7 @@ from nse_engine.store import database, schema
 from nse_engine.store.batch_history import BatchHistory, ensure_state_folder, refuse_states_without_log
 from nse_engine.store.database import LOG_FILE
 from nse_engine.store.fact_import import import_facts
-from nse_engine.store.importing import ImportReport
+from nse_engine.store.import_report import ImportReport
 from nse_engine.store.log_queries import LogQueries
 from nse_engine.store.project_lock import ProjectLock
 from nse_engine.store.queue import FactQueue
@@ -49,7 +50,6 @@ from nse_engine.store.records import (
 )
 from nse_engine.store.state_recovery import Recovery
 from nse_engine.store.storage_errors import storage_error, storage_errors, storage_kind
-from nse_engine.store.validation import TokenLimit
 
 __all__ = ["LOG_FILE", "STATE_DIR", "Project"]
 

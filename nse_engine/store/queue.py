@@ -7,12 +7,12 @@ from typing import Iterable, Sequence
 from sqlite_utils import Database
 
 from nse_engine.errors import ProjectError
+from nse_engine.fact_files.validation import FactProblem, InvalidFactError
 from nse_engine.facts import EditRequest
 from nse_engine.store.database import now
 from nse_engine.store.fact_rows import INSERT_FACT, duplicate_problems, fact_row, normalised
 from nse_engine.store.log_queries import LogQueries
 from nse_engine.store.records import Retry
-from nse_engine.store.validation import FactProblem, InvalidFactError
 
 
 class FactQueue:

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
+from nse_engine.fact_files.validation import FactProblem
 from nse_engine.facts import EditRequest
 from nse_engine.method_names import SWITCH_NAMES
-from nse_engine.store.validation import FactProblem
 
 WriteState = Callable[[Path], None]
 """Writes the engine's editing state to the given path (the store chooses it and makes it durable)."""

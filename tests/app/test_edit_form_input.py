@@ -8,9 +8,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QLabel
 
+from nse_engine.fact_files.validation import MAX_CHARACTERS
 from nse_engine.facts import EditRequest
 from nse_engine.store.records import ProjectSummary
-from nse_engine.store.validation import MAX_CHARACTERS
 
 from nse_app.session import Session
 from nse_app.views.edit_form import EditForm

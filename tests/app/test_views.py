@@ -9,12 +9,12 @@ import time
 import pytest
 from PySide6.QtWidgets import QPushButton
 
+from nse_engine.fact_files.validation import FactProblem
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.model.summary import ModelSummary
 from nse_engine.progress import Progress
 from nse_engine.store.log_rows import BatchChanges, LogRow, RetentionRow
 from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary, Retry, ScheduleStep
-from nse_engine.store.validation import FactProblem
 
 from nse_app import jobs
 from nse_app.main_window import MainWindow

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nse_engine.errors import ProjectError
+from nse_engine.fact_files.csv_facts import MAX_CSV_CELL
 from nse_engine.store import Project
-from nse_engine.store.importing import MAX_CSV_CELL
 from nse_engine.workspace import Workspace
 
 from reliability.faults import (

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from nse_engine.errors import ImportFormatError, StorageError
+from nse_engine.fact_files.fact_file import FactFile
 from nse_engine.facts import FactOutcome
 from nse_engine.store import Project
-from nse_engine.store.importing import FactFile
 
 from reliability.faults import FACTS, error_line, make_project, nse_env, run_nse, write_facts_csv
 

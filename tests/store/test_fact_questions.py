@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from nse_engine.fact_files.validation import MAX_CHARACTERS, InvalidFactError
 from nse_engine.facts import EditRequest
 from nse_engine.store import Project
 from nse_engine.store.csv_export import export_facts
 from nse_engine.store.project import LOG_FILE
-from nse_engine.store.validation import MAX_CHARACTERS, InvalidFactError
 
 DATA = Path(__file__).with_name("data")
 HEIHE = ("Which country is Heihe in?", "In which country would I find Heihe?")

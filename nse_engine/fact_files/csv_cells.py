@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from nse_engine.store.validation import FIELDS
+from nse_engine.fact_files.validation import FIELDS
 
 FACT_EXPORT_COLUMNS = ("id", "status", *FIELDS, "batch_id", "reason", "source_file", "source_line", "created_at")
 REJECTED_COLUMNS = ("line", "problems", *FIELDS)
