@@ -49,12 +49,37 @@ def _models_on_test_device():
     LoadedModel.__init__ = built_for_cpu
 
 
+@pytest.fixture(scope="session")
+def _shared_cache(tmp_path_factory) -> Path:
+    """One statistics and derived-settings cache for the whole session, for the tests that use it: the
+    integration tests on the real models, and the app and reliability tests on the tiny model on disk.
+    Its entries are keyed by the model's weights and the text sample, so each model is measured once."""
+    return tmp_path_factory.mktemp("nse-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_dirs(tmp_path_factory, monkeypatch):
-    """Every test writes its data and caches to temporary folders, never the user's."""
+def _isolated_dirs(request, tmp_path_factory, monkeypatch):
+    """Every test writes its data and caches to temporary folders, never the user's; the integration
+    tests share one cache, so that a real model's statistics are computed once per session, not per test."""
     root = tmp_path_factory.mktemp("nse-home")
     monkeypatch.setenv("NSE_DATA_DIR", str(root / "data"))
-    monkeypatch.setenv("NSE_CACHE_DIR", str(root / "cache"))
+    shared = request.node.get_closest_marker("integration") is not None
+    monkeypatch.setenv("NSE_CACHE_DIR", str(request.getfixturevalue("_shared_cache") if shared else root / "cache"))
+
+
+@pytest.fixture
+def shared_cache(_isolated_dirs, _shared_cache, monkeypatch) -> Path:
+    """This test's statistics and derived settings go to the session's one cache (`_shared_cache`)."""
+    monkeypatch.setenv("NSE_CACHE_DIR", str(_shared_cache))
+    return _shared_cache
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The tiny GPT-2 saved as a model folder, as a user would choose it."""
+    from tiny import save_model
+
+    return save_model("gpt2", tmp_path_factory.mktemp("models") / "tiny-gpt2")
 
 
 @pytest.fixture(scope="session")

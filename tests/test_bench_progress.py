@@ -22,6 +22,8 @@ FIGURES = ("efficacy", "generalization", "specificity", "specificity_unedited_ne
            "not_applied", "refreshed_per_round", "settings", "pre_efficacy", "pre_specificity", "pre_generation",
            "pre_chat_answer", "pre_neighbour_generation")
 CONFIG = BenchConfig(limit=3, batch_size=1)
+# The tiny model's statistics and derived settings are computed once for the session, not per test.
+pytestmark = pytest.mark.usefixtures("shared_cache")
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +61,12 @@ def _same_weights(resumed: list[torch.Tensor], whole: list[torch.Tensor]) -> boo
 
 
 @pytest.fixture(scope="module")
-def unbroken(model_folder):
+def unbroken(model_folder, _shared_cache):
     loaded = load_model(model_folder, device="cpu")
     base = _edited_weights(loaded)
-    report = run_benchmark(loaded, _cases(), CONFIG)
+    with pytest.MonkeyPatch.context() as env:  # built before any test's own folders are set
+        env.setenv("NSE_CACHE_DIR", str(_shared_cache))
+        report = run_benchmark(loaded, _cases(), CONFIG)
     edited = _edited_weights(loaded)
     assert not _same_weights(edited, base)  # the edits are large enough for the weight checks to mean something
     return report, edited

@@ -10,19 +10,11 @@ from nse_engine.chat import build_inputs, fact_question, is_chat_model, prompt_q
 from nse_engine.facts import EditRequest
 from nse_engine.model.loading import LoadedModel
 from nse_engine.model.tokens import bos_token_id, encode_prompt
-from tiny import make_model, make_tokenizer
-
-TEMPLATE = (
-    "{% for m in messages %}<|bos|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|bos|>assistant:{% endif %}"
-)
+from tiny import CHAT_TEMPLATE, tiny_loaded
 
 
 def tiny(kind: str = "llama", chat: bool = False) -> LoadedModel:
-    tokenizer = make_tokenizer()
-    if chat:
-        tokenizer.chat_template = TEMPLATE
-    return LoadedModel(make_model(kind, tokenizer), tokenizer, "tiny", f"tiny-{kind}", torch.device("cpu"), torch.float32)
+    return tiny_loaded(kind, chat_template=CHAT_TEMPLATE if chat else None)
 
 
 def greedy_reference(loaded: LoadedModel, ids: list[int], n: int) -> str:
@@ -63,7 +55,7 @@ def test_chat_template_is_used_and_starts_with_one_bos():
 
 def test_template_without_bos_gets_one():
     loaded = tiny(chat=True)
-    loaded.tokenizer.chat_template = TEMPLATE.replace("<|bos|>", "")
+    loaded.tokenizer.chat_template = CHAT_TEMPLATE.replace("<|bos|>", "")
     ids = build_inputs(loaded, "Hi")["input_ids"][0].tolist()
     assert ids[0] == bos_token_id(loaded.tokenizer)
     assert ids.count(ids[0]) == 1

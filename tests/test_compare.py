@@ -41,7 +41,7 @@ def test_a_comparison_writes_its_table_json_and_charts(tmp_path):
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
 
 
-def test_a_stopped_comparison_keeps_its_finished_methods_and_a_rerun_does_only_the_rest(tmp_path):
+def test_a_stopped_comparison_keeps_its_finished_methods_and_a_rerun_does_only_the_rest(tmp_path, shared_cache):
     from reliability.faults import FACTS
     from tiny import save_model
 
@@ -91,7 +91,7 @@ def test_a_stopped_comparison_keeps_its_finished_methods_and_a_rerun_does_only_t
         run_comparison(loaded, cases[:1], BenchConfig(limit=1, batch_size=2), runs, earlier=read_comparison(out))
 
 
-def test_a_bench_result_becomes_a_comparison_column_that_compare_keeps(tmp_path):
+def test_a_bench_result_becomes_a_comparison_column_that_compare_keeps(tmp_path, shared_cache):
     from reliability.faults import FACTS
     from tiny import save_model
 

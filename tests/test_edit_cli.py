@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tiny import make_model, make_tokenizer, save_model
 
 from reliability.faults import cli, write_facts_csv
+
+# The tiny model's derived settings and statistics are the same in every test: computed once per session.
+pytestmark = pytest.mark.usefixtures("shared_cache")
 
 
 def test_nse_edit_prints_the_facts_that_did_not_hold_and_the_count(tmp_path, capsys):

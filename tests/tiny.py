@@ -20,9 +20,22 @@ from transformers import (
     Qwen2Config,
 )
 
+from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.model.loading import LoadedModel
+
 # Where the suite runs its models: "cpu" here; scripts/gpu-check.sh sets NSE_TEST_DEVICE=cuda
 # and tests/conftest.py then moves every LoadedModel the tests build onto it.
 TEST_DEVICE = torch.device(os.environ.get("NSE_TEST_DEVICE", "cpu"))
+
+# Key statistics of a tiny model (d_ff 72 or 80) from this many token positions: a full-rank C in
+# a fraction of a second, where the 524,288 of a real model's default take half a minute.
+TEST_STATS_TOKENS = 1024
+
+# A chat template for the tiny tokenizer (it has none): the whole conversation is the prompt.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|bos|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|bos|>assistant:{% endif %}"
+)
 
 _TEXT = """The capital of France is Paris. The capital of Germany is Berlin. Rome is the capital of Italy.
 Danielle Darrieux is a native speaker of French. The Eiffel Tower is located in Paris.
@@ -110,3 +123,23 @@ def save_model(kind: str, folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def tiny_loaded(kind: str = "llama", seed: int = 0, add_bos: bool = False, chat_template: str | None = None,
+                name: str | None = None) -> LoadedModel:
+    """A tiny random model as a loaded model (nothing read from disk); `chat_template` makes it a chat model."""
+    tokenizer = make_tokenizer(add_bos=add_bos)
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    model = make_model(kind, tokenizer, seed)
+    return LoadedModel(model, tokenizer, "tiny", name or f"tiny-{kind}", torch.device("cpu"), torch.float32)
+
+
+def tiny_hparams(**changes: object) -> NseHyperParams:
+    """Settings that edit a tiny model in well under a second, without deriving any."""
+    hp = NseHyperParams(
+        layers=(1, 2), v_lr=0.5, v_num_grad_steps=6, alpha=0.0, upper_bound=1e9,
+        mom2_update_weight=10.0, neuron_threshold=0.8, context_prefixes=2, context_prefix_tokens=4,
+        stats_tokens=TEST_STATS_TOKENS,
+    )
+    return hp.with_overrides(**changes) if changes else hp

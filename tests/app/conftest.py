@@ -11,25 +11,13 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QCheckBox, QDoubleSpinBox, QMessageBox, QWidget
 from qasync import QEventLoop
 
-from tiny import save_model
+from tiny import CHAT_TEMPLATE, save_model
 
 from nse_app.main import configure_application
 from nse_app.main_window import MainWindow
 from nse_app.session import Session
 
 JOB_TIMEOUT_MS = 600_000  # the first project derives the tiny model's settings; slow on a busy machine
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    return save_model("gpt2", tmp_path_factory.mktemp("models") / "tiny-gpt2")
-
-
-# A chat template (the tiny tokenizer has none): the whole conversation is the model's prompt.
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|bos|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|bos|>assistant:{% endif %}"
-)
 
 
 @pytest.fixture(scope="session")
@@ -44,19 +32,13 @@ def tiny_chat_model(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def _shared_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("nse-cache")
-
-
 @pytest.fixture(autouse=True)
-def _settings_in_tmp(tmp_path, qapp, _isolated_dirs, _shared_cache, monkeypatch):
+def _settings_in_tmp(tmp_path, qapp, shared_cache):
     """Window state and recent projects go to a temporary ini file, never the user's settings.
 
     The statistics and derived NSE settings of the tiny model are cached once for all app tests
     (they are the same model each time); everything else stays per test.
     """
-    monkeypatch.setenv("NSE_CACHE_DIR", str(_shared_cache))
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
     configure_application(qapp)

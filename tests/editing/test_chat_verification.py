@@ -5,8 +5,6 @@ does not say gets the extra passes; the log keeps the reply, and the verdict nam
 import dataclasses
 from datetime import datetime, timedelta, timezone
 
-import torch
-
 from nse_engine.answers import mentions, says
 from nse_engine.chat import CHAT_ANSWER_TOKENS, fact_question, prompt_question, replies
 from nse_engine.editing.session import EditingSession
@@ -15,19 +13,13 @@ from nse_engine.facts import EditRequest
 from nse_engine.model.loading import LoadedModel
 from nse_engine.store import Project
 from nse_engine.store.log_rows import held_count, written_texts
-from test_session import tiny_hparams
-from tiny import make_model, make_tokenizer
+from tiny import CHAT_TEMPLATE, tiny_hparams, tiny_loaded
 
-TEMPLATE = ("{% for m in messages %}<|bos|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-            "{% if add_generation_prompt %}<|bos|>assistant:{% endif %}")
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 
 
 def tiny_gpt2(chat: bool) -> LoadedModel:
-    tokenizer = make_tokenizer()
-    if chat:
-        tokenizer.chat_template = TEMPLATE
-    return LoadedModel(make_model("gpt2", tokenizer), tokenizer, "tiny", "tiny", torch.device("cpu"), torch.float32)
+    return tiny_loaded("gpt2", chat_template=CHAT_TEMPLATE if chat else None)
 
 
 def facts_it_completes(session: EditingSession) -> list[EditRequest]:

@@ -17,7 +17,8 @@ from nse_engine.progress import JobControl
 from nse_engine.stats.nullspace import eigenbasis
 from nse_engine.store import Project
 from nse_engine.workspace import Workspace
-from test_session import ROUND_1, ROUND_2, loaded_tiny, tiny_hparams
+from test_session import ROUND_1, ROUND_2
+from tiny import tiny_hparams, tiny_loaded
 
 
 def _second_moment(d_ff: int, rank: int, seed: int) -> torch.Tensor:
@@ -60,7 +61,7 @@ def test_nullspace_threshold_for_an_energy_share_keeps_that_share_free():
 
 
 def test_an_alphaedit_round_keeps_general_text_keys_output_unchanged():
-    loaded = loaded_tiny()
+    loaded = tiny_loaded()
     nse = tiny_hparams()
     hp = for_method(nse, "alphaedit", alphaedit_l2=1.0, nullspace_threshold=1e9)  # P = I: a plain projected solve
     session = EditingSession(loaded, hp)
@@ -85,8 +86,8 @@ def test_memit_is_nse_with_every_neuron_one_pass_and_even_shares_except_for_rewi
     assert (memit.neuron_threshold, memit.max_iterations, memit.layer_share_ratio) == (1.0, 1, 1.0)
     assert memit.alpha == 0 and math.isinf(memit.upper_bound) and not memit.refresh_drifted
 
-    by_memit = EditingSession(loaded_tiny(), memit)
-    by_nse = EditingSession(loaded_tiny(), as_nse)
+    by_memit = EditingSession(tiny_loaded(), memit)
+    by_nse = EditingSession(tiny_loaded(), as_nse)
     by_memit.apply_round(ROUND_1)
     by_nse.apply_round(ROUND_1)
     for l in by_memit.layers:  # on the first round the current weights are the original ones
@@ -119,8 +120,8 @@ def test_norm_anchoring_rescales_target_values_to_the_anchor_and_skips_far_ones(
 
 
 def test_a_nas_round_skips_the_edit_beyond_twice_the_anchor_and_applies_the_other():
-    loaded = loaded_tiny()
-    probe = EditingSession(loaded_tiny(), tiny_hparams())
+    loaded = tiny_loaded()
+    probe = EditingSession(tiny_loaded(), tiny_hparams())
     probe.prepare(JobControl())
     with torch.enable_grad():
         states = compute_target_states(probe.loaded.model, probe.loaded.tokenizer, probe.points, ROUND_1,
@@ -141,28 +142,28 @@ def test_the_method_is_fixed_per_project(tmp_path):
     with Project.create(folder) as project:
         project.check_method("nse")
     with pytest.raises(ProjectError, match="NSE.*MEMIT"):
-        Workspace.open(loaded_tiny(), folder, method="memit")
+        Workspace.open(tiny_loaded(), folder, method="memit")
     with pytest.raises(ProjectError, match="unknown editing method"):
-        Workspace.open(loaded_tiny(), folder, method="rome")
+        Workspace.open(tiny_loaded(), folder, method="rome")
 
-    session = EditingSession(loaded_tiny(), for_method(tiny_hparams(), "alphaedit", 1.0, 1e9))
+    session = EditingSession(tiny_loaded(), for_method(tiny_hparams(), "alphaedit", 1.0, 1e9))
     session.apply_round(ROUND_1)
     session.save_state(tmp_path / "state.safetensors")
-    resumed = EditingSession.from_state(loaded_tiny(), tmp_path / "state.safetensors")
+    resumed = EditingSession.from_state(tiny_loaded(), tmp_path / "state.safetensors")
     assert resumed.hparams.method == "alphaedit"
     with pytest.raises(EditError, match="cannot change"):
         resumed.apply_round(ROUND_2, hparams=resumed.hparams.with_overrides(method="nse", refresh_drifted=False))
 
 
-def test_a_new_projects_switches_are_kept_before_and_after_its_first_batch(tmp_path):
+def test_a_new_projects_switches_are_kept_before_and_after_its_first_batch(tmp_path, shared_cache):
     folder = tmp_path / "p"
-    with Workspace.open(loaded_tiny(), folder, method="memit", settings={"encore": True}).closing() as ws:
+    with Workspace.open(tiny_loaded(), folder, method="memit", settings={"encore": True}).closing() as ws:
         assert (ws.hparams.method, ws.hparams.encore, ws.hparams.norm_anchoring) == ("memit", True, False)
-    with Workspace.open(loaded_tiny(), folder).closing() as ws:  # reopened before any batch
+    with Workspace.open(tiny_loaded(), folder).closing() as ws:  # reopened before any batch
         assert (ws.hparams.method, ws.hparams.encore) == ("memit", True)
         ids = ws.project.queue_facts(ROUND_1)
         ws.run_batch(ids[:1])
-    with Workspace.open(loaded_tiny(), folder, settings={"encore": True}).closing() as ws:  # from its state
+    with Workspace.open(tiny_loaded(), folder, settings={"encore": True}).closing() as ws:  # from its state
         assert (ws.hparams.method, ws.hparams.encore) == ("memit", True)
     with pytest.raises(ProjectError, match="encore=True"):
-        Workspace.open(loaded_tiny(), folder, settings={"encore": False})
+        Workspace.open(tiny_loaded(), folder, settings={"encore": False})

@@ -6,7 +6,7 @@ import pytest
 from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.settings import parse_setting
 from nse_engine.errors import SettingsError
-from test_session import tiny_hparams
+from tiny import tiny_hparams
 
 
 def test_settings_saved_with_v_loss_layer_read_as_before():

@@ -44,11 +44,12 @@ def test_a_huge_residual_only_turns_the_contribution_never_enlarges_it():
 
 def test_a_round_on_a_gemma_block_moves_the_state_towards_its_target():
     from nse_engine.editing.session import EditingSession
-    from test_session import ROUND_1, loaded_tiny, tiny_hparams
+    from test_session import ROUND_1
+    from tiny import tiny_hparams, tiny_loaded
 
-    inverted = EditingSession(loaded_tiny("gemma3"), tiny_hparams(max_iterations=1))
+    inverted = EditingSession(tiny_loaded("gemma3"), tiny_hparams(max_iterations=1))
     assert inverted.points.mlp_output_norm_path == "post_feedforward_layernorm"
-    linear = EditingSession(loaded_tiny("gemma3"), tiny_hparams(max_iterations=1))
+    linear = EditingSession(tiny_loaded("gemma3"), tiny_hparams(max_iterations=1))
     linear.points.mlp_output_norm_path = None  # what NSE did before: add the residual to v itself
     for outcome in inverted.apply_round(ROUND_1).outcomes:
         assert outcome.distance_after < 0.3 * outcome.distance_before
@@ -71,10 +72,11 @@ def test_target_states_behind_a_norm_are_ones_the_block_can_produce():
     from nse_engine.editing.session import EditingSession
     from nse_engine.editing.target_state import compute_target_states
     from nse_engine.progress import silent
-    from test_session import ROUND_1, loaded_tiny, tiny_hparams
+    from test_session import ROUND_1
+    from tiny import tiny_hparams, tiny_loaded
 
     hp = tiny_hparams(v_lr=2.0, v_num_grad_steps=10)
-    session = EditingSession(loaded_tiny("gemma3"), hp)
+    session = EditingSession(tiny_loaded("gemma3"), hp)
     points, layer = session.points, session.layers[-1]
     norm = points.mlp_output_norm(layer)
     with torch.no_grad():  # a random tiny MLP's output is so small that the norm's eps would dominate it

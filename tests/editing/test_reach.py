@@ -7,14 +7,9 @@ from nse_engine.editing.reach import REACH_FRACTIONS, needed_reach, prefers_new_
 from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.loading import LoadedModel
-from tiny import make_model, make_tokenizer
+from tiny import tiny_loaded
 
 FACT = EditRequest("Paris", "The capital of {} is", "London", "France")
-
-
-def _loaded() -> LoadedModel:
-    tokenizer = make_tokenizer()
-    return LoadedModel(make_model("smollm", tokenizer), tokenizer, "tiny", "tiny", torch.device("cpu"), torch.float32)
 
 
 def _block_outputs(loaded: LoadedModel, layer: int, ids: list[int]) -> torch.Tensor:
@@ -29,7 +24,7 @@ def _block_outputs(loaded: LoadedModel, layer: int, ids: list[int]) -> torch.Ten
 
 
 def test_the_state_is_put_at_the_subject_and_nowhere_else():
-    loaded = _loaded()
+    loaded = tiny_loaded("smollm")
     points = find_edit_points(loaded.model)
     ids, at = tokenize_at_subject(loaded.tokenizer, "", FACT.prompt, FACT.subject)
     before = _block_outputs(loaded, 2, ids)
@@ -44,7 +39,7 @@ def test_the_state_is_put_at_the_subject_and_nowhere_else():
 
 
 def test_needed_reach_is_the_first_fraction_from_which_enough_facts_prefer_the_new_object():
-    loaded = _loaded()
+    loaded = tiny_loaded("smollm")
     points = find_edit_points(loaded.model)
     ids, at = tokenize_at_subject(loaded.tokenizer, "", FACT.prompt, FACT.subject)
     h = _block_outputs(loaded, 2, ids)[at][None]  # (1, hidden)

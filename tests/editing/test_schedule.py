@@ -4,7 +4,8 @@ import pytest
 
 from nse_engine.editing.schedule import schedule_table, settings_for_round
 from nse_engine.editing.session import EditingSession
-from test_session import ROUND_1, ROUND_2, loaded_tiny, tiny_hparams
+from test_session import ROUND_1, ROUND_2
+from tiny import tiny_hparams, tiny_loaded
 
 
 def test_the_schedule_grows_linearly_to_the_full_settings():
@@ -20,7 +21,7 @@ def test_the_schedule_grows_linearly_to_the_full_settings():
 
 def test_each_round_records_the_regularisation_it_used():
     hp = tiny_hparams(mom2_update_weight=10.0, earlier_edits_weight=4.0, schedule_ramp_edits=4, schedule_start=0.5)
-    session = EditingSession(loaded_tiny(), hp)
+    session = EditingSession(tiny_loaded(), hp)
     session.apply_round(ROUND_1)
     session.apply_round(ROUND_2)
     used = [(r.hparams["mom2_update_weight"], r.hparams["earlier_edits_weight"]) for r in session.rounds]

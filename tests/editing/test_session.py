@@ -5,15 +5,13 @@ import threading
 import pytest
 import torch
 
-from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.prompts import subject_span, tokenize_at_subject
 from nse_engine.facts import EditRequest
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.target_state import compute_target_states
 from nse_engine.errors import Cancelled, ProjectError
-from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl
-from tiny import make_model, make_tokenizer
+from tiny import make_tokenizer, tiny_hparams, tiny_loaded
 
 ROUND_1 = [
     EditRequest("Danielle Darrieux", "{} is a native speaker of", "English", "French"),
@@ -25,28 +23,13 @@ ROUND_2 = [
 ]
 
 
-def tiny_hparams(**changes) -> NseHyperParams:
-    hp = NseHyperParams(
-        layers=(1, 2), v_lr=0.5, v_num_grad_steps=6, alpha=0.0, upper_bound=1e9,
-        mom2_update_weight=10.0, neuron_threshold=0.8, context_prefixes=2, context_prefix_tokens=4,
-        stats_tokens=1024,
-    )
-    return hp.with_overrides(**changes) if changes else hp
-
-
-def loaded_tiny(kind: str = "llama", seed: int = 0) -> LoadedModel:
-    tok = make_tokenizer()
-    model = make_model(kind, tok, seed=seed)
-    return LoadedModel(model, tok, "tiny", "tiny", torch.device("cpu"), torch.float32)
-
-
 def edited_weights(session: EditingSession) -> dict[int, torch.Tensor]:
     return {l: session.points.weight(l).detach().clone() for l in session.layers}
 
 
 @pytest.mark.parametrize("kind", ["llama", "gpt2"])
 def test_round_changes_only_edited_layers_and_is_recorded(kind):
-    loaded = loaded_tiny(kind)
+    loaded = tiny_loaded(kind)
     before = {k: v.clone() for k, v in loaded.model.state_dict().items()}
     session = EditingSession(loaded, tiny_hparams())
     result = session.apply_round(ROUND_1)
@@ -60,14 +43,14 @@ def test_round_changes_only_edited_layers_and_is_recorded(kind):
 
 
 def test_weights_rewinding_target_states_ignore_earlier_edits():
-    loaded = loaded_tiny()
+    loaded = tiny_loaded()
     session = EditingSession(loaded, tiny_hparams())
     session.apply_round(ROUND_1)
     with session.original_weights():
         z_original = compute_target_states(loaded.model, loaded.tokenizer, session.points, ROUND_2,
                                            session.hparams, session.prefixes, JobControl()).z
     # what a round computes on the edited model goes through original_weights() as well
-    fresh = EditingSession(loaded_tiny(), tiny_hparams())
+    fresh = EditingSession(tiny_loaded(), tiny_hparams())
     fresh.prefixes = session.prefixes
     z_unedited = compute_target_states(fresh.loaded.model, fresh.loaded.tokenizer, fresh.points, ROUND_2,
                                        fresh.hparams, fresh.prefixes, JobControl()).z
@@ -77,7 +60,7 @@ def test_weights_rewinding_target_states_ignore_earlier_edits():
 
 
 def test_undo_restores_weights_and_kp_bit_exactly():
-    loaded = loaded_tiny()
+    loaded = tiny_loaded()
     session = EditingSession(loaded, tiny_hparams())
     session.apply_round(ROUND_1)
     weights_1 = edited_weights(session)
@@ -96,14 +79,14 @@ def test_undo_restores_weights_and_kp_bit_exactly():
 
 @pytest.mark.parametrize("refresh", [False, True])
 def test_resume_from_saved_state_equals_uninterrupted_run(tmp_path, refresh):
-    uninterrupted = EditingSession(loaded_tiny(), tiny_hparams(refresh_drifted=refresh))
+    uninterrupted = EditingSession(tiny_loaded(), tiny_hparams(refresh_drifted=refresh))
     uninterrupted.apply_round(ROUND_1)
     uninterrupted.apply_round(ROUND_2)
 
-    first = EditingSession(loaded_tiny(), tiny_hparams(refresh_drifted=refresh))
+    first = EditingSession(tiny_loaded(), tiny_hparams(refresh_drifted=refresh))
     first.apply_round(ROUND_1)
     first.save_state(tmp_path / "state.safetensors")
-    resumed = EditingSession.from_state(loaded_tiny(), tmp_path / "state.safetensors")
+    resumed = EditingSession.from_state(tiny_loaded(), tmp_path / "state.safetensors")
     for l in resumed.layers:
         assert torch.equal(resumed.points.weight(l), first.points.weight(l))
     resumed.apply_round(ROUND_2)
@@ -123,7 +106,7 @@ def test_refresh_pulls_back_a_drifted_earlier_edit_but_not_a_superseded_one():
     ]
 
     def distance_after_round_2(refresh: bool) -> tuple[float, list[str]]:
-        session = EditingSession(loaded_tiny(), tiny_hparams(refresh_drifted=refresh))
+        session = EditingSession(tiny_loaded(), tiny_hparams(refresh_drifted=refresh))
         session.apply_round(ROUND_1)
         result = session.apply_round(round_2)
         z = session.rounds[0].targets[0].double()
@@ -137,15 +120,15 @@ def test_refresh_pulls_back_a_drifted_earlier_edit_but_not_a_superseded_one():
 
 
 def test_state_of_another_base_model_is_refused(tmp_path):
-    session = EditingSession(loaded_tiny(seed=0), tiny_hparams())
+    session = EditingSession(tiny_loaded(seed=0), tiny_hparams())
     session.apply_round(ROUND_1)
     session.save_state(tmp_path / "state.safetensors")
     with pytest.raises(ProjectError, match="different base model"):
-        EditingSession.from_state(loaded_tiny(seed=1), tmp_path / "state.safetensors")
+        EditingSession.from_state(tiny_loaded(seed=1), tmp_path / "state.safetensors")
 
 
 def test_cancelled_round_leaves_model_and_session_unchanged():
-    loaded = loaded_tiny()
+    loaded = tiny_loaded()
     session = EditingSession(loaded, tiny_hparams())
     session.apply_round(ROUND_1)
     weights = edited_weights(session)
@@ -165,7 +148,7 @@ def test_cancelled_round_leaves_model_and_session_unchanged():
 
 
 def test_round_with_non_finite_update_is_refused_and_rolled_back():
-    loaded = loaded_tiny()
+    loaded = tiny_loaded()
     session = EditingSession(loaded, tiny_hparams())
     session.apply_round(ROUND_1)
     weights = edited_weights(session)
@@ -179,7 +162,7 @@ def test_round_with_non_finite_update_is_refused_and_rolled_back():
 
 
 def test_fact_beyond_upper_bound_is_reported_not_applied():
-    session = EditingSession(loaded_tiny(), tiny_hparams(upper_bound=1e-3))
+    session = EditingSession(tiny_loaded(), tiny_hparams(upper_bound=1e-3))
     result = session.apply_round(ROUND_1)
     assert not result.applied
     assert all("upper_bound" in o.reason for o in result.not_applied)

@@ -8,11 +8,12 @@ from nse_engine.errors import Cancelled, ProjectError
 from nse_engine.progress import JobControl
 from nse_engine.store import Project
 from nse_engine.workspace import Workspace
-from test_session import ROUND_1, ROUND_2, loaded_tiny, tiny_hparams
+from test_session import ROUND_1, ROUND_2
+from tiny import tiny_hparams, tiny_loaded
 
 
 def open_workspace(folder, seed: int = 0) -> Workspace:
-    loaded = loaded_tiny(seed=seed)
+    loaded = tiny_loaded(seed=seed)
     project = Project.open(folder) if (folder / "project.sqlite").exists() else Project.create(folder)
     state = project.current_state_file()
     session = EditingSession.from_state(loaded, state) if state else EditingSession(loaded, tiny_hparams())
@@ -85,14 +86,14 @@ def test_project_of_another_base_model_is_refused(tmp_path):
         open_workspace(tmp_path, seed=1)
 
 
-def test_a_new_project_with_chosen_layers_prepares_and_opens_again(tmp_path):
+def test_a_new_project_with_chosen_layers_prepares_and_opens_again(tmp_path, shared_cache):
     """Opened without deriving (the app's way), a new project with its own layers is checked at
     those layers: its preparation, and the next opening, do not call the model a different one."""
     folder = tmp_path / "p"
     chosen = {"layers": "2-3"}  # the tiny model's default layers are 1-2
-    with Workspace.open(loaded_tiny(), folder, settings=chosen, derive=False).closing() as ws:
+    with Workspace.open(tiny_loaded(), folder, settings=chosen, derive=False).closing() as ws:
         ws.prepare(JobControl())
         assert ws.hparams.layers == (2, 3)
-    with Workspace.open(loaded_tiny(), folder, derive=False).closing() as ws:
+    with Workspace.open(tiny_loaded(), folder, derive=False).closing() as ws:
         ws.prepare(JobControl())
         assert ws.prepared and ws.hparams.layers == (2, 3)

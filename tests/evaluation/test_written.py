@@ -10,16 +10,14 @@ from nse_engine.evaluation.written import written_scores
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.model.loading import LoadedModel
 from nse_engine.model.tokens import encode_prompt
-from tiny import make_model, make_tokenizer
+from tiny import tiny_loaded
 
 TEMPLATE = "{% for m in messages %}<|bos|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
 
 
 @pytest.fixture(scope="module")
 def chat_llama() -> LoadedModel:
-    tokenizer = make_tokenizer()
-    tokenizer.chat_template = TEMPLATE
-    return LoadedModel(make_model("llama", tokenizer), tokenizer, "tiny", "tiny-chat", torch.device("cpu"), torch.float32)
+    return tiny_loaded("llama", chat_template=TEMPLATE, name="tiny-chat")
 
 
 def by_hand(loaded: LoadedModel, ids: list[int], n: int) -> str:

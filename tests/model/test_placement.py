@@ -4,7 +4,6 @@ it on a CPU machine (CPU and disk), edits written where the weights live, offloa
 import pytest
 import torch
 
-from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.memory_estimate import GIB
 from nse_engine.editing.session import EditingSession
 from nse_engine.errors import InsufficientMemoryError, ModelLoadError
@@ -14,21 +13,13 @@ from nse_engine.model.loading import load_model, read_config
 from nse_engine.model.devices import Device
 from nse_engine.model.placement import offloaded_blocks, place_weights, require_editable
 from nse_engine.model.shape import model_shape
-from tiny import save_model
+from tiny import save_model, tiny_hparams
 
 FACTS = [
     EditRequest("Danielle Darrieux", "{} is a native speaker of", "English", "French"),
     EditRequest("Toko Yasuda", "{} plays the", "piano", "guitar"),
 ]
 TWO_GPUS = (Device("cuda:0", 8 * GIB), Device("cuda:1", 8 * GIB), Device("cpu", 8 * GIB))
-
-
-def tiny_hparams(layers=(1, 2)) -> NseHyperParams:
-    return NseHyperParams(
-        layers=layers, v_lr=0.5, v_num_grad_steps=4, alpha=0.0, upper_bound=1e9,
-        mom2_update_weight=10.0, neuron_threshold=0.8, context_prefixes=1, context_prefix_tokens=4,
-        stats_tokens=512,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ from typing import Iterator, Sequence
 
 import pytest
 
+from tiny import tiny_hparams, tiny_loaded
+
 REPO = Path(__file__).resolve().parents[2]
 
 FACTS = [
@@ -174,28 +176,6 @@ def flip_byte(path: Path, offset: int) -> None:
 
 
 # -- tiny edited projects ----------------------------------------------------------------------
-
-
-def tiny_loaded(kind: str = "llama", seed: int = 0):
-    """A tiny random model as a loaded model (nothing read from disk)."""
-    import torch
-
-    from nse_engine.model.loading import LoadedModel
-    from tiny import make_model, make_tokenizer
-
-    tokenizer = make_tokenizer()
-    return LoadedModel(make_model(kind, tokenizer, seed=seed), tokenizer, "tiny", "tiny", torch.device("cpu"), torch.float32)
-
-
-def tiny_hparams():
-    """Settings for the tiny models that edit in well under a second (no derivation)."""
-    from nse_engine.editing.hparams import NseHyperParams
-
-    return NseHyperParams(
-        layers=(1, 2), v_lr=0.5, v_num_grad_steps=6, alpha=0.0, upper_bound=1e9,
-        mom2_update_weight=10.0, neuron_threshold=0.8, context_prefixes=2, context_prefix_tokens=4,
-        stats_tokens=1024,
-    )
 
 
 def new_workspace(folder: Path):

@@ -102,6 +102,7 @@ def _assert_finished(folder: Path, facts: list[tuple[str, ...]], model_dir: Path
             assert restored == applied
 
 
+@pytest.mark.slow
 def test_nse_edit_killed_at_random_moments(tmp_path, tiny_model_dir, server):
     rng = random.Random(FAULT_SEED)
     cases = write_facts_csv(tmp_path / "facts.csv", KILL_FACTS)
@@ -206,6 +207,7 @@ class _FileSizeLimit:
         pass
 
 
+@pytest.mark.slow
 def test_a_full_disk_at_each_write(tmp_path, tiny_model_dir, server):
     with small_disk(tmp_path / "disk", "1m") as disk:
         _fault_sweep(tmp_path, server, tiny_model_dir, _FullDisk(disk))

@@ -3,17 +3,9 @@
 import json
 
 import pytest
-import torch
 
 from nse_engine.model.architecture import find_edit_points
-from nse_engine.model.loading import LoadedModel
-from tiny import _TEXT, make_model, make_tokenizer
-
-
-def tiny_loaded(kind: str = "llama", seed: int = 0, add_bos: bool = False) -> LoadedModel:
-    tokenizer = make_tokenizer(add_bos=add_bos)
-    model = make_model(kind, tokenizer, seed)
-    return LoadedModel(model, tokenizer, "tiny", f"tiny-{kind}", torch.device("cpu"), torch.float32)
+from tiny import _TEXT, tiny_loaded
 
 
 @pytest.fixture
