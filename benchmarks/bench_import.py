@@ -55,9 +55,9 @@ def run(rows: int) -> dict:
         updates: list[Progress] = []
         with Project.create(Path(scratch) / "project") as project:
             started, cpu_started = time.perf_counter(), time.process_time()
-            report = project.import_facts(source, control=JobControl(updates.append))
+            report = project.queue.import_facts(source, control=JobControl(updates.append))
             seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-            assert project.count_facts(status="queued") == report.imported
+            assert project.queries.count_facts(status="queued") == report.imported
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
         return {
             "rows": rows,

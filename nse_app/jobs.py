@@ -115,7 +115,7 @@ def prepare_model(engine: Engine, ctx: JobContext) -> ProjectSummary:
 def _project_summary(ws: Any) -> ProjectSummary:
     path = Path(ws.project.folder)
     settings = ws.hparams.to_dict() if ws.session is not None else {"method": ws.method, **ws.chosen_settings}
-    return ProjectSummary(str(path), path.name, ws.project.base_model_source, settings, ws.prepared)
+    return ProjectSummary(str(path), path.name, ws.project.meta.base_model_source, settings, ws.prepared)
 
 
 @between_chunks
@@ -126,7 +126,7 @@ def project_base_model(engine: Engine, ctx: JobContext, folder: str) -> str | No
     if not (Path(folder) / LOG_FILE).exists():
         return None
     with Project.open(Path(folder), read_only=True) as project:
-        return project.base_model_source
+        return project.meta.base_model_source
 
 
 def _close_workspace(engine: Engine) -> None:
@@ -148,30 +148,30 @@ def recent_models(engine: Engine, ctx: JobContext) -> list[RecentModel]:
 
 @between_chunks
 def queue_facts(engine: Engine, ctx: JobContext, requests: list[EditRequest]) -> list[int]:
-    return list(engine.require_workspace().project.queue_facts(requests))
+    return list(engine.require_workspace().project.queue.queue_facts(requests))
 
 
 @between_chunks
 def update_fact(engine: Engine, ctx: JobContext, fact_id: int, request: EditRequest) -> None:
-    engine.require_workspace().project.update_fact(fact_id, request)
+    engine.require_workspace().project.queue.update_fact(fact_id, request)
 
 
 @between_chunks
 def remove_facts(engine: Engine, ctx: JobContext, fact_ids: list[int]) -> None:
     project = engine.require_workspace().project
     for fact_id in fact_ids:
-        project.remove_fact(fact_id)
+        project.queue.remove_fact(fact_id)
 
 
 @between_chunks
 def reorder_queue(engine: Engine, ctx: JobContext, fact_ids: list[int]) -> None:
-    engine.require_workspace().project.reorder(fact_ids)
+    engine.require_workspace().project.queue.reorder(fact_ids)
 
 
 @between_chunks
 def queued_facts(engine: Engine, ctx: JobContext) -> list[EditRequest]:
     """The queue in run order (each request's fact_id is its row in the log)."""
-    return [] if engine.workspace is None else engine.workspace.project.queued_facts()
+    return [] if engine.workspace is None else engine.workspace.project.queue.queued_facts()
 
 
 @between_chunks
@@ -187,13 +187,13 @@ def log_rows(
 
 @between_chunks
 def batches(engine: Engine, ctx: JobContext) -> list[Batch]:
-    return [] if engine.workspace is None else engine.workspace.project.batches()
+    return [] if engine.workspace is None else engine.workspace.project.queries.batches()
 
 
 @between_chunks
 def requeue_not_held(engine: Engine, ctx: JobContext, batch_ids: list[int]) -> list[Retry]:
     """Queue copies of the applied facts of these batches that the model did not say."""
-    return engine.require_workspace().project.requeue_not_held(batch_ids)
+    return engine.require_workspace().project.queue.requeue_not_held(batch_ids)
 
 
 REQUEUABLE = ("undone", "failed")  # the facts "Queue again" puts back in the queue (the store's rule)
@@ -205,8 +205,8 @@ def requeue_facts(engine: Engine, ctx: JobContext, fact_ids: list[int], batch_id
     and those of these batches; all or none. Returns the facts queued."""
     project = engine.require_workspace().project
     batches = set(batch_ids)
-    ids = sorted(set(fact_ids) | {f.id for f in project.facts() if f.batch_id in batches and f.status in REQUEUABLE})
-    project.requeue(ids)
+    ids = sorted(set(fact_ids) | {f.id for f in project.queries.facts() if f.batch_id in batches and f.status in REQUEUABLE})
+    project.queue.requeue(ids)
     return ids
 
 
@@ -234,7 +234,7 @@ def applied_facts(engine: Engine, ctx: JobContext) -> list[EditRequest]:
     """Applied facts, for the chat's quick questions."""
     if engine.workspace is None:
         return []
-    return [f.request for f in engine.workspace.project.facts(status="applied")]
+    return [f.request for f in engine.workspace.project.queries.facts(status="applied")]
 
 
 @between_chunks
@@ -264,7 +264,7 @@ def preview_import(engine: Engine, ctx: JobContext, path: str) -> FilePreview:
             rows.append(FileRow(record.line, dict(record.fields), tuple(record.problems)))
         file_format, warnings = source.format, tuple(source.warnings)
     if engine.workspace is not None:
-        report = engine.workspace.project.import_facts(Path(path), dry_run=True, control=ctx.control)
+        report = engine.workspace.project.queue.import_facts(Path(path), dry_run=True, control=ctx.control)
         extra = {row.line: tuple(row.problems) for row in report.rejected}
         rows = [FileRow(r.line, r.fields, extra[r.line]) if not r.problems and r.line in extra else r for r in rows]
     return FilePreview(path, file_format, warnings, tuple(rows))
@@ -277,7 +277,7 @@ def import_file(engine: Engine, ctx: JobContext, path: str) -> ImportSummary:
 
     loaded = engine.require_model()
     limit = TokenLimit.for_model(loaded.tokenizer, loaded.model.config)
-    report = engine.require_workspace().project.import_facts(Path(path), control=ctx.control, token_limit=limit)
+    report = engine.require_workspace().project.queue.import_facts(Path(path), control=ctx.control, token_limit=limit)
     rejected = tuple(FileRow(r.line, dict(r.fields), tuple(r.problems)) for r in report.rejected)
     return ImportSummary(report.imported, rejected, tuple(report.warnings))
 
@@ -366,7 +366,7 @@ def chat_reply(
             for piece in chat.stream_reply(loaded, original, max_new_tokens=max_new_tokens, stop_event=ctx.stop_event):
                 ctx.send(("original", piece))
     if engine.workspace is not None and messages:
-        engine.workspace.project.record_chat(messages[-1]["content"], edited)
+        engine.workspace.project.chats.record(messages[-1]["content"], edited)
     return edited
 
 

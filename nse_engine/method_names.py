@@ -14,3 +14,10 @@ def method_label(method: str | None, switches: dict[str, bool]) -> str:
     name = METHOD_NAMES.get(method or "", "method not chosen yet")
     on = [SWITCH_NAMES[key] for key in SWITCH_NAMES if switches.get(key)]
     return " + ".join([name, *on])
+
+
+def method_change_refused(known: str, asked: str, project: str = "this project") -> str:
+    """The one message for asking a project to change its method. A project's method is fixed when it
+    is created: its states and batches are made with it, so another method needs a new project."""
+    return (f"{project} edits with {METHOD_NAMES.get(known, known)}; the method cannot change within a project: "
+            f"create a new project to edit with {METHOD_NAMES.get(asked, asked)}")

@@ -40,7 +40,7 @@ def plan_export(project: Project, folder: Path, base_source: str, replace: bool 
     """What exporting into `folder` would replace and how many edits it holds; raises
     `OutputFileError` for a folder an export may never write (base model, project)."""
     replaces = check_export_target(Path(folder), _protected(project, base_source), replace)
-    return ExportPlan(replaces, project.count_facts(status="applied"))
+    return ExportPlan(replaces, project.queries.count_facts(status="applied"))
 
 
 def export_model(
@@ -55,7 +55,7 @@ def export_model(
     control = control or silent()
     folder = Path(folder)
     check_export_target(folder, _protected(project, loaded.source), replace)
-    facts = project.facts(status="applied")
+    facts = project.queries.facts(status="applied")
     if not facts and not allow_unedited:
         raise ProjectError(f"nothing is edited in {project.folder}: an export would be the base model unchanged")
     _require_space(loaded, folder)
@@ -87,11 +87,11 @@ def export_project(
     from nse_engine.workspace import restored_session
 
     with Project.open(Path(project_folder), read_only=True) as project:
-        state = project.current_state_file()
-        fingerprint = project.base_model_fingerprint
+        state = project.history.current_state_file()
+        fingerprint = project.meta.base_model_fingerprint
         if state is not None:
             session = restored_session(loaded, state, Path(project_folder))
-            project.check_base_model(loaded.source, session.base_fingerprint)
+            project.meta.check_base_model(loaded.source, session.base_fingerprint)
             fingerprint = session.base_fingerprint
         return export_model(loaded, project, folder, fingerprint, control, allow_unedited=allow_unedited)
 
@@ -101,7 +101,7 @@ def export_project(
 
 def edits_record(loaded: LoadedModel, project: Project, facts: list[Fact], fingerprint: str | None) -> dict:
     """edits.json: each edit in effect with its batch, and each such batch's method and settings."""
-    batches = {b.id: b for b in project.batches(include_undone=False)}
+    batches = {b.id: b for b in project.queries.batches(include_undone=False)}
     return {
         "format": EDITS_FORMAT,
         "version": EDITS_VERSION,
@@ -109,12 +109,12 @@ def edits_record(loaded: LoadedModel, project: Project, facts: list[Fact], finge
         "exported_with": "NSE Studio",
         "base_model": {
             "source": loaded.source,
-            "recorded_source": project.base_model_source,
+            "recorded_source": project.meta.base_model_source,
             "name": loaded.name,
             "architecture": loaded.architecture,
             "fingerprint": fingerprint,
         },
-        "method": METHOD_NAMES.get(project.method or "", project.method),
+        "method": METHOD_NAMES.get(project.meta.method or "", project.meta.method),
         "edits": [_edit(fact, batches.get(fact.batch_id)) for fact in facts],
         "batches": [_batch(b) for b in batches.values() if b.applied_count],
     }
@@ -180,8 +180,8 @@ def model_card(record: dict) -> str:
 
 def _protected(project: Project, base_source: str) -> dict[str, Path]:
     places = {"the base model": base_model_path(base_source), "the project": project.folder}
-    if project.base_model_source and project.base_model_source != base_source:
-        places["the project's base model"] = base_model_path(project.base_model_source)
+    if project.meta.base_model_source and project.meta.base_model_source != base_source:
+        places["the project's base model"] = base_model_path(project.meta.base_model_source)
     return places
 
 

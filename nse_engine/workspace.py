@@ -24,7 +24,7 @@ from nse_engine.errors import DamagedStateError, EditError, ProjectError
 from nse_engine.evaluation.counterfact import evaluate, prompt_probabilities
 from nse_engine.evaluation.fluency import fluency_score
 from nse_engine.evaluation.retention import retention_sample
-from nse_engine.method_names import METHOD_NAMES, METHODS
+from nse_engine.method_names import METHOD_NAMES
 from nse_engine.model.architecture import EditPoints, find_edit_points
 from nse_engine.model.fingerprint import prefix_fingerprint
 from nse_engine.model.loading import LoadedModel
@@ -72,23 +72,16 @@ class Workspace:
         folder = Path(project_folder)
         project, _created = Project.open_or_create(folder)
         try:
-            if method is not None and method not in METHODS:
-                raise ProjectError(f"unknown editing method {method!r}; use one of {', '.join(METHODS)}")
-            known = project.method
-            if method is not None and known is not None and method != known:
-                raise ProjectError(
-                    f"{folder} edits with {METHOD_NAMES[known]}; it cannot continue with {METHOD_NAMES[method]}. "
-                    "Create a new project for another method."
-                )
-            chosen = known or method or "nse"
-            state = project.current_state_file()  # checked against its recorded checksum
+            project.meta.check_compatible(method)
+            chosen = project.meta.method or method or "nse"
+            state = project.history.current_state_file()  # checked against its recorded checksum
             chosen_settings: dict[str, Any] = {}
             if state is not None:
-                session = restored_session(loaded, state, folder, project.base_model_source)
+                session = restored_session(loaded, state, folder, project.meta.base_model_source)
                 _check_settings(session.hparams, settings or {}, folder)
                 workspace = cls(loaded, session, project)
             else:
-                chosen_settings = {**project.chosen_settings, **(settings or {})}
+                chosen_settings = {**project.meta.chosen_settings, **(settings or {})}
                 for name, value in chosen_settings.items():
                     check_setting(name, value)
                 workspace = cls(loaded, None, project, chosen, chosen_settings)
@@ -100,10 +93,10 @@ class Workspace:
                               else default_layers(loaded.model, points.n_layers))
                     last = layers[-1]
                     workspace.base_fingerprint = prefix_fingerprint(loaded.model, points, last)
-            project.check_base_model(loaded.source, workspace.base_fingerprint)
-            project.check_method(workspace.method)
+            project.meta.check_base_model(loaded.source, workspace.base_fingerprint)
+            project.meta.choose_method(workspace.method)
             if settings and state is None:
-                project.record_chosen_settings(chosen_settings)
+                project.meta.record_chosen_settings(chosen_settings)
         except BaseException:
             project.close()
             raise
@@ -125,7 +118,7 @@ class Workspace:
             hparams = apply_settings(hparams, self.chosen_settings, points.n_layers)
         session = EditingSession(self.loaded, hparams)
         if self.base_fingerprint not in (None, session.base_fingerprint):  # checked at open with other layers
-            self.project.check_base_model(self.loaded.source, session.base_fingerprint)
+            self.project.meta.check_base_model(self.loaded.source, session.base_fingerprint)
         self.session, self.base_fingerprint = session, session.base_fingerprint
 
     def prepare(self, control: JobControl | None = None) -> None:
@@ -151,7 +144,7 @@ class Workspace:
     ) -> BatchChanges:
         """Edit the given queued facts as one round, evaluate retention, commit to the log."""
         control = control or silent()
-        queued = {r.fact_id: r for r in self.project.queued_facts()}
+        queued = {r.fact_id: r for r in self.project.queue.queued_facts()}
         missing = [i for i in fact_ids if i not in queued]
         if missing:
             raise EditError(f"Facts {missing} are not queued in this project.")
@@ -165,7 +158,7 @@ class Workspace:
         try:
             evaluations, metrics = self._evaluate_after_round(earlier, result.applied, control)
             applied = [o for o in result.outcomes if o.applied]
-            self.project.commit_batch(
+            self.project.history.commit_batch(
                 result.outcomes, METHOD_NAMES[self.hparams.method], self.hparams.to_dict(), started,
                 datetime.now(timezone.utc),
                 self.session.save_state if applied else None, evaluations, metrics, before,
@@ -173,7 +166,7 @@ class Workspace:
         except BaseException:
             self.session.undo_last_round()
             raise
-        batch = self.project.batches()[-1]
+        batch = self.project.queries.batches()[-1]
         points = self.project.queries.retention_points()
         return BatchChanges(
             batch_id=batch.id,
@@ -226,19 +219,19 @@ class Workspace:
     def undo_last_batch(self, control: JobControl | None = None) -> BatchChanges:
         """Undo the newest batch in effect: weights, session and log go back together."""
         control = control or silent()
-        batch = next((b for b in reversed(self.project.batches()) if not b.undone), None)
+        batch = next((b for b in reversed(self.project.queries.batches()) if not b.undone), None)
         if batch is None:
             raise EditError("There is no batch to undo.")
         removed = self.session.undo_last_round() if batch.state_file is not None else None
         try:
-            self.project.undo_last_batch(self.session.save_state if removed is not None else None)
+            self.project.history.undo_last_batch(self.session.save_state if removed is not None else None)
         except BaseException:
             if removed is not None:
                 self.session.restore_round(removed)
             raise
         # its own facts become undone; the earlier ones it measured take their "now" from an earlier batch again
-        measured = {e.fact_id for e in self.project.evaluations(batch_id=batch.id)}
-        return BatchChanges(batch.id, [], {}, None, undone=True, batch=self.project.batch(batch.id),
+        measured = {e.fact_id for e in self.project.queries.evaluations(batch_id=batch.id)}
+        return BatchChanges(batch.id, [], {}, None, undone=True, batch=self.project.queries.batch(batch.id),
                             fact_ids=tuple(sorted(set(batch.fact_ids) | measured)))
 
     @contextmanager

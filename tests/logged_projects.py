@@ -16,22 +16,22 @@ COUNTRIES = ("France", "Germany", "Italy", "Spain", "Norway", "Chile")
 def commit_said(project: Project, said: list[bool | None], earlier_kept: bool = True) -> None:
     """Queue and commit one batch of len(said) facts; said[i] is whether fact i's continuation said
     its new object (None: not checked); every earlier applied fact is measured as `earlier_kept`."""
-    offset = len(project.facts())
+    offset = len(project.queries.facts())
     requests = [EditRequest(COUNTRIES[(offset + i) % len(COUNTRIES)], f"Fact {offset + i} of {{}} is", "new", "old")
                 for i in range(len(said))]
-    ids = project.queue_facts(requests)
-    queued = {r.fact_id: r for r in project.queued_facts()}
+    ids = project.queue.queue_facts(requests)
+    queued = {r.fact_id: r for r in project.queue.queued_facts()}
     outcomes = [FactOutcome(queued[i], True, continuation=None if s is None else (" new" if s else " old"), held=s)
                 for i, s in zip(ids, said)]
-    earlier = [FactEvaluation(f.id, earlier_kept) for f in project.facts(status="applied")]
-    project.commit_batch(outcomes, "MEMIT", {"norm_anchoring": True}, T0, T0 + timedelta(seconds=1),
-                         lambda p: p.write_bytes(b"state"), earlier, {"efficacy": 1.0})
+    earlier = [FactEvaluation(f.id, earlier_kept) for f in project.queries.facts(status="applied")]
+    project.history.commit_batch(outcomes, "MEMIT", {"norm_anchoring": True}, T0, T0 + timedelta(seconds=1),
+                                 lambda p: p.write_bytes(b"state"), earlier, {"efficacy": 1.0})
 
 
 def logged_project(folder: Path, batches: list[list[bool | None]], method: str = "memit") -> Path:
     """A closed project in `folder` edited with `method`, one committed batch per entry of `batches`."""
     with Project.create(folder, "tiny", "fp") as project:
-        project.check_method(method)
+        project.meta.choose_method(method)
         for said in batches:
             commit_said(project, said)
     return folder

@@ -161,9 +161,9 @@ def run_edit(args: argparse.Namespace) -> int:
         n_layers = workspace.session.points.n_layers
         hparams = apply_settings(workspace.hparams, parse_overrides(args.set), n_layers) if args.set else None
         limit = TokenLimit.for_model(loaded.tokenizer, loaded.model.config)
-        report = workspace.project.import_facts(args.cases, control=control, token_limit=limit, reapply=args.reapply)
+        report = workspace.project.queue.import_facts(args.cases, control=control, token_limit=limit, reapply=args.reapply)
         print_import_outcome(report, args.cases)
-        all_queued = [r.fact_id for r in workspace.project.queued_facts()]
+        all_queued = [r.fact_id for r in workspace.project.queue.queued_facts()]
         queued = facts_of_file(report, all_queued)
         others = len(all_queued) - len(queued)
         if others:

@@ -34,7 +34,7 @@ def run_export(args: argparse.Namespace) -> int:
     from nse_engine.store import Project
 
     with Project.open(args.project, read_only=True) as project:
-        source = args.model or project.base_model_source
+        source = args.model or project.meta.base_model_source
         if source is None:
             raise ProjectError(f"{args.project} records no base model yet; name it with --model")
         plan = plan_export(project, args.out, source, replace=False)  # before the model loads: fail fast

@@ -61,8 +61,8 @@ def run_import(args: argparse.Namespace) -> int:
             if created:
                 print(f"created project {args.project}")
         with project:
-            report = project.import_facts(args.file, dry_run=args.dry_run, control=progress_bar_control(),
-                                          reapply=args.reapply)
+            report = project.queue.import_facts(args.file, dry_run=args.dry_run, control=progress_bar_control(),
+                                                reapply=args.reapply)
 
     verb = "would import" if args.dry_run else "imported"
     print(f"{'format':<14}{report.format}")
@@ -123,21 +123,21 @@ def run_log(args: argparse.Namespace) -> int:
             batches = export_batches(project, batches_path)
             print(f"wrote {facts:,} facts to {args.csv} and {batches:,} batches to {batches_path}")
             return 0
-        facts = project.facts(status=args.status)
+        facts = project.queries.facts(status=args.status)
         print(f"facts ({len(facts):,}{', ' + args.status if args.status else ''})")
         for fact in facts:
             r = fact.request
             target = f"{r.target_true} -> {r.target_new}" if r.target_true else r.target_new
             print(f"  {fact.id:>6}  {fact.status:<8} {r.text} | {target}" + (f"  ({fact.reason})" if fact.reason else ""))
-        batches = project.batches()
+        batches = project.queries.batches()
         print(f"batches ({len(batches):,})")
         for b in batches:
             undone = f", undone {b.undone_at}" if b.undone else ""
             print(f"  {b.id:>6}  {b.method} {b.outcome}: {b.applied_count}/{len(b.fact_ids)} applied, "
                   f"{b.duration_s:.1f} s, {b.finished_at}{undone}")
-        current = project.current_state()
+        current = project.queries.current_state()
         print(f"current state: {current.path.name if current else 'the base model'}")
-        recovery = project.recovery()
+        recovery = project.history.recovery()
         if recovery is not None:
             print(f"warning: {recovery.describe(args.project)}")
     return 0
@@ -147,7 +147,7 @@ def run_rollback(args: argparse.Namespace) -> int:
     from nse_engine.store.project import Project
 
     with Project.open(args.project) as project:
-        recovery = project.roll_back(args.discard_current)
+        recovery = project.history.roll_back(args.discard_current)
     if recovery is None:
         print(f"the current state of {args.project} is intact; nothing to roll back")
         return 0

@@ -30,6 +30,7 @@ from nse_engine.editing.state_file import SavedSession, read_state, write_state
 from nse_engine.editing.target_state import compute_target_states
 from nse_engine.errors import Cancelled, EditError, ProjectError
 from nse_engine.facts import EditRequest, FactOutcome
+from nse_engine.method_names import method_change_refused
 from nse_engine.model.architecture import EditPoints, find_edit_points
 from nse_engine.model.fingerprint import prefix_fingerprint
 from nse_engine.model.loading import LoadedModel
@@ -114,10 +115,7 @@ class EditingSession:
             if tuple(hparams.layers) != self.layers:
                 raise EditError("The edited layers cannot change within a project; start a new project.")
             if hparams.method != self.hparams.method:
-                raise EditError(
-                    f"This project edits with {self.hparams.method}; the method cannot change within a project "
-                    "(start a new project to compare methods)."
-                )
+                raise EditError(method_change_refused(self.hparams.method, hparams.method))
             hparams.validate(self.points.n_layers)
             self.hparams = hparams
         if not requests:

@@ -18,13 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Mapping, NamedTuple, Sequence
 
-from sqlite_utils import Database
-
 from nse_engine.atomic import atomic_path, sha256_file, temporary_target
 from nse_engine.errors import DamagedStateError, ProjectError
 from nse_engine.facts import FactOutcome
 from nse_engine.store.database import LOG_FILE, iso, now, read_meta, write_meta
-from nse_engine.store.log_queries import LogQueries
+from nse_engine.store.log_part import LogPart, changes, reads
 from nse_engine.store.records import Batch, FactEvaluation, WriteState
 from nse_engine.store.state_recovery import Recovery, find_recovery, state_problem
 from nse_engine.store.storage_errors import storage_errors
@@ -84,14 +82,10 @@ class _NewState(NamedTuple):
     sha256: str
 
 
-class BatchHistory:
+class BatchHistory(LogPart):
     """Commits and undoes batches; the only writer of `batches`, `batch_facts`, `state_files`."""
 
-    def __init__(self, db: Database, queries: LogQueries, state_dir: Path) -> None:
-        self._db = db
-        self._queries = queries
-        self.state_dir = state_dir
-
+    @changes("record the batch")
     def commit_batch(
         self,
         outcomes: Sequence[FactOutcome],
@@ -155,6 +149,7 @@ class BatchHistory:
             raise
         return self._queries.batch(batch_id)
 
+    @changes("undo the batch")
     def undo_last_batch(self, write_state: WriteState | None) -> Batch:
         """Undo the newest batch still in effect: its applied facts become 'undone'.
 
@@ -184,6 +179,7 @@ class BatchHistory:
             raise
         return self._queries.batch(batch_id)
 
+    @reads
     def current_state_file(self) -> Path | None:
         """Path of the current state file, checked against its recorded checksum (None: the base model).
 
@@ -195,6 +191,7 @@ class BatchHistory:
         self.verify_current_state()
         return state.path
 
+    @reads
     def verify_current_state(self) -> None:
         """Raise `DamagedStateError` unless the current state file has the checksum the log recorded."""
         state = self._queries.current_state()
@@ -202,16 +199,20 @@ class BatchHistory:
             recovery = find_recovery(self._db, self._queries)
             raise DamagedStateError(recovery.describe(self.state_dir.parent) if recovery else f"{state.path} changed")
 
+    @reads
     def recovery(self) -> Recovery | None:
         """How to go back to the last good state when the current one is damaged (None: it is intact)."""
         return find_recovery(self._db, self._queries)
 
-    def roll_back(self, known_problem: str | None = None) -> Recovery | None:
+    @changes("roll back to the last good state")
+    def roll_back(self, discard_current: bool = False) -> Recovery | None:
         """Go back to the last good state: the batches it does not hold are recorded as undone and the
         newer state files are set aside (kept on disk). None when the current state is intact.
 
-        `known_problem` sets aside a current state whose checksum matches but which was saved damaged.
+        `discard_current` sets aside a current state whose checksum matches but which was saved
+        damaged (it restores NaN or infinite weights).
         """
+        known_problem = "was saved damaged (it restores NaN or infinite weights)" if discard_current else None
         recovery = find_recovery(self._db, self._queries, known_problem)
         if recovery is None:
             return None
@@ -230,10 +231,6 @@ class BatchHistory:
             )
         log.warning("rolled back %s to %s", recovery.damaged.path, recovery.good.path if recovery.good else "the base model")
         return recovery
-
-    @property
-    def log_path(self) -> Path:
-        return self.state_dir.parent / LOG_FILE
 
     def remove_orphan_states(self) -> None:
         """Delete what a run killed before its commit left in `state/`, and nothing else.

@@ -50,7 +50,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]
 
 def export_facts(project: Project, path: Path, status: str | None = None, search: str | None = None) -> int:
     def rows() -> Iterable[list[object]]:
-        for fact in project.facts(status=status, search=search):
+        for fact in project.queries.facts(status=status, search=search):
             cells = fields_of(fact.request)
             yield [fact.id, fact.status, *(cells[f] for f in FIELDS), fact.batch_id, fact.reason,
                    fact.source_file, fact.source_line, fact.created_at]
@@ -62,7 +62,7 @@ def export_batches(project: Project, path: Path) -> int:
     rows = (
         [b.id, b.method, b.outcome, len(b.fact_ids), b.applied_count, b.started_at, b.finished_at,
          round(b.duration_s, 3), b.state_file, b.state_sha256, b.undone_at, json.dumps(b.hparams, sort_keys=True)]
-        for b in project.batches()
+        for b in project.queries.batches()
     )
     return write_csv(path, BATCH_COLUMNS, rows, projects=[project.folder])
 

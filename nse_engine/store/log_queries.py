@@ -77,6 +77,10 @@ class LogQueries:
     def batches(self, include_undone: bool = True) -> list[Batch]:
         return self._select_batches("" if include_undone else "WHERE b.undone_at IS NULL", [])
 
+    def newest_batch_in_effect(self) -> int | None:
+        """The id of the newest batch not undone (None: the model is the base model)."""
+        return self._db.execute("SELECT max(id) FROM batches WHERE undone_at IS NULL").fetchone()[0]
+
     def evaluations(
         self,
         batch_id: int | None = None,

@@ -17,10 +17,10 @@ def read_series(folder: Path) -> ProjectSeries:
     """The project in `folder`: its name, method, NAS / ENCORE switches and Retention points."""
     folder = Path(folder)
     with Project.open(folder, read_only=True) as project:
-        batches = project.batches(include_undone=False)
-        settings = batches[-1].hparams if batches else project.chosen_settings
+        batches = project.queries.batches(include_undone=False)
+        settings = batches[-1].hparams if batches else project.meta.chosen_settings
         return ProjectSeries(
-            folder=str(folder), name=folder.name, method=project.method,
+            folder=str(folder), name=folder.name, method=project.meta.method,
             switches={key: bool(settings.get(key)) for key in SWITCH_NAMES},
             points=tuple(project.queries.retention_points()),
         )

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Sequence
 
-from sqlite_utils import Database
-
 from nse_engine.errors import ProjectError
-from nse_engine.fact_files.validation import FactProblem, InvalidFactError
+from nse_engine.fact_files.validation import FactProblem, InvalidFactError, TokenLimit
 from nse_engine.facts import EditRequest
+from nse_engine.progress import JobControl
 from nse_engine.store.database import now
+from nse_engine.store.fact_import import import_facts
 from nse_engine.store.fact_rows import INSERT_FACT, duplicate_problems, fact_row, normalised
-from nse_engine.store.log_queries import LogQueries
+from nse_engine.store.import_report import ImportReport
+from nse_engine.store.log_part import LogPart, changes, reads
 from nse_engine.store.records import Retry
+from nse_engine.store.storage_errors import storage_errors
 
 
-class FactQueue:
+class FactQueue(LogPart):
     """Changes to queued facts; each call is one transaction, and invalid input changes nothing."""
 
-    def __init__(self, db: Database, queries: LogQueries) -> None:
-        self._db = db
-        self._queries = queries
+    @reads
+    def queued_facts(self) -> list[EditRequest]:
+        """The queue in run order; each request carries its `fact_id`."""
+        return [f.request for f in self._queries.queued_facts()]
 
+    @changes("queue facts")
     def queue_facts(self, requests: Iterable[EditRequest], source_file: str | None = None) -> list[int]:
         """Append facts to the queue, all or none; raises `InvalidFactError` naming each problem."""
         problems: list[FactProblem] = []
@@ -49,6 +54,7 @@ class FactQueue:
             self._db.conn.executemany(INSERT_FACT, rows)
         return [row[0] for row in rows]
 
+    @changes("change the fact")
     def update_fact(self, fact_id: int, request: EditRequest) -> EditRequest:
         """Replace a queued fact's contents (the GUI's edit form)."""
         self._queries.require_status(fact_id, {"queued"}, "edit")
@@ -66,6 +72,7 @@ class FactQueue:
         )
         return self._queries.fact(fact_id).request
 
+    @changes("remove the fact")
     def remove_fact(self, fact_id: int) -> None:
         """Delete a queued fact that never ran (a fact that ran stays, as part of its batch's record)."""
         self._queries.require_status(fact_id, {"queued"}, "remove")
@@ -74,6 +81,7 @@ class FactQueue:
             raise ProjectError(f"fact {fact_id} ran in batch {ran[0]} and stays in its record; it can only be left unqueued")
         self._db.execute("DELETE FROM facts WHERE id = ?", [fact_id])
 
+    @changes("reorder the queue")
     def reorder(self, fact_ids: Sequence[int]) -> None:
         """Set the run order of the queue; `fact_ids` must name every queued fact once."""
         queued = [r[0] for r in self._db.execute("SELECT id FROM facts WHERE status = 'queued'").fetchall()]
@@ -84,6 +92,7 @@ class FactQueue:
                 "UPDATE facts SET position = ? WHERE id = ?", [(i, fid) for i, fid in enumerate(fact_ids, start=1)]
             )
 
+    @changes("queue the facts again")
     def requeue(self, fact_ids: Iterable[int]) -> None:
         """Put failed or undone facts back at the end of the queue."""
         fact_ids = list(fact_ids)
@@ -102,6 +111,7 @@ class FactQueue:
                 [(position + i, fid) for i, fid in enumerate(fact_ids)],
             )
 
+    @changes("queue the facts that did not hold again")
     def requeue_not_held(self, batch_ids: Iterable[int]) -> list[Retry]:
         """Queue again, as copies at the end of the queue, the facts these batches applied that the
         model did not say when the batch ended, so that the next round edits them again.
@@ -146,3 +156,21 @@ class FactQueue:
                 retries.append(Retry(fact_id, batch_id, next_id, new=True))
                 next_id, position = next_id + 1, position + 1
         return retries
+
+    def import_facts(
+        self,
+        path: Path,
+        dry_run: bool = False,
+        control: JobControl | None = None,
+        token_limit: TokenLimit | None = None,
+        reapply: bool = False,
+    ) -> ImportReport:
+        """Queue the valid facts of a file in one transaction and report every rejected row.
+
+        Rows identical to a queued fact, or to an applied one (unless `reapply`), are skipped and
+        reported as such. A dry run works on a read-only project too.
+        """
+        if not dry_run:
+            self.require_writable("import facts")
+        with storage_errors(self.log_path, "import the facts"):
+            return import_facts(self._db, self._queries, path, dry_run, control, token_limit, reapply)

@@ -59,7 +59,7 @@ def test_saving_rejected_rows_over_the_previewed_file_or_a_project_log_is_refuse
     assert _digest(source) == source_before and _digest(folder / "project.sqlite") == log_before
     assert list((folder / "state").iterdir()) == []
     with Project.open(folder, read_only=True) as project:
-        assert project.count_facts() == 0
+        assert project.queries.count_facts() == 0
 
     rejected = tmp_path / "rejected.csv"  # an ordinary place is still written
     _answer_save_dialog(monkeypatch, rejected)

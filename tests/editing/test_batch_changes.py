@@ -17,24 +17,24 @@ def test_first_round_retention_is_the_share_of_the_earliest_rounds_edits():
 
 def test_a_batch_reports_its_chart_point_batch_row_and_the_log_rows_it_changed(tmp_path):
     ws = open_workspace(tmp_path)
-    first_ids = ws.project.queue_facts(ROUND_1)
+    first_ids = ws.project.queue.queue_facts(ROUND_1)
     first = ws.run_batch(first_ids)
     assert first.point == ws.project.queries.retention_points()[-1]
     assert first.point.first_batch_share == first.point.efficacy  # the first batch's own edits
 
-    later_ids = ws.project.queue_facts(ROUND_2)
+    later_ids = ws.project.queue.queue_facts(ROUND_2)
     later = ws.run_batch(later_ids)
     points = ws.project.queries.retention_points()
     assert [p.batch_id for p in points] == [first.batch_id, later.batch_id]
     assert later.point == points[-1]
     assert later.point.first_batch_share == pytest.approx(later.metrics["first_round_retention"])
-    assert later.batch == ws.project.batches()[-1]
+    assert later.batch == ws.project.queries.batches()[-1]
 
-    measured = {e.fact_id for e in ws.project.evaluations(batch_id=later.batch_id)}
+    measured = {e.fact_id for e in ws.project.queries.evaluations(batch_id=later.batch_id)}
     assert set(later.fact_ids) == set(later_ids) | measured >= set(first_ids)
     rows = ws.project.queries.log_rows(fact_ids=later.fact_ids)
     assert rows == [r for r in ws.project.queries.log_rows() if r.id in set(later.fact_ids)]
-    now = {e.fact_id: e.prob_new for e in ws.project.evaluations(batch_id=later.batch_id)}
+    now = {e.fact_id: e.prob_new for e in ws.project.queries.evaluations(batch_id=later.batch_id)}
     assert {r.id: r.prob_new_now for r in rows} == now
     assert ws.project.queries.log_rows(status="queued", fact_ids=later.fact_ids) == []
     ws.project.close()
@@ -42,14 +42,14 @@ def test_a_batch_reports_its_chart_point_batch_row_and_the_log_rows_it_changed(t
 
 def test_an_undo_reports_its_batch_undone_and_the_facts_it_changed(tmp_path):
     ws = open_workspace(tmp_path)
-    first = ws.run_batch(ws.project.queue_facts(ROUND_1))
-    ids = ws.project.queue_facts(ROUND_2)
+    first = ws.run_batch(ws.project.queue.queue_facts(ROUND_1))
+    ids = ws.project.queue.queue_facts(ROUND_2)
     ran = ws.run_batch(ids)
-    measured = {e.fact_id for e in ws.project.evaluations(batch_id=ran.batch_id)} - set(ids)
+    measured = {e.fact_id for e in ws.project.queries.evaluations(batch_id=ran.batch_id)} - set(ids)
     assert measured  # the batch measured earlier edits: their "now" was its measurement
     undone = ws.undo_last_batch()
     assert undone.undone and undone.batch_id == ran.batch_id and undone.point is None
-    assert undone.batch == ws.project.batch(ran.batch_id) and undone.batch.undone
+    assert undone.batch == ws.project.queries.batch(ran.batch_id) and undone.batch.undone
     assert set(undone.fact_ids) == set(ids) | measured
     rows = ws.project.queries.log_rows(fact_ids=undone.fact_ids)
     assert rows == [r for r in ws.project.queries.log_rows() if r.id in set(undone.fact_ids)]
@@ -58,7 +58,7 @@ def test_an_undo_reports_its_batch_undone_and_the_facts_it_changed(tmp_path):
     # an undone fact no longer describes the model: no "now" figures, no retention
     assert {(r.prob_new_now, r.prob_true_now, r.retained) for r in own} == {(None, None, None)}
     assert all(r.prob_new_after is not None for r in own)  # what its batch did stays on record
-    before = {e.fact_id: (e.prob_new, e.retained) for e in ws.project.evaluations(batch_id=first.batch_id)}
+    before = {e.fact_id: (e.prob_new, e.retained) for e in ws.project.queries.evaluations(batch_id=first.batch_id)}
     assert {r.id: (r.prob_new_now, r.retained) for r in rows if r.id in measured} == {i: before[i] for i in measured}
     assert [p.batch_id for p in ws.project.queries.retention_points()] == [ran.batch_id - 1]
     ws.project.close()

@@ -58,10 +58,10 @@ def test_a_fact_said_in_its_completion_but_not_in_chat_is_not_held_and_gets_extr
         (o.chat_reply, True, False, False) for o in result.outcomes]
 
     with Project.create(tmp_path / "project", "tiny", "fp") as project:
-        ids = project.queue_facts(requests)
-        queued = {r.fact_id: r for r in project.queued_facts()}
+        ids = project.queue.queue_facts(requests)
+        queued = {r.fact_id: r for r in project.queue.queued_facts()}
         outcomes = [dataclasses.replace(o, request=queued[i]) for i, o in zip(ids, result.outcomes)]
-        project.commit_batch(outcomes, "NSE", {}, T0, T0 + timedelta(seconds=1), lambda p: p.write_bytes(b"s"))
+        project.history.commit_batch(outcomes, "NSE", {}, T0, T0 + timedelta(seconds=1), lambda p: p.write_bytes(b"s"))
     with Project.open(tmp_path / "project") as project:
         rows = project.queries.log_rows()
     assert str(held_count(rows)) == "held 0/2 (0 after extra passes) · completion 2/2 · chat 0/2"

@@ -140,7 +140,7 @@ def test_a_nas_round_skips_the_edit_beyond_twice_the_anchor_and_applies_the_othe
 def test_the_method_is_fixed_per_project(tmp_path):
     folder = tmp_path / "p"
     with Project.create(folder) as project:
-        project.check_method("nse")
+        project.meta.choose_method("nse")
     with pytest.raises(ProjectError, match="NSE.*MEMIT"):
         Workspace.open(tiny_loaded(), folder, method="memit")
     with pytest.raises(ProjectError, match="unknown editing method"):
@@ -161,7 +161,7 @@ def test_a_new_projects_switches_are_kept_before_and_after_its_first_batch(tmp_p
         assert (ws.hparams.method, ws.hparams.encore, ws.hparams.norm_anchoring) == ("memit", True, False)
     with Workspace.open(tiny_loaded(), folder).closing() as ws:  # reopened before any batch
         assert (ws.hparams.method, ws.hparams.encore) == ("memit", True)
-        ids = ws.project.queue_facts(ROUND_1)
+        ids = ws.project.queue.queue_facts(ROUND_1)
         ws.run_batch(ids[:1])
     with Workspace.open(tiny_loaded(), folder, settings={"encore": True}).closing() as ws:  # from its state
         assert (ws.hparams.method, ws.hparams.encore) == ("memit", True)

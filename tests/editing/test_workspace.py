@@ -15,9 +15,9 @@ from tiny import tiny_hparams, tiny_loaded
 def open_workspace(folder, seed: int = 0) -> Workspace:
     loaded = tiny_loaded(seed=seed)
     project = Project.open(folder) if (folder / "project.sqlite").exists() else Project.create(folder)
-    state = project.current_state_file()
+    state = project.history.current_state_file()
     session = EditingSession.from_state(loaded, state) if state else EditingSession(loaded, tiny_hparams())
-    project.check_base_model("tiny", session.base_fingerprint)
+    project.meta.check_base_model("tiny", session.base_fingerprint)
     workspace = Workspace(loaded, session, project)
     workspace.measure_fluency = False
     return workspace
@@ -25,21 +25,21 @@ def open_workspace(folder, seed: int = 0) -> Workspace:
 
 def test_batch_is_logged_and_reopening_restores_the_edited_model(tmp_path):
     ws = open_workspace(tmp_path)
-    ids = ws.project.queue_facts(ROUND_1)
+    ids = ws.project.queue.queue_facts(ROUND_1)
     changes = ws.run_batch(ids)
     assert changes.batch_id is not None and sorted(changes.applied_fact_ids) == sorted(ids)
-    assert [f.status for f in ws.project.facts()] == ["applied", "applied"]
-    before = ws.project.probabilities_before()
-    after = {e.fact_id: e.prob_new for e in ws.project.evaluations(batch_id=changes.batch_id)}
+    assert [f.status for f in ws.project.queries.facts()] == ["applied", "applied"]
+    before = ws.project.queries.probabilities_before()
+    after = {e.fact_id: e.prob_new for e in ws.project.queries.evaluations(batch_id=changes.batch_id)}
     for fact_id in ids:  # the Log shows what the model answered before the edit, and after it
         assert 0 < before[fact_id][0] < after[fact_id]
         assert before[fact_id][1] is not None
     edited = {l: ws.session.points.weight(l).clone() for l in ws.session.layers}
 
-    ids2 = ws.project.queue_facts(ROUND_2)
+    ids2 = ws.project.queue.queue_facts(ROUND_2)
     changes2 = ws.run_batch(ids2)
     assert changes2.retention is not None  # earlier edits were re-evaluated
-    assert {e.fact_id for e in ws.project.evaluations(batch_id=changes2.batch_id)} >= set(ids)
+    assert {e.fact_id for e in ws.project.queries.evaluations(batch_id=changes2.batch_id)} >= set(ids)
     final = {l: ws.session.points.weight(l).clone() for l in ws.session.layers}
     ws.project.close()
 
@@ -49,7 +49,7 @@ def test_batch_is_logged_and_reopening_restores_the_edited_model(tmp_path):
     reopened.undo_last_batch()
     for l in reopened.session.layers:
         assert torch.equal(reopened.session.points.weight(l), edited[l])
-    assert [b.undone for b in reopened.project.batches()] == [False, True]
+    assert [b.undone for b in reopened.project.queries.batches()] == [False, True]
     reopened.project.close()
 
     after_undo = open_workspace(tmp_path)
@@ -60,9 +60,9 @@ def test_batch_is_logged_and_reopening_restores_the_edited_model(tmp_path):
 
 def test_cancelled_batch_leaves_model_session_and_log_unchanged(tmp_path):
     ws = open_workspace(tmp_path)
-    ws.run_batch(ws.project.queue_facts(ROUND_1))
+    ws.run_batch(ws.project.queue.queue_facts(ROUND_1))
     weights = {l: ws.session.points.weight(l).clone() for l in ws.session.layers}
-    ids = ws.project.queue_facts(ROUND_2)
+    ids = ws.project.queue.queue_facts(ROUND_2)
 
     def cancel_in_evaluation(progress):
         if progress.phase == "evaluation":
@@ -74,13 +74,13 @@ def test_cancelled_batch_leaves_model_session_and_log_unchanged(tmp_path):
     for l in ws.session.layers:
         assert torch.equal(ws.session.points.weight(l), weights[l])
     assert len(ws.session.rounds) == 1
-    assert len(ws.project.batches()) == 1
-    assert [r.fact_id for r in ws.project.queued_facts()] == ids
+    assert len(ws.project.queries.batches()) == 1
+    assert [r.fact_id for r in ws.project.queue.queued_facts()] == ids
 
 
 def test_project_of_another_base_model_is_refused(tmp_path):
     ws = open_workspace(tmp_path)
-    ws.run_batch(ws.project.queue_facts(ROUND_1))
+    ws.run_batch(ws.project.queue.queue_facts(ROUND_1))
     ws.project.close()
     with pytest.raises(ProjectError):
         open_workspace(tmp_path, seed=1)

@@ -187,7 +187,7 @@ def new_workspace(folder: Path):
     loaded = tiny_loaded()
     project = Project.create(folder)
     session = EditingSession(loaded, tiny_hparams())
-    project.check_base_model(loaded.source, session.base_fingerprint)
+    project.meta.check_base_model(loaded.source, session.base_fingerprint)
     workspace = Workspace(loaded, session, project)
     workspace.measure_fluency = False
     return workspace
@@ -257,7 +257,7 @@ def project_with_queue(folder: Path) -> None:
     from nse_engine.store import Project
 
     with Project.create(folder, "tiny-gpt2", "fp-1") as project:
-        project.queue_facts(edit_requests(FACTS[:2]))
+        project.queue.queue_facts(edit_requests(FACTS[:2]))
 
 
 def make_project(folder: Path, batches: int = 0, queued: int = 0) -> Path:
@@ -268,7 +268,7 @@ def make_project(folder: Path, batches: int = 0, queued: int = 0) -> Path:
     with Project.create(folder) as project:
         for i in range(batches):
             commit_facts(project, FACTS[i:i + 1], f"state of {folder.name} after batch {i + 1}".encode())
-        project.queue_facts(edit_requests(FACTS[batches:batches + queued]))
+        project.queue.queue_facts(edit_requests(FACTS[batches:batches + queued]))
     return folder
 
 
@@ -278,10 +278,10 @@ def commit_facts(project, facts: Sequence[tuple[str, ...]], state: bytes) -> Non
 
     from nse_engine.facts import FactOutcome
 
-    project.queue_facts(edit_requests(facts))
+    project.queue.queue_facts(edit_requests(facts))
     moment = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
-    outcomes = [FactOutcome(r, True) for r in project.queued_facts()]
-    project.commit_batch(outcomes, "nse", {}, moment, moment, lambda path: path.write_bytes(state))
+    outcomes = [FactOutcome(r, True) for r in project.queue.queued_facts()]
+    project.history.commit_batch(outcomes, "nse", {}, moment, moment, lambda path: path.write_bytes(state))
 
 
 class PausedChild:

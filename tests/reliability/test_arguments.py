@@ -72,9 +72,9 @@ def test_the_apps_batch_job_refuses_a_bad_setting_with_a_settings_error(tmp_path
 
     workspace = new_workspace(tmp_path / "project")
     with workspace.closing():
-        ids = workspace.project.queue_facts(edit_requests(FACTS[:1]))
+        ids = workspace.project.queue.queue_facts(edit_requests(FACTS[:1]))
         engine = jobs.Engine(loaded=workspace.loaded, workspace=workspace)
         ctx = JobContext(JobControl(), threading.Event(), lambda value: None)
         with pytest.raises(SettingsError, match="alpha must be a number, got 'abc'"):
             jobs.run_batch(engine, ctx, ids, {"alpha": "abc"})
-        assert workspace.project.batches() == []
+        assert workspace.project.queries.batches() == []

@@ -18,7 +18,7 @@ from reliability.faults import (
 def project_folder(tmp_path):
     folder = tmp_path / "project"
     with Project.create(folder) as project:
-        project.queue_facts(edit_requests(FACTS[:2]))
+        project.queue.queue_facts(edit_requests(FACTS[:2]))
     return folder
 
 
@@ -55,7 +55,7 @@ def test_import_errors_file_that_cannot_be_written_stops_before_importing(tmp_pa
                            _bad_targets(tmp_path)[kind])
     assert "--errors" in error_line(rc, err)
     with Project.open(project_folder) as project:
-        assert project.count_facts() == 2
+        assert project.queries.count_facts() == 2
 
 
 def test_disk_full_during_an_import(tmp_path, capsys):
@@ -74,7 +74,7 @@ def test_disk_full_while_saving_the_state(tmp_path):
     with small_disk(tmp_path / "disk", "4m") as disk:
         workspace = new_workspace(disk.path / "project")
         with workspace.closing():
-            ids = workspace.project.queue_facts(edit_requests(FACTS[:2]))
+            ids = workspace.project.queue.queue_facts(edit_requests(FACTS[:2]))
             before = edited_weights(workspace)
             filler = disk.fill(leave_free=2048)
             with pytest.raises(NseError, match="full") as failure:
@@ -82,7 +82,7 @@ def test_disk_full_while_saving_the_state(tmp_path):
             assert "free" in str(failure.value)
             for layer, weight in edited_weights(workspace).items():
                 assert weight.equal(before[layer])
-            assert workspace.project.batches() == [] and [r.fact_id for r in workspace.project.queued_facts()] == ids
+            assert workspace.project.queries.batches() == [] and [r.fact_id for r in workspace.project.queue.queued_facts()] == ids
             assert not [p for p in workspace.project.state_dir.iterdir()]
             filler.unlink()
             assert workspace.run_batch(ids).batch_id == 1
@@ -91,7 +91,7 @@ def test_disk_full_while_saving_the_state(tmp_path):
 def test_a_log_damaged_in_the_middle(tmp_path, capsys):
     folder = tmp_path / "project"
     with Project.create(folder) as project:
-        project.queue_facts(edit_requests([(f"Country {i}", "The capital of {} is", "Rome", "Paris") for i in range(400)]))
+        project.queue.queue_facts(edit_requests([(f"Country {i}", "The capital of {} is", "Rome", "Paris") for i in range(400)]))
     overwrite(folder / "project.sqlite", 3 * 4096, b"\x55" * 4 * 4096)
     rc, out, err = cli(capsys, "log", "--project", folder)
     assert "damaged" in error_line(rc, err)

@@ -62,7 +62,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 def _applied(project: Path) -> list[int]:
     with Project.open(project, read_only=True) as log:
-        return [f.id for f in log.facts(status="applied")]
+        return [f.id for f in log.queries.facts(status="applied")]
 
 
 def _no_leftovers(parent: Path) -> None:
@@ -220,9 +220,9 @@ def test_edits_json_lists_exactly_the_edits_in_effect_after_a_batch_and_an_undo(
     record = json.loads((out / "edits.json").read_text(encoding="utf-8"))
     assert [e["fact_id"] for e in record["edits"]] == applied
     with Project.open(edited_project, read_only=True) as project:
-        facts = {f.id: f for f in project.facts()}
-        batch = project.batch(1)
-        assert record["base_model"]["fingerprint"] == project.base_model_fingerprint
+        facts = {f.id: f for f in project.queries.facts()}
+        batch = project.queries.batch(1)
+        assert record["base_model"]["fingerprint"] == project.meta.base_model_fingerprint
     assert record["base_model"]["source"] == str(tiny_model_dir)
     assert record["method"] == "NSE"
     for edit in record["edits"]:

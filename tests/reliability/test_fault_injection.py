@@ -59,19 +59,19 @@ def _assert_consistent(folder: Path, committed: set[int]) -> None:
         assert not committed
         return
     with Project.open(folder, read_only=True) as project:
-        batches = {b.id: b for b in project.batches()}
+        batches = {b.id: b for b in project.queries.batches()}
         assert committed <= {i for i, b in batches.items() if not b.undone}
-        keys = [(f.request.subject, f.request.prompt, f.request.target_new) for f in project.facts()
+        keys = [(f.request.subject, f.request.prompt, f.request.target_new) for f in project.queries.facts()
                 if f.status in ("queued", "applied")]
         assert len(keys) == len(set(keys)), "a fact is queued or applied twice"
         ran = [fact_id for b in batches.values() for fact_id in b.fact_ids]
         assert len(ran) == len(set(ran)), "a fact ran in two batches"
-        for state in project.state_files():
+        for state in project.queries.state_files():
             assert state.path.is_file()
-        project.verify_current_state()
-        current = project.current_state()
+        project.history.verify_current_state()
+        current = project.queries.current_state()
         in_state = _applied_in_state(current.path) if current else set()
-        assert in_state == {f.id for f in project.facts(status="applied")}
+        assert in_state == {f.id for f in project.queries.facts(status="applied")}
 
 
 def _applied_in_state(path: Path) -> set[int]:
@@ -89,10 +89,10 @@ def _assert_finished(folder: Path, facts: list[tuple[str, ...]], model_dir: Path
     """Every fact ran exactly once and nothing is left over in state/; with `model_dir`, the state
     also restores onto the model with the log's applied facts."""
     with Project.open(folder) as project:  # a writer: leftovers of killed runs are removed
-        statuses = {f.request.subject: f.status for f in project.facts()}
+        statuses = {f.request.subject: f.status for f in project.queries.facts()}
         assert sorted(statuses) == sorted(f[0] for f in facts) and set(statuses.values()) <= {"applied", "failed"}
-        assert {p.name for p in project.state_dir.iterdir()} == {s.path.name for s in project.state_files()}
-        applied = {f.id for f in project.facts(status="applied")}
+        assert {p.name for p in project.state_dir.iterdir()} == {s.path.name for s in project.queries.state_files()}
+        applied = {f.id for f in project.queries.facts(status="applied")}
     if model_dir is not None:
         from nse_engine.model.loading import load_model
 
@@ -137,8 +137,8 @@ def test_a_reader_and_a_second_writer_at_every_commit_step(tmp_path, capsys, fac
     if operation == "undo":
         with Project.open(folder) as project:
             now = datetime.now(timezone.utc)
-            project.commit_batch([FactOutcome(r, True) for r in project.queued_facts()], "NSE", {}, now, now,
-                                 lambda path: path.write_bytes(NEW_STATE))
+            project.history.commit_batch([FactOutcome(r, True) for r in project.queue.queued_facts()], "NSE", {}, now, now,
+                                         lambda path: path.write_bytes(NEW_STATE))
     with paused_child(folder, operation, point) as child:
         rc, out, err = cli(capsys, "log", "--project", folder)
         assert rc == 0, err
@@ -148,9 +148,9 @@ def test_a_reader_and_a_second_writer_at_every_commit_step(tmp_path, capsys, fac
             Project.open(folder)
         child.resume()
     with Project.open(folder) as project:
-        assert {p.name for p in project.state_dir.iterdir()} == {s.path.name for s in project.state_files()}
-        project.verify_current_state()
-        assert {f.status for f in project.facts()} == ({"applied"} if operation == "commit" else {"undone"})
+        assert {p.name for p in project.state_dir.iterdir()} == {s.path.name for s in project.queries.state_files()}
+        project.history.verify_current_state()
+        assert {f.status for f in project.queries.facts()} == ({"applied"} if operation == "commit" else {"undone"})
 
 
 def _fault_sweep(tmp_path, server, model_dir, make_fault) -> None:
@@ -229,8 +229,8 @@ def test_a_damaged_byte_in_each_stored_file(tmp_path, capsys):
     workspace = new_workspace(original)
     with workspace.closing():
         for start in (0, 2):
-            workspace.run_batch(workspace.project.queue_facts(edit_requests(FACTS[start : start + 2])))
-        current = workspace.project.current_state().path.name
+            workspace.run_batch(workspace.project.queue.queue_facts(edit_requests(FACTS[start : start + 2])))
+        current = workspace.project.queries.current_state().path.name
     stored = [p for p in sorted(original.rglob("*")) if p.is_file() and p.stat().st_size]
     assert {p.name for p in stored} >= {"project.sqlite", "state-000001.safetensors", current}
 
@@ -260,7 +260,7 @@ def test_a_damaged_byte_in_each_stored_file(tmp_path, capsys):
             reopened.measure_fluency = False
             try:
                 with reopened.closing():  # the next batch goes on from what is there
-                    ids = reopened.project.queue_facts(edit_requests(FACTS[6:7]))
+                    ids = reopened.project.queue.queue_facts(edit_requests(FACTS[6:7]))
                     assert reopened.run_batch(ids).batch_id is not None
             except NseError as exc:  # a damaged log that only shows when written to: said plainly
                 assert damaged.name == "project.sqlite" and "\n" not in str(exc), exc

@@ -12,25 +12,25 @@ from reliability.faults import FACTS, cli, edit_requests, write_facts_csv
 
 def _applied_project(folder) -> Project:
     project = Project.create(folder)
-    project.queue_facts(edit_requests(FACTS[:1]))
+    project.queue.queue_facts(edit_requests(FACTS[:1]))
     now = datetime.now(timezone.utc)
-    project.commit_batch([FactOutcome(r, applied=True) for r in project.queued_facts()], "NSE", {}, now, now,
-                         lambda path: path.write_bytes(b"state"))
+    project.history.commit_batch([FactOutcome(r, applied=True) for r in project.queue.queued_facts()], "NSE", {}, now, now,
+                                 lambda path: path.write_bytes(b"state"))
     return project
 
 
 def test_a_fact_identical_to_an_applied_one_is_skipped_not_queued(tmp_path):
     path = write_facts_csv(tmp_path / "facts.csv", FACTS[:2])
     with _applied_project(tmp_path / "project") as project:
-        report = project.import_facts(path)
+        report = project.queue.import_facts(path)
         assert report.imported == 1 and report.rejected == []
         (skipped,) = report.skipped
         assert skipped.line == 2 and str(skipped) == "line 2: already applied in batch 1 (fact 1)"
-        assert [r.subject for r in project.queued_facts()] == ["Germany"]
+        assert [r.subject for r in project.queue.queued_facts()] == ["Germany"]
 
-        again = project.import_facts(path, reapply=True)
+        again = project.queue.import_facts(path, reapply=True)
         assert again.imported == 1 and [s.line for s in again.skipped] == [3]  # Germany: already queued
-        assert [r.subject for r in project.queued_facts()] == ["Germany", "France"]
+        assert [r.subject for r in project.queue.queued_facts()] == ["Germany", "France"]
 
 
 def test_the_cli_reports_skipped_rows_and_can_reapply(tmp_path, capsys):
@@ -62,6 +62,6 @@ def test_running_nse_edit_again_edits_nothing_twice(tmp_path, capsys, tiny_model
     assert rc == 0, err
     assert not any(line.startswith("batch ") for line in out.splitlines()) and "nothing to edit" in out
     with Project.open(project) as log:
-        facts = log.facts()
+        facts = log.queries.facts()
         assert len(facts) == 4 and {f.status for f in facts} <= {"applied", "failed"}
-        assert sorted(f.id for b in log.batches() for f in map(log.fact, b.fact_ids)) == [1, 2, 3, 4]
+        assert sorted(f.id for b in log.queries.batches() for f in map(log.queries.fact, b.fact_ids)) == [1, 2, 3, 4]

@@ -38,7 +38,7 @@ def test_a_huge_subject_in_a_csv_is_called_a_subject_too_long(tmp_path, capsys):
     assert "line 2: subject: has 10,000,000 characters; at most 200 are allowed: shorten it" in out
     assert "(row)" not in out and "cell" not in out
     with Project.open(tmp_path / "p") as project:
-        assert [f.request.subject for f in project.facts()] == ["Germany"]
+        assert [f.request.subject for f in project.queries.facts()] == ["Germany"]
 
 
 @pytest.mark.parametrize("target", ["\u200b", "…", "€", "\U0001F1EB\U0001F1F7"])
@@ -50,7 +50,7 @@ def test_an_object_or_subject_with_no_letter_or_digit_is_refused(tmp_path, capsy
     assert f"line 3: target_new: {target!r} has no letter or digit; write it in words" in out
     assert f"line 4: subject: {target!r} has no letter or digit; write it in words" in out
     with Project.open(tmp_path / "p") as project:
-        assert [f.request.subject for f in project.facts()] == ["France"]
+        assert [f.request.subject for f in project.queries.facts()] == ["France"]
 
 
 def test_a_csv_with_carriage_returns_only_is_told_to_change_its_line_endings(tmp_path, capsys):
@@ -106,20 +106,20 @@ def test_a_file_cut_short_while_it_is_imported_imports_nothing(tmp_path):
 
     with Project.create(tmp_path / "p") as project:
         with pytest.raises(ImportFormatError) as failure:
-            project.import_facts(cases, control=JobControl(truncate))
+            project.queue.import_facts(cases, control=JobControl(truncate))
         message = str(failure.value)
         assert message.startswith("facts.csv: changed while it was read") and "nothing was imported" in message
         assert "reading stopped at line" in message
-        assert project.count_facts() == 0
+        assert project.queries.count_facts() == 0
 
 
 def test_a_dry_run_does_not_log_that_it_imported(tmp_path, caplog):
     cases = write_facts_csv(tmp_path / "facts.csv", FACTS[:3])
     with Project.create(tmp_path / "p") as project, caplog.at_level(logging.INFO, logger="nse_engine.store.fact_import"):
-        project.import_facts(cases, dry_run=True)
+        project.queue.import_facts(cases, dry_run=True)
         assert "would import 3 facts" in caplog.text and "imported" not in caplog.text
         caplog.clear()
-        project.import_facts(cases)
+        project.queue.import_facts(cases)
         assert "imported 3 facts" in caplog.text
 
 
@@ -134,8 +134,8 @@ def test_nse_edit_edits_only_the_facts_of_its_cases_file(tmp_path, capsys, tiny_
     assert f"2 facts queued from other files stay queued; this run edits only the facts of {cases}" in out
     assert "applied 2/2" in out
     with Project.open(project) as log:
-        assert [f.request.subject for f in log.facts(status="queued")] == ["France", "Germany"]
-        assert {f.request.subject for f in log.facts() if f.status != "queued"} == {"Italy", "Spain"}
+        assert [f.request.subject for f in log.queries.facts(status="queued")] == ["France", "Germany"]
+        assert {f.request.subject for f in log.queries.facts() if f.status != "queued"} == {"Italy", "Spain"}
 
 
 def test_a_different_base_model_is_refused_naming_both_models(tmp_path, capsys, tiny_model_dir):

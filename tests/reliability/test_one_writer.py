@@ -31,8 +31,8 @@ def test_nse_log_during_a_commit_keeps_the_new_state(tmp_path, capsys, point):
         child.resume()
 
     with Project.open(folder) as project:
-        assert project.current_state_file().read_bytes() == NEW_STATE
-        assert {f.status for f in project.facts()} == {"applied"}
+        assert project.history.current_state_file().read_bytes() == NEW_STATE
+        assert {f.status for f in project.queries.facts()} == {"applied"}
 
 
 def test_a_second_writer_is_refused_and_told_which_process_holds_the_project(tmp_path, facts_csv):
@@ -43,7 +43,7 @@ def test_a_second_writer_is_refused_and_told_which_process_holds_the_project(tmp
     message = error_line(result.returncode, result.stderr)
     assert f"pid {os.getpid()}" in message and "open" in message
     with Project.open(folder) as project:
-        assert project.count_facts() == 2
+        assert project.queries.count_facts() == 2
 
 
 def test_a_project_opened_twice_in_one_process_is_refused(tmp_path):
@@ -53,7 +53,7 @@ def test_a_project_opened_twice_in_one_process_is_refused(tmp_path):
         with pytest.raises(ProjectError, match="already open in this process"):
             Project.open(folder)
     with Project.open(folder) as project:  # closing released it
-        assert project.count_facts() == 2
+        assert project.queries.count_facts() == 2
 
 
 def test_readers_work_while_a_writer_holds_the_project(tmp_path, facts_csv):
@@ -84,4 +84,4 @@ def test_two_imports_at_once_lose_no_row(tmp_path, trial):
             assert "pid" in error_line(process.returncode, err)
     assert imported, "at least one import gets the project"
     with Project.open(folder) as project:
-        assert {f.request.subject for f in project.facts()} == imported
+        assert {f.request.subject for f in project.queries.facts()} == imported

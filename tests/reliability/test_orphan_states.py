@@ -33,7 +33,7 @@ def test_rollback_keeps_a_state_file_renamed_to_bak(tmp_path):
     assert result.returncode == 0, result.stderr
     assert backup.read_bytes() == content  # the recovery command keeps the user's copy
     with Project.open(folder, read_only=True) as project:
-        assert project.current_state().path.name == "state-000001.safetensors"
+        assert project.queries.current_state().path.name == "state-000001.safetensors"
 
 
 def test_files_the_log_could_not_have_written_are_kept(tmp_path):
@@ -52,7 +52,7 @@ def test_files_the_log_could_not_have_written_are_kept(tmp_path):
 def test_crash_leftovers_are_still_removed(tmp_path):
     folder = make_project(tmp_path / "project", batches=1)
     with Project.open(folder) as project:
-        project.queue_facts(edit_requests(FACTS[4:6]))
+        project.queue.queue_facts(edit_requests(FACTS[4:6]))
     with paused_child(folder, "commit", "renamed"):  # killed with its state file in place, not recorded
         pass
     state = folder / "state"
@@ -62,7 +62,7 @@ def test_crash_leftovers_are_still_removed(tmp_path):
     (state / "..state-000002.safetensors.tmp-4242.tmp-4242").write_bytes(b"half written by the state writer")
     (state / ".tmpAb12Cd").write_bytes(b"safetensors' own temporary file")
     with Project.open(folder) as project:
-        assert project.count_facts("queued") == 2
+        assert project.queries.count_facts("queued") == 2
     assert sorted(_state_files(folder)) == ["notes.txt", "state-000001.safetensors"]
 
 
@@ -78,7 +78,7 @@ def test_a_state_file_at_the_next_id_that_the_log_did_not_write_is_kept(tmp_path
     assert "keeping" in result.stderr and copied.name in result.stderr
     with Project.open(folder) as project:
         commit_facts(project, [], b"the next batch")
-        assert project.current_state().path.name == "state-000003.safetensors"
+        assert project.queries.current_state().path.name == "state-000003.safetensors"
     assert copied.read_bytes() == b"a state put back from a backup"
 
 
@@ -97,7 +97,7 @@ def test_replacing_the_log_with_another_projects_keeps_every_state_file(tmp_path
 
     with Project.open(folder) as project:  # the next batch writes a new file, over none of them
         commit_facts(project, [], b"a new state")
-        written = project.current_state().path.name
+        written = project.queries.current_state().path.name
     assert written not in before and {k: v for k, v in _state_files(folder).items() if k != written} == before
 
 

@@ -34,8 +34,8 @@ def _fingerprint(folder: Path) -> dict[str, str]:
 def _assert_project_intact(folder: Path, before: dict[str, str]) -> None:
     assert _fingerprint(folder) == before
     with Project.open(folder, read_only=True) as project:
-        assert project.count_facts() == 3 and len(project.batches()) == 1
-        project.verify_current_state()
+        assert project.queries.count_facts() == 3 and len(project.queries.batches()) == 1
+        project.history.verify_current_state()
 
 
 def _managed_targets(folder: Path) -> dict[str, Path]:
@@ -113,7 +113,7 @@ def test_import_errors_never_replace_the_imported_file(tmp_path, project_folder,
     assert "--errors" in error_line(result.returncode, result.stderr)
     assert rows.read_bytes() == original
     with Project.open(project_folder, read_only=True) as project:
-        assert project.count_facts() == 3  # refused before importing
+        assert project.queries.count_facts() == 3  # refused before importing
 
 
 def test_ordinary_output_paths_still_work(tmp_path, project_folder):

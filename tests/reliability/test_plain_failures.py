@@ -48,7 +48,7 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path, project_folder, comman
     assert rc == 141
     if command == "import":  # the import itself was done before the report could not be shown
         with Project.open(project_folder, read_only=True) as project:
-            assert project.count_facts() == 6
+            assert project.queries.count_facts() == 6
 
 
 @pytest.mark.parametrize("command", ["import", "rollback"])
@@ -73,12 +73,12 @@ def test_the_project_folder_moved_away_during_a_batch(tmp_path, project_folder):
         path.write_bytes(b"edited state")
 
     with Project.open(project_folder) as project:
-        outcomes = [FactOutcome(r, True) for r in project.queued_facts()]
+        outcomes = [FactOutcome(r, True) for r in project.queue.queued_facts()]
         with pytest.raises(StorageError, match="moved or deleted") as failure:
-            project.commit_batch(outcomes, "nse", {}, T0, T0, write_state_after_the_move)
+            project.history.commit_batch(outcomes, "nse", {}, T0, T0, write_state_after_the_move)
     assert str(project_folder) in str(failure.value) and "not recorded" in str(failure.value)
     with Project.open(moved) as project:  # all or nothing: no batch, every fact still queued, no state file
-        assert project.batches() == [] and project.count_facts("queued") == 3
+        assert project.queries.batches() == [] and project.queries.count_facts("queued") == 3
         assert list(project.state_dir.iterdir()) == []
 
 

@@ -18,16 +18,16 @@ FORMULA_LIKE = [
 
 def test_reimporting_our_log_export_keeps_formula_like_values(tmp_path, capsys):
     with Project.create(tmp_path / "one") as project:
-        project.import_facts(write_facts_csv(tmp_path / "facts.csv", FORMULA_LIKE))
+        project.queue.import_facts(write_facts_csv(tmp_path / "facts.csv", FORMULA_LIKE))
     export = tmp_path / "log.csv"
     assert cli(capsys, "log", "--project", tmp_path / "one", "--csv", export)[0] == 0
     with open(export, encoding="utf-8-sig", newline="") as fh:
         assert [row["target_new"] for row in csv.DictReader(fh)] == ["'=Rome", "'-5 degrees", "'@home"]
 
     with Project.create(tmp_path / "two") as project:
-        report = project.import_facts(export)
+        report = project.queue.import_facts(export)
         assert report.rejected == []
-        assert [(r.target_new, r.target_true) for r in project.queued_facts()] == [
+        assert [(r.target_new, r.target_true) for r in project.queue.queued_facts()] == [
             ("=Rome", "Paris"), ("-5 degrees", "+49"), ("@home", "'quoted"),
         ]
 
@@ -35,20 +35,20 @@ def test_reimporting_our_log_export_keeps_formula_like_values(tmp_path, capsys):
 def test_reimporting_fixed_rejected_rows_keeps_formula_like_values(tmp_path):
     path = write_facts_csv(tmp_path / "facts.csv", [("Spain", "The capital is", "=Lisbon", "Madrid")])
     with Project.create(tmp_path / "project") as project:
-        report = project.import_facts(path)
+        report = project.queue.import_facts(path)
         errors = tmp_path / "errors.csv"
         export_rejected(report.rejected, errors)
         errors.write_text(errors.read_text(encoding="utf-8-sig").replace("The capital is", "The capital of Spain is"),
                           encoding="utf-8-sig")
-        project.import_facts(errors)
-        assert [r.target_new for r in project.queued_facts()] == ["=Lisbon"]
+        project.queue.import_facts(errors)
+        assert [r.target_new for r in project.queue.queued_facts()] == ["=Lisbon"]
 
 
 def test_a_user_csv_keeps_its_apostrophes(tmp_path):
     path = write_facts_csv(tmp_path / "facts.csv", [("France", "The capital of {} is", "'=Rome", "Paris")])
     with Project.create(tmp_path / "project") as project:
-        project.import_facts(path)
-        assert project.queued_facts()[0].target_new == "'=Rome"
+        project.queue.import_facts(path)
+        assert project.queue.queued_facts()[0].target_new == "'=Rome"
 
 
 def test_an_empty_project_file_is_left_untouched(tmp_path, capsys, facts_csv):

@@ -13,7 +13,7 @@ def test_import_without_a_model_refuses_a_huge_target(tmp_path, capsys):
     assert rc == 1, err
     assert "line 3: target_new: has 124,999 characters; at most 200 are allowed: shorten it" in out
     with Project.open(tmp_path / "project") as project:
-        assert [f.request.subject for f in project.facts()] == ["France"]
+        assert [f.request.subject for f in project.queries.facts()] == ["France"]
 
 
 def test_nse_edit_applies_the_models_context_length(tmp_path, capsys, tiny_model_dir):
@@ -24,6 +24,6 @@ def test_nse_edit_applies_the_models_context_length(tmp_path, capsys, tiny_model
     assert "1 row of" in out and "was rejected" in out and "the model takes at most" in out
     assert "line 3: prompt: together with the subject and the new object, needs" in out
     with Project.open(tmp_path / "p") as project:
-        assert [f.request.subject for f in project.facts()] == ["France"]
+        assert [f.request.subject for f in project.queries.facts()] == ["France"]
     rc, out, err = cli(capsys, "import", cases, "--project", tmp_path / "p", "--dry-run")
     assert "the model takes at most" not in out  # without the model: the default limit, which it passes

@@ -27,7 +27,7 @@ def _project_with_batches(folder, batches: int) -> list[dict]:
     weights = []
     with workspace.closing():
         for b in range(batches):
-            workspace.run_batch(workspace.project.queue_facts(edit_requests(FACTS[2 * b : 2 * b + 2])))
+            workspace.run_batch(workspace.project.queue.queue_facts(edit_requests(FACTS[2 * b : 2 * b + 2])))
             weights.append(edited_weights(workspace))
     return weights
 
@@ -60,7 +60,7 @@ def test_a_damaged_state_is_refused_naming_the_file_and_the_last_good_state(tmp_
     assert "state-000002.safetensors" in message and "damaged" in message
     assert "state-000001.safetensors" in message and f"nse rollback --project {folder}" in message
     with Project.open(folder) as project:  # refusing closed the project again
-        assert len(project.batches()) == 2
+        assert len(project.queries.batches()) == 2
 
 
 def test_nse_log_reports_a_damaged_state_and_what_to_run(tmp_path, capsys):
@@ -82,11 +82,11 @@ def test_rollback_goes_back_to_the_last_good_state_and_work_goes_on(tmp_path, ca
     workspace.measure_fluency = False
     with workspace.closing():
         _assert_weights(workspace, weights[0])
-        batches = workspace.project.batches()
+        batches = workspace.project.queries.batches()
         assert [b.undone for b in batches] == [False, True]
-        assert {f.status for f in workspace.project.facts() if f.batch_id == batches[1].id} == {"undone"}
-        workspace.project.requeue([f.id for f in workspace.project.facts(status="undone")])
-        changes = workspace.run_batch([r.fact_id for r in workspace.project.queued_facts()])
+        assert {f.status for f in workspace.project.queries.facts() if f.batch_id == batches[1].id} == {"undone"}
+        workspace.project.queue.requeue([f.id for f in workspace.project.queries.facts(status="undone")])
+        changes = workspace.run_batch([r.fact_id for r in workspace.project.queue.queued_facts()])
         assert changes.applied_fact_ids or changes.failed
     rc, out, err = cli(capsys, "rollback", "--project", folder)
     assert rc == 0 and "intact" in out
@@ -104,18 +104,18 @@ def test_rollback_to_the_base_model_when_no_state_file_is_good(tmp_path, capsys)
     with workspace.closing():
         _assert_weights(workspace, expected)
         assert workspace.session.rounds == []
-        assert workspace.project.batches()[0].undone
+        assert workspace.project.queries.batches()[0].undone
 
 
 def test_rollback_never_brings_back_an_undone_batch(tmp_path, capsys):
     folder = tmp_path / "project"
     workspace = new_workspace(folder)
     with workspace.closing():
-        workspace.run_batch(workspace.project.queue_facts(edit_requests(FACTS[0:2])))  # state 1
+        workspace.run_batch(workspace.project.queue.queue_facts(edit_requests(FACTS[0:2])))  # state 1
         after_first = edited_weights(workspace)
-        workspace.run_batch(workspace.project.queue_facts(edit_requests(FACTS[2:4])))  # state 2
+        workspace.run_batch(workspace.project.queue.queue_facts(edit_requests(FACTS[2:4])))  # state 2
         workspace.undo_last_batch()  # state 3: as after the first batch
-        workspace.run_batch(workspace.project.queue_facts(edit_requests(FACTS[4:6])))  # state 4
+        workspace.run_batch(workspace.project.queue.queue_facts(edit_requests(FACTS[4:6])))  # state 4
     _damage_tensors(folder / "state" / "state-000004.safetensors")
     _damage_tensors(folder / "state" / "state-000003.safetensors")
 
@@ -126,7 +126,7 @@ def test_rollback_never_brings_back_an_undone_batch(tmp_path, capsys):
     workspace = Workspace.open(tiny_loaded(), folder)
     with workspace.closing():
         _assert_weights(workspace, after_first)
-        assert [b.undone for b in workspace.project.batches()] == [False, True, True]
+        assert [b.undone for b in workspace.project.queries.batches()] == [False, True, True]
 
 
 def test_restored_weights_must_be_finite(tmp_path):

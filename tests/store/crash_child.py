@@ -66,14 +66,14 @@ folder, operation = Path(sys.argv[1]), sys.argv[2]
 project = Project.open(folder)
 project._db.conn.set_trace_callback(before_statement)
 if operation == "commit":
-    queued = project.queued_facts()
+    queued = project.queue.queued_facts()
     now = datetime.now(timezone.utc)
-    project.commit_batch(
+    project.history.commit_batch(
         [FactOutcome(r, applied=True) for r in queued],
         "nse", {"layers": [4, 5]}, now, now, state_writer(NEW_STATE),
         [FactEvaluation(r.fact_id, True, 0.9, 0.01) for r in queued],
     )
 else:
-    project.undo_last_batch(state_writer(RESTORED_STATE))
+    project.history.undo_last_batch(state_writer(RESTORED_STATE))
 pause("committed")
 print("DONE", flush=True)

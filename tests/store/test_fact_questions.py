@@ -24,7 +24,7 @@ HEIHE = ("Which country is Heihe in?", "In which country would I find Heihe?")
 
 def _reopened_questions(folder: Path) -> dict[str, tuple[str, ...]]:
     with Project.open(folder) as project:
-        return {f.request.subject: f.request.questions for f in project.facts()}
+        return {f.request.subject: f.request.questions for f in project.queries.facts()}
 
 
 def test_csv_questions_are_stored_kept_on_reopen_and_exported_back(tmp_path):
@@ -36,9 +36,9 @@ def test_csv_questions_are_stored_kept_on_reopen_and_exported_back(tmp_path):
         encoding="utf-8",
     )
     with Project.create(tmp_path / "project") as project:
-        report = project.import_facts(source)
+        report = project.queue.import_facts(source)
         assert (report.imported, report.rejected, report.warnings) == (2, [], [])  # no 'ignored columns'
-        assert project.queued_facts()[0].questions == HEIHE
+        assert project.queue.queued_facts()[0].questions == HEIHE
     assert _reopened_questions(tmp_path / "project") == {"Heihe": HEIHE, "Lyon": ()}
 
     exported = tmp_path / "export.csv"
@@ -49,8 +49,8 @@ def test_csv_questions_are_stored_kept_on_reopen_and_exported_back(tmp_path):
     assert [r["questions"] for r in rows] == [" | ".join(HEIHE), ""]
 
     with Project.create(tmp_path / "again") as again:  # our export imports to the same questions
-        assert again.import_facts(exported).imported == 2
-        assert [r.questions for r in again.queued_facts()] == [HEIHE, ()]
+        assert again.queue.import_facts(exported).imported == 2
+        assert [r.questions for r in again.queue.queued_facts()] == [HEIHE, ()]
 
 
 def test_jsonl_questions_and_zsre_src_become_questions(tmp_path):
@@ -60,9 +60,9 @@ def test_jsonl_questions_and_zsre_src_become_questions(tmp_path):
                {"subject": "Lyon", "prompt": "{} is a city in", "target_new": "Peru", "questions": "Where is Lyon?"}]
     source.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
     with Project.create(tmp_path / "project") as project:
-        report = project.import_facts(source)
+        report = project.queue.import_facts(source)
         assert (report.imported, report.warnings) == (2, [])  # the key is read, not ignored
-        report = project.import_facts(DATA / "zsre.json")
+        report = project.queue.import_facts(DATA / "zsre.json")
         assert report.imported == 2
     questions = _reopened_questions(tmp_path / "project")
     assert questions["Heihe"] == HEIHE and questions["Lyon"] == ("Where is Lyon?",)
@@ -72,8 +72,8 @@ def test_jsonl_questions_and_zsre_src_become_questions(tmp_path):
 def test_a_queue_edit_keeps_new_questions_and_an_old_log_opens_without_any(tmp_path):
     fact = EditRequest("Heihe", "{} is a city in the country of", "Rwanda", "China", questions=HEIHE)
     with Project.create(tmp_path / "project") as project:
-        (fact_id,) = project.queue_facts([fact])
-        project.update_fact(fact_id, dataclasses.replace(fact, questions=(" Is Heihe in Rwanda? ", "")))
+        (fact_id,) = project.queue.queue_facts([fact])
+        project.queue.update_fact(fact_id, dataclasses.replace(fact, questions=(" Is Heihe in Rwanda? ", "")))
     assert _reopened_questions(tmp_path / "project") == {"Heihe": ("Is Heihe in Rwanda?",)}
 
     conn = sqlite3.connect(tmp_path / "project" / LOG_FILE)  # the log as the last version wrote it
@@ -91,14 +91,14 @@ def test_a_queue_edit_keeps_new_questions_and_an_old_log_opens_without_any(tmp_p
 def test_a_question_that_is_too_long_or_says_nothing_is_refused(tmp_path, question, message):
     with Project.create(tmp_path / "project") as project:
         with pytest.raises(InvalidFactError) as refused:
-            project.queue_facts([EditRequest("Heihe", "{} is in", "Rwanda", questions=(question,))])
+            project.queue.queue_facts([EditRequest("Heihe", "{} is in", "Rwanda", questions=(question,))])
         assert [p.field for p in refused.value.problems] == ["questions"]
         assert message in str(refused.value)
-        assert project.queued_facts() == []
+        assert project.queue.queued_facts() == []
 
     source = tmp_path / "facts.csv"
     source.write_text(f"subject,prompt,target_new,questions\nHeihe,{{}} is in,Rwanda,{question}\n", encoding="utf-8")
     with Project.create(tmp_path / "csv") as project:
-        report = project.import_facts(source)
+        report = project.queue.import_facts(source)
         assert report.imported == 0
         assert [(p.line, p.field) for p in report.rejected[0].problems] == [(2, "questions")]

@@ -31,7 +31,7 @@ def test_another_project_is_read_while_its_writer_holds_the_lock(tmp_path):
 
 def test_a_new_projects_chosen_settings_are_kept_until_its_first_state(tmp_path):
     with Project.create(tmp_path / "p") as project:
-        project.check_method("alphaedit")
-        project.record_chosen_settings({"encore": True, "norm_anchoring": False})
+        project.meta.choose_method("alphaedit")
+        project.meta.record_chosen_settings({"encore": True, "norm_anchoring": False})
     series = read_series(tmp_path / "p")
     assert (series.method, series.switches, series.points) == ("alphaedit", {"norm_anchoring": False, "encore": True}, ())

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSI
 
 def _project_with_queue(folder: Path) -> None:
     with Project.create(folder, "tiny-gpt2", "fp-1") as project:
-        project.queue_facts([
+        project.queue.queue_facts([
             EditRequest("France", "The capital of {} is", "Rome", "Paris"),
             EditRequest("Germany", "The capital of {} is", "Madrid", "Berlin"),
         ])
@@ -34,8 +34,8 @@ def _project_with_batch(folder: Path) -> None:
     _project_with_queue(folder)
     with Project.open(folder) as project:
         now = datetime.now(timezone.utc)
-        outcomes = [FactOutcome(r, applied=True) for r in project.queued_facts()]
-        project.commit_batch(outcomes, "nse", {}, now, now, lambda p: p.write_bytes(FIRST_STATE))
+        outcomes = [FactOutcome(r, applied=True) for r in project.queue.queued_facts()]
+        project.history.commit_batch(outcomes, "nse", {}, now, now, lambda p: p.write_bytes(FIRST_STATE))
 
 
 def _run_child_until(folder: Path, operation: str, point: str) -> None:
@@ -57,10 +57,10 @@ def _run_child_until(folder: Path, operation: str, point: str) -> None:
 def _assert_log_matches_disk(project: Project) -> None:
     """Every file in state/ is named by the log, every named file exists and has its checksum."""
     on_disk = {p.name for p in project.state_dir.iterdir()}
-    assert on_disk == {s.path.name for s in project.state_files()}
-    for state in project.state_files():
+    assert on_disk == {s.path.name for s in project.queries.state_files()}
+    for state in project.queries.state_files():
         assert hashlib.sha256(state.path.read_bytes()).hexdigest() == state.sha256
-    project.verify_current_state()
+    project.history.verify_current_state()
 
 
 @pytest.mark.parametrize(
@@ -75,19 +75,19 @@ def test_killed_batch_commit_leaves_old_or_new_state(tmp_path, point, committed)
 
     with Project.open(folder) as project:
         _assert_log_matches_disk(project)
-        statuses = {f.status for f in project.facts()}
+        statuses = {f.status for f in project.queries.facts()}
         if committed:
-            (batch,) = project.batches()
+            (batch,) = project.queries.batches()
             assert statuses == {"applied"}
-            assert project.current_state_file().read_bytes() == NEW_STATE
+            assert project.history.current_state_file().read_bytes() == NEW_STATE
             assert batch.state_sha256 == hashlib.sha256(NEW_STATE).hexdigest()
-            assert len(project.evaluations(batch_id=batch.id)) == 2
+            assert len(project.queries.evaluations(batch_id=batch.id)) == 2
         else:
-            assert project.batches() == []
+            assert project.queries.batches() == []
             assert statuses == {"queued"}
-            assert project.current_state_file() is None
+            assert project.history.current_state_file() is None
             assert list(project.state_dir.iterdir()) == []
-            assert project.evaluations() == []
+            assert project.queries.evaluations() == []
 
 
 @pytest.mark.parametrize(
@@ -102,14 +102,14 @@ def test_killed_undo_leaves_old_or_new_state(tmp_path, point, committed):
 
     with Project.open(folder) as project:
         _assert_log_matches_disk(project)
-        (batch,) = project.batches()
-        statuses = {f.status for f in project.facts()}
+        (batch,) = project.queries.batches()
+        statuses = {f.status for f in project.queries.facts()}
         if committed:
             assert batch.undone and statuses == {"undone"}
-            assert project.current_state_file().read_bytes() == RESTORED_STATE
+            assert project.history.current_state_file().read_bytes() == RESTORED_STATE
         else:
             assert not batch.undone and statuses == {"applied"}
-            assert project.current_state_file().read_bytes() == FIRST_STATE
+            assert project.history.current_state_file().read_bytes() == FIRST_STATE
 
 
 def test_work_goes_on_after_a_crash(tmp_path):
@@ -119,7 +119,7 @@ def test_work_goes_on_after_a_crash(tmp_path):
 
     with Project.open(folder) as project:
         now = datetime.now(timezone.utc)
-        outcomes = [FactOutcome(r, applied=True) for r in project.queued_facts()]
-        batch = project.commit_batch(outcomes, "nse", {}, now, now, lambda p: p.write_bytes(b"retry"))
-        assert project.current_state_file().read_bytes() == b"retry"
-        assert batch.state_file == project.current_state_file().name
+        outcomes = [FactOutcome(r, applied=True) for r in project.queue.queued_facts()]
+        batch = project.history.commit_batch(outcomes, "nse", {}, now, now, lambda p: p.write_bytes(b"retry"))
+        assert project.history.current_state_file().read_bytes() == b"retry"
+        assert batch.state_file == project.history.current_state_file().name

@@ -54,30 +54,30 @@ def test_csv_dialects_all_import_the_same_facts(tmp_path, project, delimiter, na
     ]
     path = _csv(tmp_path, bom + newline.join(rows) + newline)
 
-    report = project.import_facts(path)
+    report = project.queue.import_facts(path)
 
     assert report.format == f"CSV ({name}-separated)"
     assert (report.rows_read, report.imported, report.rejected) == (2, 2, [])
-    france, darrieux = project.queued_facts()
+    france, darrieux = project.queue.queued_facts()
     assert france == EditRequest(
         "France", "The capital of {} is", "Rome", "Paris",
         ("France's capital is", "The French capital is"), (NeighborhoodCheck("The capital of Spain is", "Madrid"),),
         "capital", fact_id=france.fact_id,
     )
     assert darrieux.prompt == 'The mother tongue of {}, "the star", is'
-    fact = project.fact(darrieux.fact_id)
+    fact = project.queries.fact(darrieux.fact_id)
     assert (fact.source_file, fact.source_line) == (str(path.resolve()), 3)
 
 
 def test_only_required_columns_in_any_order_and_case(tmp_path, project):
     path = _csv(tmp_path, "Target_New,PROMPT,Subject\nRome,The capital of {} is,France\n")
-    report = project.import_facts(path)
+    report = project.queue.import_facts(path)
     assert report.imported == 1 and report.warnings == []
-    assert project.queued_facts()[0].target_true is None
+    assert project.queue.queued_facts()[0].target_true is None
 
 
 def test_every_validation_problem_names_line_and_field(tmp_path, project):
-    project.queue_facts([EditRequest("Japan", "The capital of {} is", "Seoul", "Tokyo")])
+    project.queue.queue_facts([EditRequest("Japan", "The capital of {} is", "Seoul", "Tokyo")])
     lines = [
         HEADER,                                                                   # 1
         ",The capital of {} is,Rome,Paris,,,",                                   # 2 empty subject
@@ -99,7 +99,7 @@ def test_every_validation_problem_names_line_and_field(tmp_path, project):
         '{} is",Kabul,Tehran,,,',                                                # 18   with a newline in it
         "Laos,The capital of {} is,Hanoi,Vientiane,,,",                          # 19 valid
     ]
-    report = project.import_facts(_csv(tmp_path, "\n".join(lines) + "\n"))
+    report = project.queue.import_facts(_csv(tmp_path, "\n".join(lines) + "\n"))
 
     problems = _problems(report)
     assert sorted(problems) == [2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17]
@@ -118,33 +118,33 @@ def test_every_validation_problem_names_line_and_field(tmp_path, project):
     assert problems[15] == ["(row): has 8 values but the header has 7 columns"]
     assert "(row): has 2 values but the header has 7 columns" in problems[16]
     assert problems[17] == ["prompt: contains the control character '\\n'"]
-    assert [r.subject for r in project.queued_facts()] == ["Japan", "Peru", "Laos"]
-    assert project.fact(project.queued_facts()[2].fact_id).source_line == 19
+    assert [r.subject for r in project.queue.queued_facts()] == ["Japan", "Peru", "Laos"]
+    assert project.queries.fact(project.queue.queued_facts()[2].fact_id).source_line == 19
     assert report.reasons()["conflict"] == 2
 
 
 def test_text_too_long_for_the_model(tmp_path, project):
     path = _csv(tmp_path, f"{HEADER}\nFrance,The capital of {{}} is,Rome,Paris,{'long ' * 50},,\n")
     limit = TokenLimit(count_tokens=lambda text: len(text.split()), max_tokens=20)
-    report = project.import_facts(path, token_limit=limit)
+    report = project.queue.import_facts(path, token_limit=limit)
     assert _problems(report) == {2: ["paraphrases: needs 51 tokens; the model takes at most 20"]}
 
 
 def test_spaces_around_values_are_removed_and_counted(tmp_path, project):
-    report = project.import_facts(_csv(tmp_path, "subject; prompt; target_new\nFrance ; The capital of {} is; Rome\n"))
+    report = project.queue.import_facts(_csv(tmp_path, "subject; prompt; target_new\nFrance ; The capital of {} is; Rome\n"))
     assert report.imported == 1 and report.trimmed_rows == 1
-    assert project.queued_facts()[0].subject == "France"
+    assert project.queue.queued_facts()[0].subject == "France"
 
 
 def test_unknown_columns_are_reported_not_silently_dropped(tmp_path, project):
-    report = project.import_facts(_csv(tmp_path, "subject,prompt,target_new,notes\nFrance,The capital of {} is,Rome,check\n"))
+    report = project.queue.import_facts(_csv(tmp_path, "subject,prompt,target_new,notes\nFrance,The capital of {} is,Rome,check\n"))
     assert report.imported == 1
     assert report.warnings == ["ignored columns (line 1): 'notes'"]
 
 
 def test_rejected_rows_can_be_fixed_and_imported_again(tmp_path, project):
     path = _csv(tmp_path, f"{HEADER}\nFrance,The capital city is,Rome,Paris,,,\nSpain,The capital of {{}} is,=Lisbon,Madrid,,,\n")
-    report = project.import_facts(path)
+    report = project.queue.import_facts(path)
     errors = tmp_path / "errors.csv"
     export_rejected(report.rejected, errors)
 
@@ -155,25 +155,25 @@ def test_rejected_rows_can_be_fixed_and_imported_again(tmp_path, project):
     fixed = errors.read_text(encoding="utf-8-sig").replace("The capital city is", "The capital of France is")
     errors.write_text(fixed, encoding="utf-8-sig")
 
-    again = project.import_facts(errors)
-    assert again.imported == 1 and [r.subject for r in project.queued_facts()] == ["Spain", "France"]
+    again = project.queue.import_facts(errors)
+    assert again.imported == 1 and [r.subject for r in project.queue.queued_facts()] == ["Spain", "France"]
     assert again.warnings == ["ignored columns (line 1): 'line', 'problems'"]
 
 
 def test_dry_run_changes_nothing(tmp_path, project):
     path = _csv(tmp_path, f"{HEADER}\nFrance,The capital of {{}} is,Rome,Paris,,,\nFrance,The capital of {{}} is,Oslo,Paris,,,\n")
-    report = project.import_facts(path, dry_run=True)
+    report = project.queue.import_facts(path, dry_run=True)
     assert report.dry_run and report.rows_read == 2 and report.imported == 0 and len(report.rejected) == 2
-    assert project.facts() == []
-    report = project.import_facts(_csv(tmp_path, f"{HEADER}\nFrance,The capital of {{}} is,Rome,Paris,,,\n"), dry_run=True)
-    assert report.imported == 1 and project.facts() == []
+    assert project.queries.facts() == []
+    report = project.queue.import_facts(_csv(tmp_path, f"{HEADER}\nFrance,The capital of {{}} is,Rome,Paris,,,\n"), dry_run=True)
+    assert report.imported == 1 and project.queries.facts() == []
 
 
 def test_progress_is_reported_up_to_the_whole_file(tmp_path, project):
     rows = "".join(f"S{i},The capital of {{}} is,Rome,Paris,,,\n" for i in range(5000))
     path = _csv(tmp_path, f"{HEADER}\n{rows}")
     seen = []
-    project.import_facts(path, control=JobControl(seen.append))
+    project.queue.import_facts(path, control=JobControl(seen.append))
     assert len(seen) >= 3 and {p.phase for p in seen} == {"importing facts"}
     assert seen[-1].done == seen[-1].total == path.stat().st_size
     assert [p.done for p in seen] == sorted(p.done for p in seen)
@@ -184,7 +184,7 @@ def test_progress_is_reported_up_to_the_whole_file(tmp_path, project):
 
 def test_counterfact_records(project):
     path = DATA / "counterfact.json"
-    report = project.import_facts(path)
+    report = project.queue.import_facts(path)
 
     assert report.format == "CounterFact (JSON array)"
     assert report.imported == 2
@@ -193,7 +193,7 @@ def test_counterfact_records(project):
         second_record_line: ["requested_rewrite.target_new.str: equals target_true ('french'); nothing would change"]
     }
     assert "ignored keys: attribute_prompts, case_id, generation_prompts, pararel_idx" in report.warnings
-    darrieux, madrid = project.queued_facts()
+    darrieux, madrid = project.queue.queued_facts()
     assert darrieux.subject == "Danielle Darrieux" and darrieux.prompt == "The mother tongue of {} is"
     assert (darrieux.target_new, darrieux.target_true, darrieux.relation) == ("English", "French", "P103")
     assert len(darrieux.paraphrases) == 2
@@ -201,16 +201,16 @@ def test_counterfact_records(project):
         NeighborhoodCheck("The mother tongue of Léon Blum is", "French"),
         NeighborhoodCheck("The native language of Montesquieu is", "French"),
     )
-    assert project.fact(madrid.fact_id).source_line == path.read_text().splitlines().index('    "case_id": 2,')
+    assert project.queries.fact(madrid.fact_id).source_line == path.read_text().splitlines().index('    "case_id": 2,')
 
 
 def test_zsre_records(project):
-    report = project.import_facts(DATA / "zsre.json")
+    report = project.queue.import_facts(DATA / "zsre.json")
     assert report.format == "ZsRE (JSON array)"
     assert report.imported == 2
     assert _problems(report) == {4: ["src: contains neither '{}' nor the subject 'Lahti Town Hall'"]}
     assert "ignored keys: cond, pred" in report.warnings
-    watts = project.queued_facts()[0]
+    watts = project.queue.queued_facts()[0]
     assert watts == EditRequest(
         "Watts Humphrey", "What university did {} attend?", "University of Michigan", "Illinois Institute of Technology",
         ("What university did Watts Humphrey take part in?",),
@@ -220,13 +220,13 @@ def test_zsre_records(project):
 
 
 def test_our_jsonl_records(project):
-    report = project.import_facts(DATA / "facts.jsonl")
+    report = project.queue.import_facts(DATA / "facts.jsonl")
     assert report.format == "NSE facts (JSONL)"
     assert report.imported == 2 and report.rows_read == 4
     problems = _problems(report)
     assert problems[4][0].startswith("(record): is not valid JSON")
     assert problems[5] == ["target_new: missing (target_new)", "subject: is empty"]  # both problems at once
-    germany = project.queued_facts()[0]
+    germany = project.queue.queued_facts()[0]
     assert germany.neighborhood == (NeighborhoodCheck("The capital of Poland is", "Warsaw"),)
     assert germany.paraphrases == ("The capital city of Germany is",)
 
@@ -235,10 +235,10 @@ def test_a_single_json_object_and_json_lines_of_counterfact(tmp_path, project):
     record = json.loads((DATA / "counterfact.json").read_text())[0]
     single = tmp_path / "one.json"
     single.write_text(json.dumps(record, indent=2))
-    assert project.import_facts(single, dry_run=True).format == "CounterFact (JSON)"
+    assert project.queue.import_facts(single, dry_run=True).format == "CounterFact (JSON)"
     lines = tmp_path / "cf.jsonl"
     lines.write_text("\n".join(json.dumps(r) for r in json.loads((DATA / "counterfact.json").read_text())))
-    report = project.import_facts(lines)
+    report = project.queue.import_facts(lines)
     assert report.format == "CounterFact (JSONL)" and report.imported == 2 and list(_problems(report)) == [2]
 
 
@@ -246,7 +246,7 @@ def test_the_shared_development_facts(project):
     if not os.environ.get("NSE_DEV_FACTS"):
         pytest.skip("set NSE_DEV_FACTS to the full facts_dev.jsonl to import all of it")
     path = Path(os.environ["NSE_DEV_FACTS"])
-    report = project.import_facts(path)
+    report = project.queue.import_facts(path)
     assert report.format == "NSE facts (JSONL)"
     assert report.rejected == [] and report.imported == report.rows_read == sum(1 for line in open(path) if line.strip())
 
@@ -276,8 +276,8 @@ def test_unreadable_files_get_one_clear_error(tmp_path, project, content, messag
     path = tmp_path / "input.csv"
     path.write_bytes(content)
     with pytest.raises(ImportFormatError, match=message):
-        project.import_facts(path)
-    assert project.facts() == []
+        project.queue.import_facts(path)
+    assert project.queries.facts() == []
 
 
 def test_invalid_utf8_late_in_a_file_aborts_the_whole_import(tmp_path, project):
@@ -285,15 +285,15 @@ def test_invalid_utf8_late_in_a_file_aborts_the_whole_import(tmp_path, project):
     path = tmp_path / "late.csv"
     path.write_bytes(f"{HEADER}\n".encode() + rows + b"Z\xfcrich,{} is in,France,,,,\n")
     with pytest.raises(ImportFormatError, match="line 5002 is not UTF-8"):
-        project.import_facts(path)
-    assert project.facts() == []
+        project.queue.import_facts(path)
+    assert project.queries.facts() == []
 
 
 def test_missing_file_and_folder(tmp_path, project):
     with pytest.raises(ImportFormatError, match="cannot read"):
-        project.import_facts(tmp_path / "nope.csv")
+        project.queue.import_facts(tmp_path / "nope.csv")
     with pytest.raises(ImportFormatError, match="is a folder"):
-        project.import_facts(tmp_path)
+        project.queue.import_facts(tmp_path)
 
 
 # -- one fact, as the GUI's edit form checks it -------------------------------------------------
@@ -361,5 +361,5 @@ def test_cancelling_an_import_leaves_the_queue_as_it_was(tmp_path, project):
     rows = "".join(f"S{i},The capital of {{}} is,Rome,Paris,,,\n" for i in range(5000))
     control = JobControl(lambda progress: control.cancel() if progress.done else None)
     with pytest.raises(Cancelled):
-        project.import_facts(_csv(tmp_path, f"{HEADER}\n{rows}"), control=control)
-    assert project.facts() == []
+        project.queue.import_facts(_csv(tmp_path, f"{HEADER}\n{rows}"), control=control)
+    assert project.queries.facts() == []

@@ -80,11 +80,11 @@ def _dry_run(project: Project, content: bytes) -> None:
         path = Path(folder) / "facts.csv"
         path.write_bytes(content)
         try:
-            report = project.import_facts(path, dry_run=True)
+            report = project.queue.import_facts(path, dry_run=True)
         except ImportFormatError:
             return
         finally:
-            assert project.count_facts() == 0
+            assert project.queries.count_facts() == 0
         assert report.rows_read == report.imported + len(report.rejected) + len(report.skipped)
 
 
@@ -95,8 +95,8 @@ def _import(empty_project: Path, content: bytes) -> list[EditRequest]:
         path.write_bytes(content)
         shutil.copytree(empty_project, Path(folder) / "project")
         with Project.open(Path(folder) / "project") as project:
-            report = project.import_facts(path)
-            queued = project.queued_facts()
+            report = project.queue.import_facts(path)
+            queued = project.queue.queued_facts()
             assert report.rows_read == report.imported + len(report.rejected) + len(report.skipped)
             assert [r.fact_id for r in queued] == report.imported_ids
             return queued

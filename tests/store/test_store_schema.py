@@ -67,9 +67,9 @@ def test_new_project_has_every_table_wal_and_foreign_keys(tmp_path):
         assert {"meta", "facts", "batches", "batch_facts", "state_files", "evaluations", "chats"} <= set(db.table_names())
         assert db.journal_mode == "wal"
         assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert project.schema_version == SCHEMA_VERSION
-        assert (project.base_model_source, project.base_model_fingerprint) == ("default", "fp")
-        assert project.created_at
+        assert project.meta.schema_version == SCHEMA_VERSION
+        assert (project.meta.base_model_source, project.meta.base_model_fingerprint) == ("default", "fp")
+        assert project.meta.created_at
         with pytest.raises(sqlite3.IntegrityError):
             db.execute("INSERT INTO evaluations (batch_id, fact_id, retained) VALUES (99, 99, 1)")
 
@@ -79,15 +79,15 @@ def test_v1_file_is_migrated_and_keeps_its_data(tmp_path):
     _write_v1_project(folder)
 
     with Project.open(folder) as project:
-        assert project.schema_version == SCHEMA_VERSION
-        assert [r.fact_id for r in project.queued_facts()] == [3, 7]
-        assert [f.position for f in project.facts()] == [3, 7]
-        assert project.base_model_fingerprint == "abc123"
-        project.reorder([7, 3])
-        assert [r.subject for r in project.queued_facts()] == ["Spain", "France"]
+        assert project.meta.schema_version == SCHEMA_VERSION
+        assert [r.fact_id for r in project.queue.queued_facts()] == [3, 7]
+        assert [f.position for f in project.queries.facts()] == [3, 7]
+        assert project.meta.base_model_fingerprint == "abc123"
+        project.queue.reorder([7, 3])
+        assert [r.subject for r in project.queue.queued_facts()] == ["Spain", "France"]
 
     with Project.open(folder) as project:  # a second open finds nothing to migrate
-        assert [r.subject for r in project.queued_facts()] == ["Spain", "France"]
+        assert [r.subject for r in project.queue.queued_facts()] == ["Spain", "France"]
 
 
 def test_file_from_a_newer_version_is_refused(tmp_path):
