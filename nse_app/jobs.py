@@ -297,16 +297,24 @@ def export_rejected(engine: Engine, ctx: JobContext, rows: list[FileRow], path: 
 # ---- mutating operations ---------------------------------------------------------------------
 
 
-def run_batch(engine: Engine, ctx: JobContext, fact_ids: list[int], overrides: dict[str, Any]) -> BatchChanges:
-    """Edit the model with the given queued facts; all-or-nothing (a cancel changes nothing)."""
+def run_queue(engine: Engine, ctx: JobContext, fact_ids: list[int], batch_size: int, overrides: dict[str, Any]) -> int:
+    """Edit the model with these queued facts as consecutive batches (Workspace.run_queue), sending
+    each batch's BatchChanges as it is committed; returns the number of batches. Each batch is
+    all-or-nothing: a cancel keeps the batches sent. Between batches, and only there, the short
+    jobs waiting (chat replies, queue edits) run: the job is cooperative."""
     from nse_engine.editing.settings import apply_settings
 
     ws = engine.require_workspace()
     ws.project.require_writable("edit")
-    ws.prepare(ctx.control)  # done already when the app's preparation ran
+    with ctx.control.holding():  # no other work during a preparation the run finishes itself
+        ws.prepare(ctx.control)  # done already when the app's preparation ran
     n_layers = engine.loaded.model.config.num_hidden_layers
     hparams = apply_settings(ws.hparams, overrides, n_layers) if overrides else None
-    return ws.run_batch(fact_ids, ctx.control, hparams)
+    batches = 0
+    for changes in ws.run_queue(fact_ids, batch_size, hparams, ctx.control):
+        ctx.send(changes)
+        batches += 1
+    return batches
 
 
 def undo_last_batch(engine: Engine, ctx: JobContext) -> BatchChanges:

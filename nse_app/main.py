@@ -83,7 +83,7 @@ async def smoke_test(window, model: str | None) -> int:
         info = await session.load_model(model or "default")
         await session.open_project(os.path.join(folder, "project"))
         ids = await session.queue_facts([SMOKE_FACT])
-        changes = await session.run_batch(ids, {"stats_tokens": 8192})  # a quick statistics sample
+        (changes,) = await session.run_queue(ids, len(ids), {"stats_tokens": 8192})  # one batch, a quick statistics sample
         applied = len(changes.applied_fact_ids)
         print(f"smoke test: {info.name} ({info.architecture}) loaded; {applied} of 1 edit applied", flush=True)
         return 0 if applied == 1 else 1

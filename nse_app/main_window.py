@@ -63,7 +63,7 @@ def undo_question(batch: Batch) -> str:
 
 
 _CANCELLED = {  # what quitting during each long job (Session.busy_job_names) means, for the quit question
-    "run batch": "the batch of edits is not applied (the project stays as it was before it)",
+    "run queue": "the batch of edits is not applied (the project stays as it was before it)",
     "undo last batch": "the batch is not undone (it stays in effect)",
     "export model": "nothing is exported (the folder stays as it was)",
     "load model": "the model is not loaded",

@@ -80,7 +80,7 @@ class Session(QObject):
         self.preparation_progress: Progress | None = None
         self.preparation_error = ""
         self._prep_job: Job | None = None
-        self._waiting_batch: Job | None = None  # a batch queued behind the preparation
+        self._waiting_batch: Job | None = None  # a run of batches queued behind the preparation
         self._waiting: list[Job] = []  # long jobs (a batch, an undo, an export) queued behind it
         self.worker.progress.connect(self._on_progress)
 
@@ -149,7 +149,7 @@ class Session(QObject):
 
     @property
     def busy_job_names(self) -> list[str]:
-        """The running long jobs ("run batch", "export model"…): what quitting now would cancel."""
+        """The running long jobs ("run queue", "export model"…): what quitting now would cancel."""
         return [job.name for job in self._busy_jobs]
 
     def cancel(self) -> None:
@@ -166,7 +166,7 @@ class Session(QObject):
             job.cancel()
 
     def _on_progress(self, job: Job, progress: Progress) -> None:
-        if self.queue_run is not None and job.fn is jobs.run_batch:
+        if self.queue_run is not None and job.fn is jobs.run_queue:
             self.queue_run.begin()
         if job is self._prep_job:
             self.preparation_progress = progress
@@ -304,23 +304,40 @@ class Session(QObject):
         await self.job(jobs.reorder_queue, fact_ids=fact_ids)
         self.facts_changed.emit()
 
-    async def run_batch(self, fact_ids: list[int], overrides: dict[str, Any]) -> BatchChanges:
-        """Edit the model with these queued facts; behind the model's preparation, if it is not done
-        (the batch waits, saying so, while chat and queue reads go on)."""
+    async def run_queue(
+        self, fact_ids: list[int], batch_size: int, overrides: dict[str, Any],
+        on_batch: Callable[[BatchChanges], None] | None = None,
+    ) -> list[BatchChanges]:
+        """Edit the model with these queued facts as consecutive batches (one job: jobs.run_queue),
+        broadcasting each batch's changes (`changed`, then `on_batch`) as it is committed; behind the
+        model's preparation if it is not done (the run waits, saying so, while chat and queue reads go on)."""
+        if not fact_ids:
+            return []
         self.prepare_model()  # resumes a cancelled or failed preparation
-        job = self.job(jobs.run_batch, long=True, fact_ids=fact_ids, overrides=overrides)
+        run = self.queue_run = QueueRun(batches=-(-len(fact_ids) // batch_size))
+        done: list[BatchChanges] = []
+
+        def batch_done(changes: BatchChanges) -> None:
+            done.append(changes)
+            self.changed.emit(changes)
+            applied, failed = len(changes.applied_fact_ids), len(changes.failed)
+            pulled_back = f" {changes.refreshed} earlier edits it had moved were pulled back." if changes.refreshed else ""
+            self.status_message.emit(f"Batch done: {applied} applied, {failed} not applied.{pulled_back}")
+            run.done += 1
+            if on_batch is not None:
+                on_batch(changes)
+
+        job = self.job(jobs.run_queue, long=True, cooperative=True, on_yield=batch_done, fact_ids=fact_ids,
+                       batch_size=batch_size, overrides=overrides)
         if self.preparing:
             self._waiting_batch = job
         try:
-            changes = await self._behind_preparation(job)
+            await self._behind_preparation(job)
         finally:
             if self._waiting_batch is job:
                 self._waiting_batch = None
-        self.changed.emit(changes)
-        applied, failed = len(changes.applied_fact_ids), len(changes.failed)
-        pulled_back = f" {changes.refreshed} earlier edits it had moved were pulled back." if changes.refreshed else ""
-        self.status_message.emit(f"Batch done: {applied} applied, {failed} not applied.{pulled_back}")
-        return changes
+            self.queue_run = None
+        return done
 
     async def requeue_not_held(self, batch_ids: list[int]) -> list[Retry]:
         """Queue again the applied facts of these batches that did not hold (Retry)."""

@@ -11,7 +11,7 @@ import logging
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
@@ -158,7 +158,7 @@ class Workspace:
         try:
             evaluations, metrics = self._evaluate_after_round(earlier, result.applied, control)
             applied = [o for o in result.outcomes if o.applied]
-            self.project.history.commit_batch(
+            batch = self.project.history.commit_batch(
                 result.outcomes, METHOD_NAMES[self.hparams.method], self.hparams.to_dict(), started,
                 datetime.now(timezone.utc),
                 self.session.save_state if applied else None, evaluations, metrics, before,
@@ -166,8 +166,7 @@ class Workspace:
         except BaseException:
             self.session.undo_last_round()
             raise
-        batch = self.project.queries.batches()[-1]
-        points = self.project.queries.retention_points()
+        fact_ids = tuple(dict.fromkeys([*batch.fact_ids, *(e.fact_id for e in evaluations)]))
         return BatchChanges(
             batch_id=batch.id,
             applied_fact_ids=[o.request.fact_id for o in result.applied],
@@ -177,9 +176,31 @@ class Workspace:
             metrics=metrics,
             refreshed=len(result.refreshed),
             batch=batch,
-            point=points[-1] if points and points[-1].batch_id == batch.id else None,
-            fact_ids=tuple(dict.fromkeys([*batch.fact_ids, *(e.fact_id for e in evaluations)])),
+            point=self.project.queries.retention_point(batch),
+            fact_ids=fact_ids,
+            rows=tuple(self.project.queries.log_rows(fact_ids=fact_ids)),
         )
+
+    def run_queue(
+        self, fact_ids: Sequence[int], batch_size: int, hparams: NseHyperParams | None = None,
+        control: JobControl | None = None,
+    ) -> Iterator[BatchChanges]:
+        """Edit queued facts in this order as consecutive batches of `batch_size`, yielding each
+        batch's changes as soon as it is committed: the one batch loop of the app and `nse edit`.
+
+        Each batch is all-or-nothing (`run_batch`). A cancel stops the run at its next check: the
+        batches yielded stay, the running one leaves no trace. Only between batches, where the
+        model is as committed, may pause points hand it to other work (the app's chat and queue edits).
+        """
+        control = control or silent()
+        ids = list(fact_ids)
+        for start in range(0, len(ids), batch_size):
+            if start:
+                with control.sharing():
+                    control.pause_point()
+            with control.holding():
+                changes = self.run_batch(ids[start:start + batch_size], control, hparams)
+            yield changes
 
     def _applied_requests(self) -> list[tuple[int, EditRequest]]:
         """(round index, request) of every applied edit in effect, oldest first."""
@@ -219,20 +240,22 @@ class Workspace:
     def undo_last_batch(self, control: JobControl | None = None) -> BatchChanges:
         """Undo the newest batch in effect: weights, session and log go back together."""
         control = control or silent()
-        batch = next((b for b in reversed(self.project.queries.batches()) if not b.undone), None)
-        if batch is None:
+        newest = self.project.queries.newest_batch_in_effect()
+        if newest is None:
             raise EditError("There is no batch to undo.")
+        batch = self.project.queries.batch(newest)
         removed = self.session.undo_last_round() if batch.state_file is not None else None
         try:
-            self.project.history.undo_last_batch(self.session.save_state if removed is not None else None)
+            undone = self.project.history.undo_last_batch(self.session.save_state if removed is not None else None)
         except BaseException:
             if removed is not None:
                 self.session.restore_round(removed)
             raise
         # its own facts become undone; the earlier ones it measured take their "now" from an earlier batch again
         measured = {e.fact_id for e in self.project.queries.evaluations(batch_id=batch.id)}
-        return BatchChanges(batch.id, [], {}, None, undone=True, batch=self.project.queries.batch(batch.id),
-                            fact_ids=tuple(sorted(set(batch.fact_ids) | measured)))
+        fact_ids = tuple(sorted(set(batch.fact_ids) | measured))
+        return BatchChanges(batch.id, [], {}, None, undone=True, batch=undone, fact_ids=fact_ids,
+                            rows=tuple(self.project.queries.log_rows(fact_ids=fact_ids)))
 
     @contextmanager
     def closing(self) -> Iterator[Workspace]:

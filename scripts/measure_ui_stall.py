@@ -95,7 +95,7 @@ async def measure(args: argparse.Namespace) -> int:
     window.tabs.setCurrentWidget(window.queue_view)
     meter.start()
     started = time.monotonic()
-    changes = await session.run_batch(queued, {})
+    (changes,) = await session.run_queue(queued, len(queued), {})  # one batch
     meter.stop()
     print(f"edit batch of {len(queued)} facts ({time.monotonic() - started:.1f} s, "
           f"{len(changes.applied_fact_ids)} applied): {meter.summary()}")

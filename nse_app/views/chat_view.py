@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from nse_engine.errors import Cancelled
 from nse_engine.facts import EditRequest
+from nse_engine.store.log_rows import BatchChanges
 
 from nse_app import jobs
 from nse_app.diagnostics import show_error
@@ -121,7 +122,7 @@ class ChatView(QWidget):
         layout.addWidget(self.hint)
         layout.addLayout(bottom)
 
-        session.changed.connect(lambda _changes: self.refresh_facts())
+        session.changed.connect(self.apply_changes)
         session.project_changed.connect(lambda _info: self.refresh_facts())
         session.model_changed.connect(lambda _info: self.clear())
         self._update()
@@ -236,7 +237,21 @@ class ChatView(QWidget):
         self._session.start(self._refresh_facts())
 
     async def _refresh_facts(self) -> None:
-        self._facts = await self._session.job(jobs.applied_facts)
+        self._show_facts(await self._session.job(jobs.applied_facts))
+
+    def apply_changes(self, changes: BatchChanges) -> None:
+        """A batch's or an undo's record says which facts are applied now: they join the quick
+        questions, and those it left not applied (failed, undone) leave them."""
+        facts = {f.fact_id: f for f in self._facts}
+        for row in changes.rows:
+            if row.status == "applied":
+                facts[row.id] = row.request
+            else:
+                facts.pop(row.id, None)
+        self._show_facts([facts[i] for i in sorted(facts)])
+
+    def _show_facts(self, facts: list[EditRequest]) -> None:
+        self._facts = facts
         self.fact_box.clear()
         for fact in self._facts:
             self.fact_box.addItem(f"#{fact.fact_id} {fact.text} → {fact.target_new}")

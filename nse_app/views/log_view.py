@@ -174,13 +174,10 @@ class LogView(QWidget):
         return self.search.text().strip() or None
 
     def apply_changes(self, changes: BatchChanges) -> None:
-        """Fetch only the rows of the facts a batch or an undo changed; take its batch row from `changes`."""
-        self._session.start(self._apply_changes(changes))
-
-    async def _apply_changes(self, changes: BatchChanges) -> None:
-        rows = await self._session.job(
-            jobs.log_rows, status=self.status.currentData(), search=self._search_text(), fact_ids=changes.fact_ids
-        )
+        """Take the rows of the facts a batch or an undo changed, and its batch row, from its record
+        (as the filter shows them); nothing is read from the log again."""
+        status, search = self.status.currentData(), self._search_text()
+        rows = [row for row in changes.rows if row.matches(status, search)]
         changed = set(changes.fact_ids)
         facts = sorted([f for f in self._facts if f.id not in changed] + rows, key=lambda f: f.id)
         batches = self._batches

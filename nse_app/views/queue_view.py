@@ -37,7 +37,7 @@ from nse_engine.store.log_rows import BatchChanges, LogRow
 from nse_engine.store.records import ProjectSummary, ScheduleStep
 
 from nse_app import jobs
-from nse_app.session import QueueRun, Session
+from nse_app.session import Session
 from nse_app.views.settings_panel import AdvancedSettings
 from nse_app.views.written import BatchResult
 
@@ -293,23 +293,20 @@ class QueueView(QWidget):
         self._session.start(self._run_queue())
 
     async def _run_queue(self) -> None:
-        overrides = self.overrides()  # checked by the first batch's job, before it edits anything
+        overrides = self.overrides()  # checked by the run's job, before it edits anything
         self._running = True
         try:
             queued = [f.fact_id for f in await self._session.job(jobs.queued_facts)]
-            size = self.batch_size.value()
             batch_ids: list[int] = []
             rows: list[LogRow] = []
             self.result.show_rows([], [])
-            run = self._session.queue_run = QueueRun(batches=-(-len(queued) // size))
-            for start in range(0, len(queued), size):
-                ids = queued[start:start + size]
-                changes = await self._session.run_batch(ids, overrides)
-                run.done += 1
+
+            def show(changes: BatchChanges) -> None:  # the result grows from each batch's record
                 batch_ids.append(changes.batch_id)
-                rows += await self._session.job(jobs.log_rows, fact_ids=tuple(ids))
+                rows.extend(changes.own_rows)
                 self.result.show_rows(batch_ids, rows)
+
+            await self._session.run_queue(queued, self.batch_size.value(), overrides, on_batch=show)
         finally:
-            self._session.queue_run = None
             self._running = False
             self._update_buttons()

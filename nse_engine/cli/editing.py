@@ -172,15 +172,14 @@ def run_edit(args: argparse.Namespace) -> int:
         queued = queued[: args.limit]
         if not queued:
             print(f"nothing to edit: no fact of {args.cases} is queued")
-        for start in range(0, len(queued), args.batch_size):
-            ids = queued[start : start + args.batch_size]
-            changes = workspace.run_batch(ids, control, hparams)
+        for changes in workspace.run_queue(queued, args.batch_size, hparams, control):
             retention = "" if changes.retention is None else f", earlier edits retained {changes.retention:.0%}"
             pulled_back = f", {changes.refreshed} earlier edits pulled back" if changes.refreshed else ""
-            print(f"batch {changes.batch_id}: applied {len(changes.applied_fact_ids)}/{len(ids)}{retention}{pulled_back}")
+            own = changes.own_rows  # one per fact of the batch
+            print(f"batch {changes.batch_id}: applied {len(changes.applied_fact_ids)}/{len(own)}{retention}{pulled_back}")
             for fact_id, reason in changes.failed.items():
                 print(f"  fact {fact_id} not applied: {reason}")
-            print_held(workspace.project.queries.log_rows(fact_ids=ids))
+            print_held(own)
         print(f"project saved in {args.project}")
     return 0
 

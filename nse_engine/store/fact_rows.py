@@ -71,7 +71,8 @@ def fact_record(r: Mapping) -> Fact:
 
 
 def fact_filter(status: str | None, search: str | None) -> tuple[str, list[object]]:
-    """A WHERE clause and its parameters: one status, and `search` in any text field."""
+    """A WHERE clause and its parameters: one status, and `search` in any text field (`LogRow.matches`
+    keeps the same rows of a batch's record)."""
     conditions: list[str] = []
     params: list[object] = []
     if status is not None:

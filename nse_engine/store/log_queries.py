@@ -16,6 +16,9 @@ from nse_engine.store.records import Batch, Chat, Evaluation, Fact, RetentionPoi
 from nse_engine.store.storage_errors import guard_reads
 
 
+_APPLIED_IN_EFFECT = "batch_facts bf JOIN batches b ON b.id = bf.batch_id WHERE bf.applied AND b.undone_at IS NULL"
+
+
 @guard_reads(lambda queries: queries.state_dir.parent / LOG_FILE)
 class LogQueries:
     """Read-only queries over one project's log; every record returned is detached from SQLite."""
@@ -146,10 +149,8 @@ class LogQueries:
         retained = {
             r["batch_id"]: (r["evaluated"], r["retained"])
             for r in self._db.query(
-                """
-                WITH in_effect AS (SELECT bf.fact_id, bf.batch_id FROM batch_facts bf
-                                   JOIN batches b ON b.id = bf.batch_id
-                                   WHERE bf.applied AND b.undone_at IS NULL)
+                f"""
+                WITH in_effect AS (SELECT bf.fact_id, bf.batch_id FROM {_APPLIED_IN_EFFECT})
                 SELECT e.batch_id, count(*) AS evaluated, sum(e.retained) AS retained
                 FROM evaluations e JOIN in_effect a ON a.fact_id = e.fact_id AND a.batch_id < e.batch_id
                 GROUP BY e.batch_id
@@ -212,28 +213,34 @@ class LogQueries:
         batches = {b.id: b for b in self.batches(include_undone=False)}
         applied_by = {
             r["fact_id"]: r["batch_id"]
-            for r in self._db.query(
-                "SELECT bf.fact_id, bf.batch_id FROM batch_facts bf JOIN batches b ON b.id = bf.batch_id "
-                "WHERE bf.applied AND b.undone_at IS NULL"
-            )
+            for r in self._db.query(f"SELECT bf.fact_id, bf.batch_id FROM {_APPLIED_IN_EFFECT}")
         }
         measured: dict[int, list[tuple[int, bool]]] = {}
         for evaluation in self.evaluations():
             if evaluation.batch_id in batches and evaluation.fact_id in applied_by:
                 measured.setdefault(evaluation.batch_id, []).append((applied_by[evaluation.fact_id], evaluation.retained))
         written = self.written_shares()
-        rows = []
-        for point in self.retention_series():
-            metrics = batches[point.batch_id].metrics
-            said = written.get(point.batch_id)
-            rows.append(RetentionRow(
-                batch_id=point.batch_id, edits_applied=point.edits_applied, evaluated=point.evaluated,
-                retained=point.retained, first_batch_share=first_round_retention(measured.get(point.batch_id, ())),
-                efficacy=metrics.get("efficacy"), generalization=metrics.get("generalization"),
-                specificity=metrics.get("specificity"), fluency=metrics.get("fluency"),
-                says_new=said.share if said else None,
-            ))
-        return rows
+        return [_retention_row(point, measured.get(point.batch_id, ()), batches[point.batch_id], written.get(point.batch_id))
+                for point in self.retention_series()]
+
+    def retention_point(self, batch: Batch) -> RetentionRow:
+        """`batch`'s point as `retention_points` gives it (a batch in effect), read for that batch
+        only: what a batch reports costs the same however many batches came before it."""
+        (edits_applied,) = self._db.execute(
+            f"SELECT count(*) FROM {_APPLIED_IN_EFFECT} AND b.id <= ?", [batch.id]
+        ).fetchone()
+        measured = [(r["applied_by"], bool(r["retained"])) for r in self._db.query(
+            f"SELECT e.retained, a.batch_id AS applied_by FROM evaluations e JOIN "
+            f"(SELECT bf.fact_id, bf.batch_id FROM {_APPLIED_IN_EFFECT}) a ON a.fact_id = e.fact_id WHERE e.batch_id = ?",
+            [batch.id],
+        )]
+        earlier = [kept for applied_by, kept in measured if applied_by < batch.id]
+        checked, said = self._db.execute(
+            "SELECT count(*), coalesce(sum(held), 0) FROM batch_facts WHERE held IS NOT NULL AND applied AND batch_id = ?",
+            [batch.id],
+        ).fetchone()
+        point = RetentionPoint(batch.id, edits_applied, len(earlier), sum(earlier))
+        return _retention_row(point, measured, batch, WrittenShare(batch.id, checked, said) if checked else None)
 
     # -- state files and chats ---------------------------------------------------------------
 
@@ -281,3 +288,15 @@ class LogQueries:
     def _state_record(self, row: dict) -> StateFile:
         return StateFile(row["id"], self.state_dir / row["file_name"], row["sha256"], row["kind"], row["batch_id"],
                          row["created_at"], row["discarded_at"] is not None)
+
+
+def _retention_row(point: RetentionPoint, measured: Sequence[tuple[int, bool]], batch: Batch,
+                   written: WrittenShare | None) -> RetentionRow:
+    metrics = batch.metrics
+    return RetentionRow(
+        batch_id=point.batch_id, edits_applied=point.edits_applied, evaluated=point.evaluated,
+        retained=point.retained, first_batch_share=first_round_retention(measured),
+        efficacy=metrics.get("efficacy"), generalization=metrics.get("generalization"),
+        specificity=metrics.get("specificity"), fluency=metrics.get("fluency"),
+        says_new=written.share if written else None,
+    )

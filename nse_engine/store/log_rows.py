@@ -18,6 +18,7 @@ __all__ = ["FACT_STATUSES", "BatchChanges", "HeldCount", "LogRow", "RetentionRow
            "written_texts"]
 
 SHOWN_CHARS = 60  # of a continuation or chat reply in a verdict line
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def first_round_retention(measured: Iterable[tuple[int, bool]]) -> float | None:
@@ -64,6 +65,19 @@ class LogRow:
     def id(self) -> int:
         assert self.request.fact_id is not None
         return self.request.fact_id
+
+    def matches(self, status: str | None, search: str | None) -> bool:
+        """Whether the Log's filter shows this row: of `status` (None: any), with `search` in its
+        subject, prompt, objects or relation. The same rows as `fact_rows.fact_filter` selects in
+        SQL, whose LIKE ignores case for ASCII letters only."""
+        if status is not None and self.status != status:
+            return False
+        if not search:
+            return True
+        r = self.request
+        needle = search.translate(_ASCII_LOWER)
+        return any(needle in text.translate(_ASCII_LOWER)
+                   for text in (r.subject, r.prompt, r.target_new, r.target_true, r.relation) if text is not None)
 
     @property
     def not_held(self) -> bool:
@@ -171,7 +185,8 @@ class ProjectSeries:
 
 @dataclass
 class BatchChanges:
-    """What a batch or an undo changed; each view updates itself from it."""
+    """What a batch or an undo changed, read once when it is committed: each view (and `nse edit`)
+    updates itself from it instead of reading the log again."""
 
     batch_id: int | None
     applied_fact_ids: list[int]
@@ -184,3 +199,10 @@ class BatchChanges:
     batch: Batch | None = None  # the batch as the log holds it now (undone_at set by an undo)
     point: RetentionRow | None = None  # the batch's point on the Retention screen (None: undone)
     fact_ids: tuple[int, ...] = ()  # facts whose Log row changed: the batch's own and those measured after it
+    rows: tuple[LogRow, ...] = ()  # the Log rows of `fact_ids` as the log holds them now, in fact order
+
+    @property
+    def own_rows(self) -> list[LogRow]:
+        """The Log rows of the batch's own facts (a run's result, `nse edit`'s verdicts)."""
+        own = set(self.batch.fact_ids) if self.batch is not None else set()
+        return [row for row in self.rows if row.id in own]

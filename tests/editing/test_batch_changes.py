@@ -3,7 +3,10 @@ updates itself from BatchChanges shows what a full refresh would; first-round re
 number whether the batch measured it or the log's chart computes it."""
 
 import pytest
+import torch
 
+from nse_engine.errors import Cancelled
+from nse_engine.progress import JobControl
 from nse_engine.store.log_rows import first_round_retention
 from test_session import ROUND_1, ROUND_2
 from test_workspace import open_workspace
@@ -34,6 +37,8 @@ def test_a_batch_reports_its_chart_point_batch_row_and_the_log_rows_it_changed(t
     assert set(later.fact_ids) == set(later_ids) | measured >= set(first_ids)
     rows = ws.project.queries.log_rows(fact_ids=later.fact_ids)
     assert rows == [r for r in ws.project.queries.log_rows() if r.id in set(later.fact_ids)]
+    assert list(later.rows) == rows  # the views take them from the record
+    assert later.own_rows == ws.project.queries.log_rows(fact_ids=later_ids)
     now = {e.fact_id: e.prob_new for e in ws.project.queries.evaluations(batch_id=later.batch_id)}
     assert {r.id: r.prob_new_now for r in rows} == now
     assert ws.project.queries.log_rows(status="queued", fact_ids=later.fact_ids) == []
@@ -53,6 +58,7 @@ def test_an_undo_reports_its_batch_undone_and_the_facts_it_changed(tmp_path):
     assert set(undone.fact_ids) == set(ids) | measured
     rows = ws.project.queries.log_rows(fact_ids=undone.fact_ids)
     assert rows == [r for r in ws.project.queries.log_rows() if r.id in set(undone.fact_ids)]
+    assert list(undone.rows) == rows
     own = [r for r in rows if r.id in ids]
     assert [r.status for r in own] == ["undone"] * len(ids)
     # an undone fact no longer describes the model: no "now" figures, no retention
@@ -61,4 +67,37 @@ def test_an_undo_reports_its_batch_undone_and_the_facts_it_changed(tmp_path):
     before = {e.fact_id: (e.prob_new, e.retained) for e in ws.project.queries.evaluations(batch_id=first.batch_id)}
     assert {r.id: (r.prob_new_now, r.retained) for r in rows if r.id in measured} == {i: before[i] for i in measured}
     assert [p.batch_id for p in ws.project.queries.retention_points()] == [ran.batch_id - 1]
+    ws.project.close()
+
+
+def test_a_queue_run_yields_each_batchs_record_and_hands_the_model_over_only_between_batches(tmp_path):
+    ws = open_workspace(tmp_path)
+    ids = ws.project.queue.queue_facts(ROUND_1 + ROUND_2[:1])
+    committed_at_pauses = []
+    control = JobControl(on_pause=lambda: committed_at_pauses.append(len(ws.project.queries.batches())))
+    records = []
+    for changes in ws.run_queue(ids, 2, None, control):
+        assert changes.point == ws.project.queries.retention_points()[-1]  # as the log reads just after it
+        assert list(changes.rows) == ws.project.queries.log_rows(fact_ids=changes.fact_ids)
+        records.append(changes)
+    assert [r.batch.fact_ids for r in records] == [tuple(ids[:2]), tuple(ids[2:])]
+    assert committed_at_pauses == [1]  # once, between the two batches: never inside one
+    assert ws.project.queue.queued_facts() == []
+    ws.project.close()
+
+
+def test_a_queue_run_cancelled_between_batches_keeps_the_batches_it_committed(tmp_path):
+    ws = open_workspace(tmp_path)
+    ids = ws.project.queue.queue_facts(ROUND_1 + ROUND_2)
+    control = JobControl()
+    run = ws.run_queue(ids, 1, None, control)
+    first = next(run)
+    weights = {l: ws.session.points.weight(l).clone() for l in ws.session.layers}
+    control.cancel()
+    with pytest.raises(Cancelled):
+        next(run)
+    assert [b.id for b in ws.project.queries.batches()] == [first.batch_id]
+    assert [r.fact_id for r in ws.project.queue.queued_facts()] == ids[1:]
+    assert all(torch.equal(ws.session.points.weight(l), weights[l]) for l in ws.session.layers)
+    assert len(ws.session.rounds) == 1
     ws.project.close()
