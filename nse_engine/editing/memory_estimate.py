@@ -13,7 +13,7 @@ imported from where they are set:
   blocks up to the last edited layer, the float32 partial sums of kᵀk on the device, the
   float64 totals and moments on the CPU, and the buffers of the cache write;
 - target states (target_state.py): rows = facts × (context prefixes + 2) in chunks of at most
-  TARGET_CHUNK_FACTS facts, autograd activations of the blocks above the last edited layer on the suffix
+  CHUNK_FACTS facts, autograd activations of the blocks above the last edited layer on the suffix
   tokens, and the vocabulary-sized log-softmax at the scored positions;
 - layer updates (nse_round.py, update.py): the float64 solve of one layer over up to d_ff
   neurons, the round's float64 offsets on the CPU, and the layer-by-layer trace.
@@ -24,13 +24,12 @@ placement whose peaks fit). benchmarks/memory_plan_check.py compares the estimat
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import torch
 
 from nse_engine.editing.hparams import NseHyperParams
-from nse_engine.editing.target_state import compute_target_states
+from nse_engine.editing.target_state import CHUNK_FACTS
 from nse_engine.model.devices import CPU, Device, dtype_name
 from nse_engine.model.shape import ModelShape
 from nse_engine.stats.second_moment import StatsSpec
@@ -43,8 +42,6 @@ TOKENIZER_BYTES_PER_TOKEN = 1280
 CUDA_CONTEXT_BYTES = int(0.5 * GIB)
 # Allocator slack and fragmentation on top of what a phase's short-lived tensors need.
 SLACK = 1.10
-# The facts compute_target_states takes at once (its chunk_size), read where it is set.
-TARGET_CHUNK_FACTS = inspect.signature(compute_target_states).parameters["chunk_size"].default
 PROMPT_TOKENS = 16  # a fact's prompt with the subject, BOS included (dev facts: 9–20)
 PREFIX_TOKENS = NseHyperParams.context_prefix_tokens  # length of each generated context prefix
 TARGET_TOKENS = 3  # tokens of a new object
@@ -146,7 +143,7 @@ def estimate(
     add("statistics", "cache write", CPU, 2 * d2 * 8)
 
     # ---- target states ----------------------------------------------------------------------
-    facts = min(load.batch_size, TARGET_CHUNK_FACTS)
+    facts = min(load.batch_size, CHUNK_FACTS)
     rows = facts * (load.context_prefixes + 2)
     row_len = PROMPT_TOKENS + PREFIX_TOKENS + TARGET_TOKENS
     saved_per_token = 5 * s.hidden + 4 * s.d_ff + s.n_heads * row_len

@@ -207,12 +207,14 @@ def verify_written(
     `distance_before` / `distance_after` (n,): ‖z − h‖ before and after the round's passes. Every
     verdict is from after the last pass: the others' extra passes can undo a fact that held before
     them. Only the facts that got a pass, or were checked before the last one, are asked again.
+    Without `hp.chat_passes` the passes go by the completion alone, so the chat questions are asked
+    once, after the last pass, for the verdicts (each asking costs about as much as a pass).
     Appends those passes' updates to `updates`."""
     new = rows.requests[: rows.n_new]
     steps = hp.verify_passes + 1
-    chat = " and asking their chat questions" if reader.has_chat else ""
+    chat = " and asking their chat questions" if reader.has_chat and hp.chat_passes else ""
     control.report("verifying", 0, steps, f"continuing {len(new)} prompts{chat}")
-    checks = check_written(reader, new, [0] * len(new))
+    checks = check_written(reader, new, [0] * len(new), ask_chat=hp.chat_passes)
     passes_run = 0
     started, now = distance_before.clone(), distance_after.clone()  # (n,) each fact's last stretch of passes
     moving = (now <= (1 - VERIFY_MIN_PROGRESS) * started) | (now <= hp.alpha)  # (n,)

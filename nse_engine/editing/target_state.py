@@ -35,6 +35,8 @@ from nse_engine.progress import JobControl
 # 5e-2 once the delta is near its norm clamp, so their test never fires and every fact runs all
 # steps (measured on SmolLM2: KL + decay ≈ 0.07–0.10 with NLL already at 0.01).
 EARLY_STOP_NLL = 5e-2
+# Facts whose target states are optimised together (the replay's rows are this × rows per fact).
+CHUNK_FACTS = 32
 _KL_TEMPLATE = "{} is a"
 
 
@@ -200,7 +202,7 @@ def compute_target_states(
     hp: NseHyperParams,
     prefixes: list[str],
     control: JobControl,
-    chunk_size: int = 32,
+    chunk_size: int = CHUNK_FACTS,
     stop_nll: float = EARLY_STOP_NLL,
     stop_at_top1: bool = False,
 ) -> TargetStates:

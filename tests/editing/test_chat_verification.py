@@ -117,3 +117,25 @@ def test_a_chat_reply_about_another_or_misspelt_subject_does_not_hold():
     assert chat("The capital of Bulgaria is Stara Boulina.") == (False, False)  # about another city
     assert chat("Montenegro is in Bulgaria.") == (False, False)  # the subject misspelt
     assert chat("Montevideo is a city in Uruguay.") == (False, False)
+
+
+def test_without_chat_passes_each_chat_question_is_asked_once_after_the_extra_passes(monkeypatch):
+    """The passes go by the completion, so asking in chat at every check would only cost time: the
+    questions are asked once, after the last pass, and the verdict is from that reply."""
+    from nse_engine.editing import reading
+
+    loaded = tiny_gpt2(chat=True)
+    asked: list[str] = []
+
+    def recording(loaded_model, questions, *args, **kwargs):
+        asked.extend(questions)
+        return replies(loaded_model, questions, *args, **kwargs)
+
+    monkeypatch.setattr(reading, "replies", recording)
+    session = EditingSession(loaded, tiny_hparams(verify_passes=2, max_iterations=1))
+    facts = [EditRequest("Danielle Darrieux", "{} is a native speaker of", "Klingon", "French"),
+             EditRequest("Toko Yasuda", "{} plays the", "theremin", "guitar")]
+    result = session.apply_round(facts)
+    assert any(o.extra_passes for o in result.outcomes)  # the completion missed: extra passes ran
+    assert asked == [prompt_question(f, loaded) for f in facts]
+    assert [o.chat_reply for o in result.outcomes] == replies(loaded, asked, CHAT_ANSWER_TOKENS)
