@@ -31,6 +31,19 @@ def setting(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def batch_setting(text: str) -> tuple[str, Any]:
+    """NAME=VALUE of a setting one batch may change (`nse edit`): a method or layers is refused here,
+    before a model is loaded, not by the round after the facts were queued."""
+    from nse_engine.editing.settings import check_batch_setting
+
+    name, value = setting(text)
+    try:
+        check_batch_setting(name)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name, value
+
+
 def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)

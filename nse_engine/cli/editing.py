@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nse_engine.cli.arguments import non_negative_int, positive_int, setting
+from nse_engine.cli.arguments import batch_setting, non_negative_int, positive_int, setting
 from nse_engine.cli.models import add_model_options
 from nse_engine.cli.progress_bar import progress_bar_control
 from nse_engine.method_names import METHODS
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-fluency", action="store_true", help="skip measuring fluency after each batch (faster)")
     p.add_argument("--method", choices=METHODS, default=None,
                    help="editing method of a new project (default nse); an existing project keeps its own")
-    p.add_argument("--set", action="append", default=[], type=setting, metavar="NAME=VALUE",
+    p.add_argument("--set", action="append", default=[], type=batch_setting, metavar="NAME=VALUE",
                    help="override an NSE setting")
     add_model_options(p)
     p.set_defaults(run=run_edit)

@@ -10,11 +10,24 @@ from transformers import PreTrainedModel
 from nse_engine.method_names import METHODS
 
 
+# Who may change a setting, as `field(metadata={"scope": ...})` says (unmarked: ROUND). The round
+# refuses another method or other layers (session.py); what a project prepares once is not read per
+# round; provenance records where the values came from. The app's Advanced panel and `nse edit
+# --set` offer only `editable_settings()`.
+ROUND = "round"  # each batch may use its own value
+PROJECT = "project"  # fixed when the project is created; a round refuses another value
+PREPARED = "prepared"  # used once, when the project prepares editing (context prefixes, statistics)
+PROVENANCE = "provenance"  # where the values came from, not a setting
+_PROJECT = {"scope": PROJECT}
+_PREPARED = {"scope": PREPARED}
+_PROVENANCE = {"scope": PROVENANCE}
+
+
 @dataclass
 class NseHyperParams:
-    """Every knob of one NSE edit round. All can be overridden by the user."""
+    """Every knob of one NSE edit round; `editable_settings()` names those a batch may change."""
 
-    layers: tuple[int, ...]  # consecutive blocks whose MLP output projections are edited
+    layers: tuple[int, ...] = field(metadata=_PROJECT)  # consecutive blocks whose MLP output projections are edited
     v_lr: float  # Adam learning rate of the target-state delta
     v_num_grad_steps: int  # Adam steps per target state
     alpha: float  # a fact within this distance of its target state needs no further pass
@@ -36,18 +49,18 @@ class NseHyperParams:
     chat_passes: bool = False  # the extra passes also go to facts whose chat reply does not say the new object (ours; off: research-log 2026-12-07)
     schedule_ramp_edits: int = 0  # λ and β grow with the edits in Kp up to this many (0: constant; schedule.py)
     schedule_start: float = 1.0  # share of λ (and of β − 1) a session starts with
-    context_prefixes: int = 5  # generated text prefixes in front of each prompt (plus the bare prompt)
-    context_prefix_tokens: int = 8  # length of each generated prefix
-    stats_tokens: int = 0  # token positions for C; 0 = the statistics module's default
-    method: str = "nse"  # the editing method: "nse", "memit" (MEMIT_seq) or "alphaedit"; fixed per project
+    context_prefixes: int = field(default=5, metadata=_PREPARED)  # generated text prefixes in front of each prompt (plus the bare prompt)
+    context_prefix_tokens: int = field(default=8, metadata=_PREPARED)  # length of each generated prefix
+    stats_tokens: int = field(default=0, metadata=_PREPARED)  # token positions for C; 0 = the statistics module's default
+    method: str = field(default="nse", metadata=_PROJECT)  # the editing method: "nse", "memit" (MEMIT_seq) or "alphaedit"; fixed per project
     nullspace_threshold: float = 0.02  # AlphaEdit: C's eigen-directions below this are free to change
     update_norm_weight: float = 0.0  # weight of ‖ΔW‖² in the solve (AlphaEdit's L2; 0 for NSE and MEMIT)
     norm_anchoring: bool = False  # NAS: rescale each target value v* to norm_anchor, skip one beyond 2×
     norm_anchor: float = 0.0  # NAS: mean ‖v*‖ of the probe edits on the original model (derived)
     encore: bool = False  # ENCORE: stop a target state once the new object is top-1 everywhere, + norm penalty
     encore_norm_weight: float = 0.0  # ENCORE: added to update_norm_weight when `encore` is on (derived)
-    source: str = "derived"  # "preset:<name>", "derived" or "derived+user"
-    notes: dict[str, str] = field(default_factory=dict)  # how each derived value was chosen
+    source: str = field(default="derived", metadata=_PROVENANCE)  # "preset:<name>", "derived" or "derived+user"
+    notes: dict[str, str] = field(default_factory=dict, metadata=_PROVENANCE)  # how each derived value was chosen
 
     def to_dict(self) -> dict[str, object]:
         """The settings as JSON stores them (layers a list), so a dict read back from a file
@@ -105,6 +118,16 @@ class NseHyperParams:
             raise ValueError("refresh_drifted is NSE's; AlphaEdit's projected solve cannot pull earlier edits back")
         if self.norm_anchoring and self.norm_anchor <= 0:
             raise ValueError("norm_anchoring needs a positive norm_anchor (derived settings measure it)")
+
+
+def setting_scope(name: str) -> str:
+    """ROUND, PROJECT, PREPARED or PROVENANCE for a field of NseHyperParams (KeyError if unknown)."""
+    return {f.name: f.metadata.get("scope", ROUND) for f in dataclasses.fields(NseHyperParams)}[name]
+
+
+def editable_settings() -> tuple[str, ...]:
+    """The settings a user may change for one batch, in the order NseHyperParams declares them."""
+    return tuple(f.name for f in dataclasses.fields(NseHyperParams) if f.metadata.get("scope", ROUND) == ROUND)
 
 
 def _paper(layers: range, v_lr: float, steps: int, alpha: float, upper: float,

@@ -2,6 +2,7 @@
 
     parse_setting(name, text) -> value      one setting, typed from NseHyperParams, checked alone
     apply_settings(hparams, values, n_layers) -> NseHyperParams   all of them, checked together
+    check_batch_setting(name)               refuses a setting one batch cannot change (hparams' scopes)
 
 Both raise `SettingsError` with a message that names the setting and what it allows. The checks
 are `NseHyperParams.validate`'s own: one setting alone is checked by putting it into settings
@@ -17,10 +18,10 @@ import math
 import typing
 from typing import Any, Mapping
 
-from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.hparams import PREPARED, PROJECT, PROVENANCE, NseHyperParams, setting_scope
 from nse_engine.errors import SettingsError
 
-NOT_SETTINGS = ("source", "notes")  # records of where the settings came from, not knobs
+NOT_SETTINGS = tuple(f.name for f in dataclasses.fields(NseHyperParams) if setting_scope(f.name) == PROVENANCE)
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _ANY_MODEL = 10**6  # layer count under which a setting alone is checked (the model is checked later)
@@ -52,6 +53,18 @@ def check_setting(name: str, value: Any) -> Any:
     except ValueError as exc:
         raise SettingsError(f"{name}={value}: {exc}") from None
     return typed
+
+
+def check_batch_setting(name: str) -> None:
+    """Refuse, before anything is loaded, a setting that one batch cannot change: the round would
+    refuse another method or other layers, and a prepared-once value would be silently unused."""
+    scope = setting_scope(name) if name in _TYPES else None
+    if scope == PROJECT:
+        how = "choose it with --method when the project is created" if name == "method" else \
+            "start a new project to edit other layers"
+        raise SettingsError(f"{name} is fixed for a project and cannot be set for a batch; {how}")
+    if scope == PREPARED:
+        raise SettingsError(f"{name} is used once, when the project prepares editing, and cannot be set for a batch")
 
 
 def apply_settings(hparams: NseHyperParams, values: Mapping[str, Any], n_layers: int) -> NseHyperParams:

@@ -103,3 +103,17 @@ def test_bad_numbers_and_settings_of_nse_edit(tmp_path, capsys, tiny_model_dir, 
     rc, out, err = cli(capsys, "edit", "--model", tiny_model_dir, "--cases", facts_csv, "--project", project, *option)
     assert option[0] in error_line(rc, err)
     assert not project.exists()
+
+
+@pytest.mark.parametrize(("option", "says"), [
+    ("method=memit", "method is fixed for a project and cannot be set for a batch; choose it with --method"),
+    ("layers=2,3", "layers is fixed for a project and cannot be set for a batch; start a new project"),
+    ("stats_tokens=64", "stats_tokens is used once, when the project prepares editing"),
+])
+def test_nse_edit_refuses_a_setting_one_batch_cannot_change_before_anything_is_loaded(
+        tmp_path, capsys, tiny_model_dir, facts_csv, option, says):
+    project = tmp_path / "project"
+    rc, out, err = cli(capsys, "edit", "--model", tiny_model_dir, "--cases", facts_csv, "--project", project,
+                       "--set", option)
+    assert says in error_line(rc, err)
+    assert not project.exists()  # not created, no facts queued, no model loaded for a batch that cannot run
