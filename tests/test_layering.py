@@ -22,6 +22,7 @@ APP_MAY_IMPORT = {
     "nse_engine.bench_curves",  # the Retention screen reads a benchmark run's curves (JSON only)
     "nse_engine.errors",
     "nse_engine.fact_files.validation",
+    "nse_engine.editing.hparams",  # which settings a batch may change (field metadata), for the Advanced panel
     "nse_engine.facts",
     "nse_engine.method_names",
     "nse_engine.progress",

@@ -2,8 +2,9 @@
 (what it does, this project's value and how it was derived) and an editor of its type, a
 checkbox for a switch and a spin box for a number, so that nothing is typed as "True".
 
-Settings a batch cannot change (the method, the edited layers, what the project prepared once)
-are shown read-only: the round refuses the first two, and the others are fixed at preparation.
+Which settings a batch may change is the engine's to say (the scopes on NseHyperParams' fields):
+the method and the edited layers, fixed for the project, and what the project prepared once are
+shown read-only; where the settings came from is not shown.
 `overrides()` hands over only what the user changed, written as `nse edit --set` takes it; the
 engine's settings parser checks the values together before anything is edited."""
 
@@ -24,14 +25,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nse_engine.editing.hparams import PREPARED, PROVENANCE, ROUND, setting_scope
 from nse_engine.method_names import METHOD_NAMES
 
-# Records of where the settings came from, not knobs.
-HIDDEN = frozenset({"source", "notes"})
 # The settings the λ/β schedule depends on.
 SCHEDULE_SETTINGS = ("schedule_ramp_edits", "schedule_start", "mom2_update_weight", "earlier_edits_weight")
 _FIXED_WHY = "Fixed for the project: the round refuses another value. Start a new project to change it."
 _PREPARED_WHY = "Fixed for the project: it is used once, when the project prepares editing, and not per batch."
+_UNKNOWN_WHY = "Not a setting of this version: it is kept as the project recorded it."
 _LARGEST = 1e15
 _INT_LARGEST = 1_000_000
 
@@ -42,15 +43,14 @@ class Field:
 
     label: str
     what: str  # what the setting does, for the tooltip
-    kind: str  # "bool", "int", "float", or "fixed" (shown, not editable)
+    kind: str  # "bool", "int", "float" or "text" (editable only where the engine's scope says so)
     minimum: float = 0
     maximum: float = _LARGEST
-    fixed_why: str = _FIXED_WHY
 
 
 FIELDS: dict[str, Field] = {
-    "method": Field("Editing method", "NSE, MEMIT_seq or AlphaEdit, chosen when the project was created.", "fixed"),
-    "layers": Field("Edited layers", "The blocks whose MLP output projections are edited.", "fixed"),
+    "method": Field("Editing method", "NSE, MEMIT_seq or AlphaEdit, chosen when the project was created.", "text"),
+    "layers": Field("Edited layers", "The blocks whose MLP output projections are edited.", "text"),
     "v_lr": Field("Target-state learning rate", "Adam learning rate of each fact's target-state delta: "
                   "higher reaches a target state in fewer steps.", "float"),
     "v_num_grad_steps": Field("Target-state steps", "Adam steps at most per target state.", "int", 1, _INT_LARGEST),
@@ -76,6 +76,10 @@ FIELDS: dict[str, Field] = {
                        "original model's.", "float"),
     "subject_repeat_weight": Field("Repeated-subject weight", "Weight of a repeated-subject row, so a reply that "
                                    "names the subject again spells it (0: off).", "float"),
+    "chat_rows": Field("Chat rows", "Chat models: target states and keys also come from the fact asked as a "
+                       "chat turn.", "bool"),
+    "chat_subject_weight": Field("Chat subject weight", "With chat rows: keeps the subject the chat reply "
+                                 "writes spelled right (0: off).", "float"),
     "max_iterations": Field("Editing passes", "Editing passes per batch.", "int", 1, _INT_LARGEST),
     "refresh_drifted": Field("Pull back drifted edits", "Also re-edit earlier facts that later batches moved "
                              "beyond alpha (NSE and MEMIT_seq only).", "bool"),
@@ -90,11 +94,10 @@ FIELDS: dict[str, Field] = {
     "schedule_start": Field("λ/β ramp start", "The share of λ (and of β − 1) the ramp starts with (above 0, "
                             "at most 1).", "float", 0, 1),
     "context_prefixes": Field("Context prefixes", "Generated text prefixes put in front of each prompt (plus "
-                              "the bare prompt).", "fixed", fixed_why=_PREPARED_WHY),
-    "context_prefix_tokens": Field("Context prefix length", "Tokens in each generated prefix.", "fixed",
-                                   fixed_why=_PREPARED_WHY),
+                              "the bare prompt).", "int"),
+    "context_prefix_tokens": Field("Context prefix length", "Tokens in each generated prefix.", "int"),
     "stats_tokens": Field("Statistics tokens", "Token positions the key statistics are computed on (0: the "
-                          "statistics module's default).", "fixed", fixed_why=_PREPARED_WHY),
+                          "statistics module's default).", "int"),
     "nullspace_threshold": Field("Null-space threshold (AlphaEdit)", "AlphaEdit: directions of C with an "
                                  "eigenvalue below this are free to change (above 0).", "float"),
     "update_norm_weight": Field("Update size weight (L2)", "Weight of ‖ΔW‖² in the solve (AlphaEdit's L2; 0 "
@@ -130,7 +133,7 @@ def _field(key: str, value: Any) -> Field:
     """The field of `key`; a setting this table does not know yet is shown by its value's type."""
     if key in FIELDS:
         return FIELDS[key]
-    kind = {bool: "bool", int: "int", float: "float"}.get(type(value), "fixed")
+    kind = {bool: "bool", int: "int", float: "float"}.get(type(value), "text")
     return Field(key.replace("_", " "), "An NSE setting.", kind)
 
 
@@ -148,7 +151,24 @@ def tooltip(key: str, value: Any, settings: Mapping[str, Any]) -> str:
     else:
         origin = f"This project's value: {shown} (a fixed default, not measured on this model)."
     text = f"{field.what}\n\n{origin}"
-    return f"{text}\n\n{field.fixed_why}" if field.kind == "fixed" else text
+    why = _fixed_why(key)
+    return f"{text}\n\n{why}" if why else text
+
+
+def _scope(key: str) -> str | None:
+    """The engine's scope of `key` (None for a name this version does not know, e.g. an old project's)."""
+    try:
+        return setting_scope(key)
+    except KeyError:
+        return None
+
+
+def _fixed_why(key: str) -> str | None:
+    """Why a batch cannot change `key`, or None where it can."""
+    scope = _scope(key)
+    if scope == ROUND:
+        return None
+    return {PREPARED: _PREPARED_WHY, None: _UNKNOWN_WHY}.get(scope, _FIXED_WHY)
 
 
 class NumberBox(QDoubleSpinBox):
@@ -204,7 +224,7 @@ class AdvancedSettings(QWidget):
         """Build one row per setting of the project (none for where the settings came from)."""
         while self._form.rowCount():
             self._form.removeRow(0)
-        self._defaults = {k: v for k, v in settings.items() if k not in HIDDEN}
+        self._defaults = {k: v for k, v in settings.items() if _scope(k) != PROVENANCE}
         self.editors = {}
         for key, value in self._defaults.items():
             field = _field(key, value)
@@ -219,17 +239,19 @@ class AdvancedSettings(QWidget):
             self._form.addRow(label, editor)
 
     def _editor(self, key: str, field: Field, value: Any) -> QWidget:
+        """A checkbox or spin box for a setting a batch may change; a read-only label for the others."""
         notify = self.schedule_inputs_changed.emit if key in SCHEDULE_SETTINGS else None
-        if field.kind == "bool" and isinstance(value, bool):
+        editable = _fixed_why(key) is None
+        if editable and field.kind == "bool" and isinstance(value, bool):
             box = QCheckBox()
             box.setChecked(value)
             if notify:
                 box.toggled.connect(notify)
             return box
-        if field.kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        if editable and field.kind == "int" and isinstance(value, int) and not isinstance(value, bool):
             spin = QSpinBox(minimum=int(field.minimum), maximum=int(field.maximum))
             spin.setValue(value)
-        elif field.kind in ("int", "float") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        elif editable and field.kind in ("int", "float") and isinstance(value, (int, float)) and not isinstance(value, bool):
             spin = NumberBox(field.minimum, max(field.maximum, float(value)))
             spin.setValue(float(value))
         else:

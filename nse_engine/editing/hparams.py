@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-
-from transformers import PreTrainedModel
+from typing import TYPE_CHECKING
 
 from nse_engine.method_names import METHODS
+
+if TYPE_CHECKING:  # the app reads the settings' scopes and must not import transformers
+    from transformers import PreTrainedModel
 
 
 # Who may change a setting, as `field(metadata={"scope": ...})` says (unmarked: ROUND). The round

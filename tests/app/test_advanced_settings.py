@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit, QSpinBox
 
-from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.hparams import PROVENANCE, NseHyperParams, editable_settings, setting_scope
 from nse_engine.editing.settings import parse_setting
 from nse_engine.store.records import ProjectSummary
 
@@ -101,6 +101,21 @@ def test_the_method_and_layers_are_shown_but_not_editable(queue):
     assert queue.method.text() == "NSE" and isinstance(queue.method, QLabel)  # one choice: a label
 
 
+def test_only_what_a_batch_may_change_is_editable_and_an_old_projects_setting_is_not(qtbot, session, queue):
+    settings = NseHyperParams(layers=(2, 3), v_lr=0.5, v_num_grad_steps=5, alpha=1.0, upper_bound=10.0,
+                              mom2_update_weight=1.0, neuron_threshold=1.0, method="memit").to_dict()
+    settings["v_loss_layer"] = 3  # recorded by an earlier version; the batch would refuse it as unknown
+    session.project_changed.emit(ProjectSummary("/data/old", "old", "default", settings))
+    editors = queue.settings_panel.editors
+    editable = {k for k, e in editors.items() if type(e) is not QLabel}
+    assert editable == set(editable_settings())
+    assert "method" not in editable and "layers" not in editable
+    assert editors["method"].text() == "MEMIT" and editors["layers"].text() == "2, 3"
+    assert type(editors["v_loss_layer"]) is QLabel and "Not a setting of this version" in editors["v_loss_layer"].toolTip()
+    assert "source" not in editors and "notes" not in editors
+    assert set(queue.overrides()) == set()
+
+
 def test_the_test_helper_sets_the_typed_editors(queue):
     set_setting(queue, "alpha", "20")
     set_setting(queue, "refresh_drifted", "false")
@@ -108,5 +123,5 @@ def test_the_test_helper_sets_the_typed_editors(queue):
 
 
 def test_every_engine_setting_has_a_label_and_an_explanation():
-    names = {f.name for f in dataclasses.fields(NseHyperParams)} - {"source", "notes"}
+    names = {f.name for f in dataclasses.fields(NseHyperParams) if setting_scope(f.name) != PROVENANCE}
     assert names == set(FIELDS)

@@ -50,6 +50,7 @@ def test_enter_an_edit_run_it_and_see_log_row_and_chart_point(qtbot, project_win
     changes = changed.args[0]
     assert len(changes.applied_fact_ids) == 1 and not changes.failed, changes.failed
     assert not error_dialogs()
+    assert changes.batch.hparams["v_lr"] == 20.0  # the value typed in the Advanced panel reached the round
 
     qtbot.waitUntil(lambda: window.queue_view.table.rowCount() == 0)
     qtbot.waitUntil(lambda: window.log_view.facts_table.rowCount() == 1)
