@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nse_engine.cli.arguments import setting
 from nse_engine.cli.models import add_model_options
 from nse_engine.cli.progress_bar import progress_bar_control
 
@@ -23,20 +24,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "measured with the same model, facts, rounds and settings are kept")
     p.add_argument("--fresh", action="store_true",
                    help="rerun every method, ignoring an earlier compare.json and saved progress in --out")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a setting for every method")
+    p.add_argument("--set", action="append", default=[], type=setting, metavar="NAME=VALUE",
+                   help="override a setting for every method")
     add_model_options(p)
     p.set_defaults(run=run_compare)
 
 
 def run_compare(args: argparse.Namespace) -> int:
     from nse_engine.bench import BenchConfig, read_cases
-    from nse_engine.cli.editing import open_progress, parse_overrides
+    from nse_engine.cli.editing import open_progress
     from nse_engine.compare import parse_methods, run_comparison
     from nse_engine.compare_report import read_comparison, write_comparison
     from nse_engine.model.loading import load_model
 
     runs = parse_methods(args.methods)
-    overrides = parse_overrides(args.set)
+    overrides = dict(args.set)
     control = progress_bar_control()
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     cases = read_cases(args.cases, args.limit)

@@ -76,27 +76,6 @@ def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
                    help="draws the neighbour and chat samples (default 0)")
 
 
-def parse_overrides(items: list[str | tuple[str, Any]]) -> dict[str, Any]:
-    """Settings as given to --set: NAME=VALUE texts, or pairs already parsed by `arguments.setting`.
-
-    Raises `SettingsError` (an `error:` line) for a bad one.
-    """
-    from nse_engine.editing.settings import parse_setting
-    from nse_engine.errors import SettingsError
-
-    overrides: dict[str, Any] = {}
-    for item in items:
-        if isinstance(item, tuple):
-            name, value = item
-        else:
-            name, sep, text = item.partition("=")
-            if not sep:
-                raise SettingsError(f"--set needs NAME=VALUE, got {item!r}")
-            name, value = name.strip(), parse_setting(name.strip(), text)
-        overrides[name] = value
-    return overrides
-
-
 def print_import_outcome(report: Any, cases: Path) -> None:
     """What importing the cases of a run did, so that running it again reads as resuming."""
     applied = [s for s in report.skipped if s.status == "applied"]
@@ -159,7 +138,7 @@ def run_edit(args: argparse.Namespace) -> int:
     with workspace.closing():
         workspace.project.require_writable("edit")
         n_layers = workspace.session.points.n_layers
-        hparams = apply_settings(workspace.hparams, parse_overrides(args.set), n_layers) if args.set else None
+        hparams = apply_settings(workspace.hparams, dict(args.set), n_layers) if args.set else None
         limit = TokenLimit.for_model(loaded.tokenizer, loaded.model.config)
         report = workspace.project.queue.import_facts(args.cases, control=control, token_limit=limit, reapply=args.reapply)
         print_import_outcome(report, args.cases)
@@ -209,7 +188,7 @@ def run_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(limit=args.limit, batch_size=args.batch_size, per_fact_baseline=args.per_fact_baseline,
                          checkpoints=checkpoints)
     progress = open_progress(args.json.with_suffix(".progress"), args.fresh)
-    report = run_benchmark(loaded, cases, config, parse_overrides(args.set), control, method=args.method,
+    report = run_benchmark(loaded, cases, config, dict(args.set), control, method=args.method,
                            progress=progress, on_checkpoint=lambda so_far: write_result(args.json, so_far))
     write_result(args.json, report)
     progress.remove()
