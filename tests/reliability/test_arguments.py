@@ -76,5 +76,5 @@ def test_the_apps_batch_job_refuses_a_bad_setting_with_a_settings_error(tmp_path
         engine = jobs.Engine(loaded=workspace.loaded, workspace=workspace)
         ctx = JobContext(JobControl(), threading.Event(), lambda value: None)
         with pytest.raises(SettingsError, match="alpha must be a number, got 'abc'"):
-            jobs.run_batch(engine, ctx, ids, {"alpha": "abc"})
+            jobs.run_queue(engine, ctx, ids, 10, {"alpha": "abc"})
         assert workspace.project.queries.batches() == []
