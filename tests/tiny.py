@@ -143,3 +143,22 @@ def tiny_hparams(**changes: object) -> NseHyperParams:
         stats_tokens=TEST_STATS_TOKENS,
     )
     return hp.with_overrides(**changes) if changes else hp
+
+
+def spelled_nll(model, points, layer: int, ids: list[int], state_at: list[int], state, spelled: list[int]) -> float:
+    """Mean NLL of the tokens at `spelled` in the sequence `ids`, with block `layer`'s output set to
+    `state` (hidden,) at the positions `state_at`: how well a subject written again is spelled once
+    a target state sits where the delta goes."""
+    def put_state(_module, _args, output):
+        h = (output[0] if isinstance(output, tuple) else output).clone()
+        h[0, state_at] = state.to(h.dtype)
+        return (h, *output[1:]) if isinstance(output, tuple) else h
+
+    handle = points.blocks[layer].register_forward_hook(put_state)
+    try:
+        with torch.no_grad():
+            logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
+    finally:
+        handle.remove()
+    at = torch.tensor(spelled)
+    return float(-logp[at - 1, torch.tensor(ids)[at]].mean())

@@ -16,7 +16,7 @@ from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl
-from tiny import make_model, make_tokenizer
+from tiny import make_model, make_tokenizer, spelled_nll
 
 TEMPLATE = ("{% for m in messages %}<|bos|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
             "{% if add_generation_prompt %}<|bos|>assistant:{% endif %}")
@@ -131,20 +131,7 @@ def _reply_subject_nll(model, tok, points, req, z: torch.Tensor) -> float:
     """Mean NLL of the chat row's reply subject after its first token, with the last edited
     layer's output set to z at every place the subject is written."""
     ids, ends, written = chat_conversation(tok, req)
-
-    def put_z(_module, _args, output):
-        h = (output[0] if isinstance(output, tuple) else output).clone()
-        h[0, ends] = z.to(h.dtype)
-        return (h, *output[1:]) if isinstance(output, tuple) else h
-
-    handle = points.blocks[HP.layers[-1]].register_forward_hook(put_z)
-    try:
-        with torch.no_grad():
-            logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
-    finally:
-        handle.remove()
-    spelled = torch.tensor(written[1:])
-    return float(-logp[spelled - 1, torch.tensor(ids)[spelled]].mean())
+    return spelled_nll(model, points, HP.layers[-1], ids, ends, z, written[1:])
 
 
 def test_the_chat_subject_term_keeps_the_replys_subject_spelled_and_matches_the_plain_loop():

@@ -22,6 +22,20 @@ def tiny_gpt2(chat: bool) -> LoadedModel:
     return tiny_loaded("gpt2", chat_template=CHAT_TEMPLATE if chat else None)
 
 
+def questions_asked(monkeypatch) -> list[str]:
+    """The chat questions the round asks from now on, in order, captured through the real replies()."""
+    from nse_engine.editing import reading
+
+    asked: list[str] = []
+
+    def recording(loaded_model, questions, *args, **kwargs):
+        asked.extend(questions)
+        return replies(loaded_model, questions, *args, **kwargs)
+
+    monkeypatch.setattr(reading, "replies", recording)
+    return asked
+
+
 def facts_it_completes(session: EditingSession) -> list[EditRequest]:
     """Facts whose new object is the word the model already writes after the prompt (the random
     tiny GPT-2 goes on " of of of" and " the the the"), so that the completion says it."""
@@ -74,16 +88,8 @@ def test_a_fact_said_in_its_completion_but_not_in_chat_is_not_held_and_gets_extr
 def test_the_round_asks_a_facts_own_question_in_chat(monkeypatch):
     """A fact with questions is checked by its first one (what its user asks); one without, by the
     question built from its prompt. The questions asked are captured through the real function."""
-    from nse_engine.editing import reading
-
     loaded = tiny_gpt2(chat=True)
-    asked: list[str] = []
-
-    def recording(loaded_model, questions, *args, **kwargs):
-        asked.extend(questions)
-        return replies(loaded_model, questions, *args, **kwargs)
-
-    monkeypatch.setattr(reading, "replies", recording)
+    asked = questions_asked(monkeypatch)
     session = EditingSession(loaded, tiny_hparams(verify_passes=0, max_iterations=1))
     plain, own = facts_it_completes(session)
     own = dataclasses.replace(own, questions=("Which instrument does Toko Yasuda play?", "What does Toko Yasuda play?"))
@@ -122,16 +128,8 @@ def test_a_chat_reply_about_another_or_misspelt_subject_does_not_hold():
 def test_without_chat_passes_each_chat_question_is_asked_once_after_the_extra_passes(monkeypatch):
     """The passes go by the completion, so asking in chat at every check would only cost time: the
     questions are asked once, after the last pass, and the verdict is from that reply."""
-    from nse_engine.editing import reading
-
     loaded = tiny_gpt2(chat=True)
-    asked: list[str] = []
-
-    def recording(loaded_model, questions, *args, **kwargs):
-        asked.extend(questions)
-        return replies(loaded_model, questions, *args, **kwargs)
-
-    monkeypatch.setattr(reading, "replies", recording)
+    asked = questions_asked(monkeypatch)
     session = EditingSession(loaded, tiny_hparams(verify_passes=2, max_iterations=1))
     facts = [EditRequest("Danielle Darrieux", "{} is a native speaker of", "Klingon", "French"),
              EditRequest("Toko Yasuda", "{} plays the", "theremin", "guitar")]

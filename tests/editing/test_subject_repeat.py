@@ -11,7 +11,7 @@ from nse_engine.editing.target_state import compute_target_states
 from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import find_edit_points
 from nse_engine.progress import JobControl
-from tiny import make_model, make_tokenizer
+from tiny import make_model, make_tokenizer, spelled_nll
 
 REQUESTS = [
     EditRequest("Danielle Darrieux", "{} is a native speaker of", "English", "French"),
@@ -35,21 +35,7 @@ def _repeat_nll(model, tok, points, req: EditRequest, z: torch.Tensor) -> float:
     """Mean NLL of the repeated subject's tokens after its first, with the last edited layer's
     output set to z at the first mention."""
     ids, last, repeat = repeated_subject(tok, req.subject)
-
-    def put_z(_module, _args, output):
-        h = output[0] if isinstance(output, tuple) else output
-        h = h.clone()
-        h[0, last] = z.to(h.dtype)
-        return (h, *output[1:]) if isinstance(output, tuple) else h
-
-    handle = points.blocks[HP.layers[-1]].register_forward_hook(put_z)
-    try:
-        with torch.no_grad():
-            logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
-    finally:
-        handle.remove()
-    spelled = torch.tensor(repeat[1:])
-    return float(-logp[spelled - 1, torch.tensor(ids)[spelled]].mean())
+    return spelled_nll(model, points, HP.layers[-1], ids, [last], z, repeat[1:])
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
