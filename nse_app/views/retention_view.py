@@ -33,7 +33,7 @@ pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
 # (RetentionRow attribute, legend name, colour, dashed)
 RETENTION_LINES = (("share", "earlier edits retained", "#1f5fa8", False),
                    ("first_batch_share", "first batch's edits retained", "#d9822b", True),
-                   ("says_new", "says the new object (the batch's checked facts)", "#138d90", False))
+                   ("says_new", "held: says it in completion and chat (the batch's facts)", "#138d90", False))
 QUALITY_LINES = (("efficacy", "efficacy (the batch's own edits)", "#1f5fa8", False),
                  ("generalization", "generalisation (paraphrases)", "#1b7f3b", False),
                  ("specificity", "specificity (neighbourhood)", "#7b3fa0", False))
@@ -41,11 +41,11 @@ FLUENCY_LINES = (("fluency", "fluency", "#b3261e", False),)
 # Another project's lines, drawn in grey over the retention chart and named after that project.
 OVERLAY_LINES = (("share", "earlier edits retained", "#7a7a7a", False),
                  ("first_batch_share", "first batch's edits retained", "#7a7a7a", True),
-                 ("says_new", "says the new object", "#b0b0b0", False))
+                 ("says_new", "held in completion and chat", "#b0b0b0", False))
 NO_OVERLAY = "Compare with a recent project…"
 FEW_BATCHES = 3  # below this many batches a chart is a dot or two: the figures are shown as numbers too
 # (RetentionRow attribute, card title, shown as a share)
-CARDS = (("share", "earlier edits retained", True), ("says_new", "says the new object", True),
+CARDS = (("share", "earlier edits retained", True), ("says_new", "held (completion and chat)", True),
          ("efficacy", "efficacy", True), ("generalization", "generalisation", True),
          ("specificity", "specificity", True), ("fluency", "fluency", False))
 

@@ -1,5 +1,5 @@
 """The Retention screen's overlay of another project's curves (read through the worker from a real
-log, read-only while that project's writer holds its lock) and its "says the new object" line."""
+log, read-only while that project's writer holds its lock) and its "held" line."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_the_says_new_line_has_a_point_for_each_batch_that_checked_its_facts(qtb
     view.show_series([RetentionRow(1, 2, 0, 0, None, 1.0, None, None, None, says_new=0.5),
                       RetentionRow(2, 4, 2, 2, 1.0, 1.0, None, None, None)])
     assert _drawn(view, view.retention.lines, "says_new") == ([2.0], [0.5])
-    assert "says the new object (the batch's checked facts)" in _legend(view)
+    assert "held: says it in completion and chat (the batch's facts)" in _legend(view)
 
 
 def _open(session: Session, folder) -> None:
