@@ -24,8 +24,12 @@ from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary,
 
 from nse_app.worker import JobContext, between_chunks
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for type checkers only: importing them would import torch
+    from nse_engine.editing.memory_plan import MemoryPlan
     from nse_engine.export_folder import ExportPlan
+    from nse_engine.model.architecture import EditPoints
+    from nse_engine.model.loading import LoadedModel
+    from nse_engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +38,15 @@ log = logging.getLogger(__name__)
 class Engine:
     """The engine objects the worker thread owns: the loaded model and the open workspace."""
 
-    loaded: Any = None  # nse_engine.model.loading.LoadedModel
-    workspace: Any = None  # nse_engine.workspace.Workspace
+    loaded: LoadedModel | None = None
+    workspace: Workspace | None = None
 
-    def require_model(self) -> Any:
+    def require_model(self) -> LoadedModel:
         if self.loaded is None:
             raise ProjectError("No model is loaded. Load a model on the Model screen first.")
         return self.loaded
 
-    def require_workspace(self) -> Any:
+    def require_workspace(self) -> Workspace:
         if self.workspace is None:
             raise ProjectError("No project is open. Open or create a project on the Model screen first.")
         return self.workspace
@@ -80,12 +84,19 @@ def load_model(engine: Engine, ctx: JobContext, source: str) -> ModelSummary:
     gc.freeze()  # the model's many long-lived objects: full collections skip them (they held the GIL)
     remember_model(loaded.source, loaded.name, loaded.architecture)
     plan = plan_for_loaded(loaded, points, default_layers(loaded.model, points.n_layers))
-    described, edit_points = loaded.describe(), points.describe()
+    return _model_summary(loaded, points, plan)
+
+
+def _model_summary(loaded: LoadedModel, points: EditPoints, plan: MemoryPlan) -> ModelSummary:
+    """The Model screen's record, read from the engine's typed objects (not from `describe()`'s keys)."""
+    from nse_engine.model.devices import dtype_name
+
+    config = loaded.model.config
     return ModelSummary(
-        **{key: described[key] for key in ("name", "source", "architecture", "model_type", "layers",
-                                           "parameters", "dtype", "device")},
-        projection=str(edit_points["mlp_output_projection"]), d_ff=points.d_ff, hidden_size=points.hidden_size,
-        memory_lines=tuple(plan.summary()["lines"]),
+        name=loaded.name, source=loaded.source, architecture=loaded.architecture, model_type=config.model_type,
+        layers=config.num_hidden_layers, parameters=loaded.n_params, dtype=dtype_name(loaded.dtype),
+        device=str(loaded.device), projection=f"{points.blocks_path}.<i>.{points.mlp_out_path}",
+        d_ff=points.d_ff, hidden_size=points.hidden_size, memory_lines=tuple(plan.lines()),
     )
 
 
@@ -112,7 +123,7 @@ def prepare_model(engine: Engine, ctx: JobContext) -> ProjectSummary:
     return _project_summary(ws)
 
 
-def _project_summary(ws: Any) -> ProjectSummary:
+def _project_summary(ws: Workspace) -> ProjectSummary:
     path = Path(ws.project.folder)
     settings = ws.hparams.to_dict() if ws.session is not None else {"method": ws.method, **ws.chosen_settings}
     return ProjectSummary(str(path), path.name, ws.project.meta.base_model_source, settings, ws.prepared)
@@ -308,7 +319,7 @@ def run_queue(engine: Engine, ctx: JobContext, fact_ids: list[int], batch_size: 
     ws.project.require_writable("edit")
     with ctx.control.holding():  # no other work during a preparation the run finishes itself
         ws.prepare(ctx.control)  # done already when the app's preparation ran
-    n_layers = engine.loaded.model.config.num_hidden_layers
+    n_layers = ws.loaded.model.config.num_hidden_layers
     hparams = apply_settings(ws.hparams, overrides, n_layers) if overrides else None
     batches = 0
     for changes in ws.run_queue(fact_ids, batch_size, hparams, ctx.control):
