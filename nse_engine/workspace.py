@@ -29,7 +29,7 @@ from nse_engine.model.architecture import EditPoints, find_edit_points
 from nse_engine.model.fingerprint import prefix_fingerprint
 from nse_engine.model.loading import LoadedModel
 from nse_engine.progress import JobControl, silent
-from nse_engine.store import FactEvaluation, Project
+from nse_engine.store import BatchMetrics, FactEvaluation, Project
 from nse_engine.store.log_rows import BatchChanges, first_round_retention
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class Workspace:
             batch_id=batch.id,
             applied_fact_ids=[o.request.fact_id for o in result.applied],
             failed={o.request.fact_id: o.reason or "not applied" for o in result.not_applied},
-            retention=metrics.get("retention"),
+            retention=metrics.retention,
             seconds_by_phase=result.seconds_by_phase,
             metrics=metrics,
             refreshed=len(result.refreshed),
@@ -211,7 +211,9 @@ class Workspace:
             if o.applied
         ]
 
-    def _evaluate_after_round(self, earlier, applied_now, control: JobControl):
+    def _evaluate_after_round(
+        self, earlier, applied_now, control: JobControl
+    ) -> tuple[list[FactEvaluation], BatchMetrics]:
         sampled = retention_sample(earlier)
         sample = [r for _, r in sampled]
         current = [o.request for o in applied_now]
@@ -223,18 +225,16 @@ class Workspace:
             if s.fact_id is not None
         ]
         earlier_scores = scores[: len(sample)]
-        metrics: dict[str, float | None] = {
-            "retention": (sum(s.efficacy for s in earlier_scores) / len(earlier_scores)) if earlier_scores else None,
-            "efficacy": _mean([s.efficacy for s in scores[len(sample):]]),
-            "generalization": summary.generalization,
-            "specificity": summary.specificity,
-        }
-        if earlier:
-            metrics["first_round_retention"] = first_round_retention(
+        metrics = BatchMetrics(
+            retention=(sum(s.efficacy for s in earlier_scores) / len(earlier_scores)) if earlier_scores else None,
+            efficacy=_mean([s.efficacy for s in scores[len(sample):]]),
+            generalization=summary.generalization,
+            specificity=summary.specificity,
+            first_round_retention=first_round_retention(
                 (rnd, s.efficacy) for (rnd, _), s in zip(sampled, earlier_scores)
-            )
-        if self.measure_fluency:
-            metrics["fluency"] = fluency_score(self.loaded)
+            ) if earlier else None,
+            fluency=fluency_score(self.loaded) if self.measure_fluency else None,
+        )
         return evaluations, metrics
 
     def undo_last_batch(self, control: JobControl | None = None) -> BatchChanges:

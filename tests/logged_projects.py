@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from nse_engine.facts import EditRequest, FactOutcome
-from nse_engine.store import FactEvaluation, Project
+from nse_engine.store import BatchMetrics, FactEvaluation, Project
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 COUNTRIES = ("France", "Germany", "Italy", "Spain", "Norway", "Chile")
@@ -25,7 +25,7 @@ def commit_said(project: Project, said: list[bool | None], earlier_kept: bool = 
                 for i, s in zip(ids, said)]
     earlier = [FactEvaluation(f.id, earlier_kept) for f in project.queries.facts(status="applied")]
     project.history.commit_batch(outcomes, "MEMIT", {"norm_anchoring": True}, T0, T0 + timedelta(seconds=1),
-                                 lambda p: p.write_bytes(b"state"), earlier, {"efficacy": 1.0})
+                                 lambda p: p.write_bytes(b"state"), earlier, BatchMetrics(efficacy=1.0))
 
 
 def logged_project(folder: Path, batches: list[list[bool | None]], method: str = "memit") -> Path:

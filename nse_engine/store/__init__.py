@@ -11,6 +11,7 @@ from nse_engine.store.import_report import ImportReport, RejectedRow
 from nse_engine.store.project import Project
 from nse_engine.store.records import (
     Batch,
+    BatchMetrics,
     Chat,
     Evaluation,
     Fact,
@@ -22,6 +23,7 @@ from nse_engine.store.records import (
 
 __all__ = [
     "Batch",
+    "BatchMetrics",
     "Chat",
     "Evaluation",
     "Fact",

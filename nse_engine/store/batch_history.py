@@ -23,7 +23,7 @@ from nse_engine.errors import DamagedStateError, ProjectError
 from nse_engine.facts import FactOutcome
 from nse_engine.store.database import LOG_FILE, iso, now, read_meta, write_meta
 from nse_engine.store.log_part import LogPart, changes, reads
-from nse_engine.store.records import Batch, FactEvaluation, WriteState
+from nse_engine.store.records import Batch, BatchMetrics, FactEvaluation, WriteState
 from nse_engine.store.state_recovery import Recovery, find_recovery, state_problem
 from nse_engine.store.storage_errors import storage_errors
 
@@ -95,7 +95,7 @@ class BatchHistory(LogPart):
         finished: datetime,
         write_state: WriteState | None,
         evaluations: Sequence[FactEvaluation] = (),
-        metrics: Mapping[str, object] | None = None,
+        metrics: BatchMetrics | None = None,
         before: Mapping[int, tuple[float | None, float | None]] | None = None,
     ) -> Batch:
         """Record a finished batch together with the state file it produced.
@@ -121,7 +121,8 @@ class BatchHistory(LogPart):
                     "INSERT INTO batches (method, hparams, started_at, finished_at, duration_s, outcome, metrics) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [method, json.dumps(dict(hparams), sort_keys=True, default=str), iso(started), iso(finished),
-                     (finished - started).total_seconds(), outcome, json.dumps(dict(metrics or {}), default=str)],
+                     (finished - started).total_seconds(), outcome,
+                     json.dumps(metrics.to_dict() if metrics is not None else {}, default=str)],
                 ).lastrowid
                 if state:
                     self._record_state(state, "batch", batch_id)

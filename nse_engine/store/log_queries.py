@@ -12,7 +12,9 @@ from nse_engine.errors import ProjectError
 from nse_engine.store.database import LOG_FILE
 from nse_engine.store.fact_rows import FACT_COLUMNS, QueuedKeys, fact_filter, fact_record
 from nse_engine.store.log_rows import LogRow, RetentionRow, first_round_retention
-from nse_engine.store.records import Batch, Chat, Evaluation, Fact, RetentionPoint, StateFile, WrittenOutcome, WrittenShare
+from nse_engine.store.records import (
+    Batch, BatchMetrics, Chat, Evaluation, Fact, RetentionPoint, StateFile, WrittenOutcome, WrittenShare,
+)
 from nse_engine.store.storage_errors import guard_reads
 
 
@@ -280,7 +282,8 @@ class LogQueries:
                 finished_at=r["finished_at"], duration_s=r["duration_s"], outcome=r["outcome"],
                 fact_ids=tuple(int(i) for i in (r["fact_ids"] or "").split(",") if i),
                 applied_count=r["applied_count"], state_file=r["state_file"], state_sha256=r["state_sha256"],
-                undone_at=r["undone_at"], metrics=json.loads(r["metrics"] or "{}"), not_held=r["not_held"],
+                undone_at=r["undone_at"], metrics=BatchMetrics.from_dict(json.loads(r["metrics"] or "{}")),
+                not_held=r["not_held"],
             )
             for r in rows
         ]
@@ -296,7 +299,7 @@ def _retention_row(point: RetentionPoint, measured: Sequence[tuple[int, bool]], 
     return RetentionRow(
         batch_id=point.batch_id, edits_applied=point.edits_applied, evaluated=point.evaluated,
         retained=point.retained, first_batch_share=first_round_retention(measured),
-        efficacy=metrics.get("efficacy"), generalization=metrics.get("generalization"),
-        specificity=metrics.get("specificity"), fluency=metrics.get("fluency"),
+        efficacy=metrics.efficacy, generalization=metrics.generalization, specificity=metrics.specificity,
+        fluency=metrics.fluency,
         says_new=written.share if written else None,
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from nse_engine.facts import EditRequest
-from nse_engine.store.records import Batch
+from nse_engine.store.records import Batch, BatchMetrics
 from nse_engine.store.schema import FACT_STATUSES
 
 __all__ = ["FACT_STATUSES", "BatchChanges", "HeldCount", "LogRow", "RetentionRow", "first_round_retention", "held_count",
@@ -193,7 +193,7 @@ class BatchChanges:
     failed: dict[int, str]  # fact_id -> why it was not applied
     retention: float | None  # share of earlier edits still retained after this batch
     seconds_by_phase: dict[str, float] = field(default_factory=dict)
-    metrics: dict[str, float | None] = field(default_factory=dict)
+    metrics: BatchMetrics = field(default_factory=BatchMetrics)
     undone: bool = False
     refreshed: int = 0  # earlier edits that the round moved away and pulled back
     batch: Batch | None = None  # the batch as the log holds it now (undone_at set by an undo)

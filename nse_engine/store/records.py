@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -47,6 +47,33 @@ class StateFile:
 
 
 @dataclass(frozen=True)
+class BatchMetrics:
+    """Summary scores after a batch, for the Retention screen's charts. The log keeps them as the
+    JSON object of the batch's `metrics` column (to_dict / from_dict convert at the store's edge);
+    a log written before the column has none, every score None."""
+
+    retention: float | None = None  # share of the sampled earlier edits the model still gives (None: none)
+    efficacy: float | None = None  # share of this batch's own edits it gives
+    generalization: float | None = None  # share of their paraphrases that prefer the new object
+    specificity: float | None = None  # share of neighbourhood prompts that keep their own answer
+    first_round_retention: float | None = None  # of the first round's edits (None: no earlier edits)
+    fluency: float | None = None  # n-gram entropy of greedy continuations (None: not measured)
+
+    def to_dict(self) -> dict[str, float | None]:
+        """The JSON object the log stores: the first four scores always, the last two only when measured."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: value for name, value in data.items() if value is not None or name not in _MEASURED_ONLY}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> BatchMetrics:
+        """The scores a log's `metrics` object holds (keys it does not know are left out)."""
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})  # type: ignore[arg-type]
+
+
+_MEASURED_ONLY = ("first_round_retention", "fluency")  # BatchMetrics keys a log holds only when measured
+
+
+@dataclass(frozen=True)
 class Batch:
     id: int
     method: str
@@ -60,7 +87,7 @@ class Batch:
     state_file: str | None  # None when the batch left the model unchanged
     state_sha256: str | None
     undone_at: str | None
-    metrics: dict = field(default_factory=dict)  # summary scores after the batch, for charts
+    metrics: BatchMetrics = field(default_factory=BatchMetrics)  # summary scores after the batch, for charts
     not_held: int = 0  # applied facts the model did not say when the batch ended (Retry queues them again)
 
     @property

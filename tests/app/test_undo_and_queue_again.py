@@ -83,7 +83,7 @@ def test_undone_facts_read_undone_and_queue_again_puts_them_back(qtbot, project_
 def _batch(batch_id: int, n_facts: int, applied: int) -> Batch:
     return Batch(id=batch_id, method="nse", hparams={}, started_at="2026-12-07T10:00:00", finished_at="2026-12-07T10:01:00",
                  duration_s=60.0, outcome="applied", fact_ids=tuple(range(1, n_facts + 1)), applied_count=applied,
-                 state_file=None, state_sha256=None, undone_at=None, metrics={}, not_held=0)
+                 state_file=None, state_sha256=None, undone_at=None, not_held=0)
 
 
 def test_the_undo_confirmation_names_the_batch_and_its_fact_count():

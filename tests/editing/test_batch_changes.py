@@ -30,7 +30,7 @@ def test_a_batch_reports_its_chart_point_batch_row_and_the_log_rows_it_changed(t
     points = ws.project.queries.retention_points()
     assert [p.batch_id for p in points] == [first.batch_id, later.batch_id]
     assert later.point == points[-1]
-    assert later.point.first_batch_share == pytest.approx(later.metrics["first_round_retention"])
+    assert later.point.first_batch_share == pytest.approx(later.metrics.first_round_retention)
     assert later.batch == ws.project.queries.batches()[-1]
 
     measured = {e.fact_id for e in ws.project.queries.evaluations(batch_id=later.batch_id)}
