@@ -16,7 +16,6 @@ from nse_engine.store.records import (
     Evaluation,
     Fact,
     FactEvaluation,
-    RetentionPoint,
     StateFile,
     WriteState,
 )
@@ -33,7 +32,6 @@ __all__ = [
     "InvalidFactError",
     "Project",
     "RejectedRow",
-    "RetentionPoint",
     "StateFile",
     "TokenLimit",
     "WriteState",

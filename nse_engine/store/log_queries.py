@@ -13,7 +13,7 @@ from nse_engine.store.database import LOG_FILE
 from nse_engine.store.fact_rows import FACT_COLUMNS, QueuedKeys, fact_filter, fact_record
 from nse_engine.store.log_rows import LogRow, RetentionRow, first_round_retention
 from nse_engine.store.records import (
-    Batch, BatchMetrics, Chat, Evaluation, Fact, RetentionPoint, StateFile, WrittenOutcome, WrittenShare,
+    Batch, BatchMetrics, Chat, Evaluation, Fact, StateFile, WrittenOutcome, WrittenShare,
 )
 from nse_engine.store.storage_errors import guard_reads
 
@@ -142,31 +142,6 @@ class LogQueries:
             )
         }
 
-    def retention_series(self, first_batch: int | None = None, last_batch: int | None = None) -> list[RetentionPoint]:
-        """Per batch in effect: edits applied so far, and how many earlier edits it still keeps.
-
-        Undone batches and their edits are left out; 'earlier' means applied by a batch before
-        this one that is still in effect.
-        """
-        retained = {
-            r["batch_id"]: (r["evaluated"], r["retained"])
-            for r in self._db.query(
-                f"""
-                WITH in_effect AS (SELECT bf.fact_id, bf.batch_id FROM {_APPLIED_IN_EFFECT})
-                SELECT e.batch_id, count(*) AS evaluated, sum(e.retained) AS retained
-                FROM evaluations e JOIN in_effect a ON a.fact_id = e.fact_id AND a.batch_id < e.batch_id
-                GROUP BY e.batch_id
-                """
-            )
-        }
-        points, applied_so_far = [], 0
-        for batch in self.batches(include_undone=False):
-            applied_so_far += batch.applied_count
-            if (first_batch is None or batch.id >= first_batch) and (last_batch is None or batch.id <= last_batch):
-                evaluated, kept = retained.get(batch.id, (0, 0))
-                points.append(RetentionPoint(batch.id, applied_so_far, evaluated, kept))
-        return points
-
     # -- what the Log and Retention screens show ---------------------------------------------
 
     def log_rows(
@@ -210,20 +185,28 @@ class LogQueries:
         return rows
 
     def retention_points(self) -> list[RetentionRow]:
-        """Per batch in effect: the retention series, first-round retention over the edits
-        measured after the batch, and the batch's summary scores."""
-        batches = {b.id: b for b in self.batches(include_undone=False)}
+        """Per batch in effect: edits applied so far, how many earlier edits it still keeps ('earlier':
+        applied by a batch before this one that is still in effect; undone batches and their edits are
+        left out), first-round retention over the edits measured after the batch, and its summary scores."""
+        retained = self._earlier_retained()
+        batches = self.batches(include_undone=False)
+        in_effect = {b.id for b in batches}
         applied_by = {
             r["fact_id"]: r["batch_id"]
             for r in self._db.query(f"SELECT bf.fact_id, bf.batch_id FROM {_APPLIED_IN_EFFECT}")
         }
         measured: dict[int, list[tuple[int, bool]]] = {}
         for evaluation in self.evaluations():
-            if evaluation.batch_id in batches and evaluation.fact_id in applied_by:
+            if evaluation.batch_id in in_effect and evaluation.fact_id in applied_by:
                 measured.setdefault(evaluation.batch_id, []).append((applied_by[evaluation.fact_id], evaluation.retained))
         written = self.written_shares()
-        return [_retention_row(point, measured.get(point.batch_id, ()), batches[point.batch_id], written.get(point.batch_id))
-                for point in self.retention_series()]
+        points, applied_so_far = [], 0
+        for batch in batches:
+            applied_so_far += batch.applied_count
+            evaluated, kept = retained.get(batch.id, (0, 0))
+            points.append(_retention_row(batch, applied_so_far, evaluated, kept, measured.get(batch.id, ()),
+                                         written.get(batch.id)))
+        return points
 
     def retention_point(self, batch: Batch) -> RetentionRow:
         """`batch`'s point as `retention_points` gives it (a batch in effect), read for that batch
@@ -241,8 +224,22 @@ class LogQueries:
             "SELECT count(*), coalesce(sum(held), 0) FROM batch_facts WHERE held IS NOT NULL AND applied AND batch_id = ?",
             [batch.id],
         ).fetchone()
-        point = RetentionPoint(batch.id, edits_applied, len(earlier), sum(earlier))
-        return _retention_row(point, measured, batch, WrittenShare(batch.id, checked, said) if checked else None)
+        return _retention_row(batch, edits_applied, len(earlier), sum(earlier), measured,
+                              WrittenShare(batch.id, checked, said) if checked else None)
+
+    def _earlier_retained(self) -> dict[int, tuple[int, int]]:
+        """Per batch: (earlier edits in effect measured after it, how many of them the model still gave)."""
+        return {
+            r["batch_id"]: (r["evaluated"], r["retained"])
+            for r in self._db.query(
+                f"""
+                WITH in_effect AS (SELECT bf.fact_id, bf.batch_id FROM {_APPLIED_IN_EFFECT})
+                SELECT e.batch_id, count(*) AS evaluated, sum(e.retained) AS retained
+                FROM evaluations e JOIN in_effect a ON a.fact_id = e.fact_id AND a.batch_id < e.batch_id
+                GROUP BY e.batch_id
+                """
+            )
+        }
 
     # -- state files and chats ---------------------------------------------------------------
 
@@ -293,12 +290,12 @@ class LogQueries:
                          row["created_at"], row["discarded_at"] is not None)
 
 
-def _retention_row(point: RetentionPoint, measured: Sequence[tuple[int, bool]], batch: Batch,
-                   written: WrittenShare | None) -> RetentionRow:
+def _retention_row(batch: Batch, edits_applied: int, evaluated: int, retained: int,
+                   measured: Sequence[tuple[int, bool]], written: WrittenShare | None) -> RetentionRow:
     metrics = batch.metrics
     return RetentionRow(
-        batch_id=point.batch_id, edits_applied=point.edits_applied, evaluated=point.evaluated,
-        retained=point.retained, first_batch_share=first_round_retention(measured),
+        batch_id=batch.id, edits_applied=edits_applied, evaluated=evaluated, retained=retained,
+        first_batch_share=first_round_retention(measured),
         efficacy=metrics.efficacy, generalization=metrics.generalization, specificity=metrics.specificity,
         fluency=metrics.fluency,
         says_new=written.share if written else None,

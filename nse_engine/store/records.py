@@ -115,20 +115,6 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
-class RetentionPoint:
-    """One point of a retention curve: after `batch_id`, how many earlier edits still hold."""
-
-    batch_id: int
-    edits_applied: int  # edits in effect after this batch, this batch's included
-    evaluated: int  # earlier edits (from batches before this one) evaluated after it
-    retained: int
-
-    @property
-    def share(self) -> float | None:
-        return self.retained / self.evaluated if self.evaluated else None
-
-
-@dataclass(frozen=True)
 class WrittenOutcome:
     """What the model wrote after a fact's prompt, and replied to its chat question, when its batch
     ended (None: not checked)."""

@@ -161,7 +161,7 @@ def test_a_failing_transaction_removes_the_new_state_file(project):
     assert project.history.current_state_file() is None
 
 
-def test_retention_series_counts_earlier_edits_still_in_effect(project):
+def test_retention_points_count_earlier_edits_still_in_effect(project):
     a, b = project.queue.queue_facts([FRANCE, GERMANY])
     first = _run(project, evaluations=[FactEvaluation(a, True), FactEvaluation(b, True)])
     (c,) = project.queue.queue_facts([ITALY])
@@ -169,17 +169,16 @@ def test_retention_series_counts_earlier_edits_still_in_effect(project):
     (d,) = project.queue.queue_facts([EditRequest("Spain", "The capital of {} is", "Paris", "Madrid")])
     third = _run(project, evaluations=[FactEvaluation(a, False), FactEvaluation(b, False), FactEvaluation(c, True)])
 
-    series = project.queries.retention_series()
+    series = project.queries.retention_points()
     assert [(p.batch_id, p.edits_applied, p.evaluated, p.retained) for p in series] == [
         (first.id, 2, 0, 0), (second.id, 3, 2, 1), (third.id, 4, 3, 1),
     ]
     assert series[0].share is None and series[1].share == 0.5
-    assert [p.batch_id for p in project.queries.retention_series(first_batch=second.id, last_batch=second.id)] == [second.id]
     assert len(project.queries.evaluations(first_batch=second.id)) == 6
     assert len(project.queries.evaluations(fact_id=a)) == 3
 
     project.history.undo_last_batch(lambda path: path.write_bytes(b"s"))
-    assert [p.batch_id for p in project.queries.retention_series()] == [first.id, second.id]
+    assert [p.batch_id for p in project.queries.retention_points()] == [first.id, second.id]
 
 
 def test_chats_remember_the_model_state(project):
