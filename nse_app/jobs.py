@@ -276,7 +276,7 @@ def preview_import(engine: Engine, ctx: JobContext, path: str) -> FilePreview:
         file_format, warnings = source.format, tuple(source.warnings)
     if engine.workspace is not None:
         report = engine.workspace.project.queue.import_facts(Path(path), dry_run=True, control=ctx.control)
-        extra = {row.line: tuple(row.problems) for row in report.rejected}
+        extra = {row.line: row.problems for row in report.rejected}
         rows = [FileRow(r.line, r.fields, extra[r.line]) if not r.problems and r.line in extra else r for r in rows]
     return FilePreview(path, file_format, warnings, tuple(rows))
 
@@ -289,8 +289,7 @@ def import_file(engine: Engine, ctx: JobContext, path: str) -> ImportSummary:
     loaded = engine.require_model()
     limit = TokenLimit.for_model(loaded.tokenizer, loaded.model.config)
     report = engine.require_workspace().project.queue.import_facts(Path(path), control=ctx.control, token_limit=limit)
-    rejected = tuple(FileRow(r.line, dict(r.fields), tuple(r.problems)) for r in report.rejected)
-    return ImportSummary(report.imported, rejected, tuple(report.warnings))
+    return ImportSummary(report.imported, tuple(report.rejected), tuple(report.warnings))
 
 
 @between_chunks
@@ -298,11 +297,9 @@ def export_rejected(engine: Engine, ctx: JobContext, rows: list[FileRow], path: 
     """Write rejected rows in the import layout, with their problems, so they can be fixed and re-imported
     (never over `source`, the file they came from, nor over the open project's files)."""
     from nse_engine.store.csv_export import export_rejected as engine_export
-    from nse_engine.store.import_report import RejectedRow
 
     projects = [engine.workspace.project.folder] if engine.workspace is not None else []
-    return engine_export([RejectedRow(r.line, list(r.problems), dict(r.fields)) for r in rows], Path(path),
-                         [Path(source)] if source else [], projects)
+    return engine_export(rows, Path(path), [Path(source)] if source else [], projects)
 
 
 # ---- mutating operations ---------------------------------------------------------------------

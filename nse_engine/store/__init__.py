@@ -7,7 +7,7 @@ from nse_engine.fact_files.validation import (
     build_fact,
     fact_from_fields,
 )
-from nse_engine.store.import_report import ImportReport, RejectedRow
+from nse_engine.store.import_report import ImportReport
 from nse_engine.store.project import Project
 from nse_engine.store.records import (
     Batch,
@@ -16,6 +16,7 @@ from nse_engine.store.records import (
     Evaluation,
     Fact,
     FactEvaluation,
+    FileRow,
     StateFile,
     WriteState,
 )
@@ -28,10 +29,10 @@ __all__ = [
     "Fact",
     "FactEvaluation",
     "FactProblem",
+    "FileRow",
     "ImportReport",
     "InvalidFactError",
     "Project",
-    "RejectedRow",
     "StateFile",
     "TokenLimit",
     "WriteState",

@@ -16,9 +16,9 @@ from nse_engine.atomic import atomic_path
 from nse_engine.errors import OutputFileError
 from nse_engine.fact_files.csv_cells import FACT_EXPORT_COLUMNS, REJECTED_COLUMNS, neutralise_formula
 from nse_engine.fact_files.validation import FIELDS, fields_of
-from nse_engine.store.import_report import RejectedRow
 from nse_engine.store.output_paths import check_output_path
 from nse_engine.store.project import Project
+from nse_engine.store.records import FileRow
 
 __all__ = ["REJECTED_COLUMNS", "export_batches", "export_facts", "export_rejected", "write_csv"]
 
@@ -67,7 +67,7 @@ def export_batches(project: Project, path: Path) -> int:
     return write_csv(path, BATCH_COLUMNS, rows, projects=[project.folder])
 
 
-def export_rejected(rows: Sequence[RejectedRow], path: Path, inputs: Sequence[Path] = (),
+def export_rejected(rows: Sequence[FileRow], path: Path, inputs: Sequence[Path] = (),
                     projects: Sequence[Path] = ()) -> int:
     """The rejected rows with their problems, in the import layout so they can be fixed and re-imported.
 

@@ -18,8 +18,9 @@ from nse_engine.fact_files.validation import FactProblem, TokenLimit, fields_of
 from nse_engine.progress import JobControl, silent
 from nse_engine.store.database import now
 from nse_engine.store.fact_rows import INSERT_FACT, duplicate_problems, fact_row
-from nse_engine.store.import_report import ImportReport, RejectedRow, SkippedRow
+from nse_engine.store.import_report import ImportReport, SkippedRow
 from nse_engine.store.log_queries import LogQueries
+from nse_engine.store.records import FileRow
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class _FactImport:
         self.reject(earlier.line, [problem], fields)
 
     def reject(self, line: int, problems: list[FactProblem], fields: dict[str, str]) -> None:
-        self.report.rejected.append(RejectedRow(line, problems, fields))
+        self.report.rejected.append(FileRow(line, fields, tuple(problems)))
 
     def flush(self) -> None:
         if self.pending and not self.dry_run:

@@ -1,5 +1,5 @@
 """What importing a fact file into a project did: the rows imported, rejected (with their problems
-and cells, for an errors file) and skipped because the project already has them."""
+and cells, for an errors file: records.FileRow) and skipped because the project already has them."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nse_engine.fact_files.validation import FactProblem
-
-
-@dataclass
-class RejectedRow:
-    line: int
-    problems: list[FactProblem]
-    fields: dict[str, str]
+from nse_engine.store.records import FileRow
 
 
 @dataclass
@@ -40,7 +33,7 @@ class ImportReport:
     format: str
     rows_read: int = 0
     imported_ids: list[int] = field(default_factory=list)
-    rejected: list[RejectedRow] = field(default_factory=list)
+    rejected: list[FileRow] = field(default_factory=list)
     skipped: list[SkippedRow] = field(default_factory=list)  # already queued or applied: not imported again
     warnings: list[str] = field(default_factory=list)
     trimmed_rows: int = 0
