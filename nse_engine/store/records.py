@@ -107,6 +107,9 @@ class FactEvaluation:
 
 @dataclass(frozen=True)
 class Evaluation:
+    """A FactEvaluation as the log holds it: measured after `batch_id` (a separate record, as the batch
+    id exists only once the batch is recorded)."""
+
     batch_id: int
     fact_id: int
     retained: bool
