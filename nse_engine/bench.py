@@ -15,6 +15,7 @@ from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.reference import per_fact_target_state
 from nse_engine.bench_checkpoints import CheckpointConfig, Checkpoints, peak_rss_mb
 from nse_engine.bench_progress import BenchProgress, RoundsDone
+from nse_engine.bench_report import BenchReport
 from nse_engine.facts import EditRequest, facts_fingerprint
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.target_state import compute_target_states
@@ -102,7 +103,7 @@ def run_benchmark(
     pre: EvalSummary | None = None,
     progress: BenchProgress | None = None,
     on_checkpoint: Callable[[dict[str, object]], None] | None = None,
-) -> dict[str, object]:
+) -> BenchReport:
     """Edit `cases` round by round on a fresh model and measure what the JSON report holds.
 
     `pre` is `before_editing(loaded, cases)` when the caller has it already (several methods on
@@ -175,57 +176,56 @@ def run_benchmark(
 
     post = evaluate(loaded, cases, generation=True, fluency=True, control=control, edited_prompts=edited_prompts,
                     chat=True)
-    report: dict[str, object] = {
-        "cases": len(cases),
-        "batch_size": config.batch_size,
-        "efficacy": post.efficacy,
-        "generalization": post.generalization,
-        "specificity": post.specificity,
-        "specificity_unedited_neighbours": post.specificity_unedited,
-        "top1": post.top1,
-        "generation": post.generation,
-        "generation_paraphrase": post.generation_paraphrase,
-        "chat_answer": post.chat_answer,
-        "neighbour_generation": post.neighbour_generation,
-        **subject_spelling(pre, post),
-        "fluency_before": pre.fluency,
-        "fluency_after": post.fluency,
-        "pre_efficacy": pre.efficacy,
-        "pre_generalization": pre.generalization,
-        "pre_specificity": pre.specificity,
-        "pre_specificity_unedited_neighbours": pre.specificity_unedited,
-        "pre_generation": pre.generation,
-        "pre_generation_paraphrase": pre.generation_paraphrase,
-        "pre_chat_answer": pre.chat_answer,
-        "pre_neighbour_generation": pre.neighbour_generation,
+    spelling = subject_spelling(pre, post)
+    only_resumed = bool(done.resumed_after)  # the rounds ran in several processes, each with its own provenance
+    return BenchReport(
+        cases=len(cases),
+        batch_size=config.batch_size,
+        efficacy=post.efficacy,
+        generalization=post.generalization,
+        specificity=post.specificity,
+        specificity_unedited_neighbours=post.specificity_unedited,
+        top1=post.top1,
+        generation=post.generation,
+        generation_paraphrase=post.generation_paraphrase,
+        chat_answer=post.chat_answer,
+        neighbour_generation=post.neighbour_generation,
+        subject_spelling=spelling["subject_spelling"],
+        subject_spelled_before=int(spelling["subject_spelled_before"] or 0),
+        fluency_before=pre.fluency,
+        fluency_after=post.fluency,
+        pre_efficacy=pre.efficacy,
+        pre_generalization=pre.generalization,
+        pre_specificity=pre.specificity,
+        pre_specificity_unedited_neighbours=pre.specificity_unedited,
+        pre_generation=pre.generation,
+        pre_generation_paraphrase=pre.generation_paraphrase,
+        pre_chat_answer=pre.chat_answer,
+        pre_neighbour_generation=pre.neighbour_generation,
         # every case of the first round, applied or not: the model either gives it after all rounds or not
-        "first_round_retention": first_round_retention(
+        first_round_retention=first_round_retention(
             (i // config.batch_size, f.efficacy) for i, f in enumerate(post.facts)
         ),
-        "retention_curve": done.retention_curve,
-        "generation_curve": done.generation_curve,
-        "method": hp.method,
-        "not_applied": done.not_applied,
-        "refreshed_per_round": done.refreshed_per_round,
-        "seconds_per_edit": done.edit_seconds / len(cases),
-        "seconds_by_phase": {k: v / len(cases) for k, v in done.seconds_by_phase.items()},
-        "edit_seconds_total": done.edit_seconds,
-        "peak_rss_mb": max(done.peak_rss_mb, peak_rss_mb()),
-        "device": str(loaded.device),
-        "dtype": str(loaded.dtype).removeprefix("torch."),
-        "torch_threads": torch.get_num_threads(),
-        "model": loaded.name,
-        "settings": hp.to_dict(),
-    }
-    if checkpoints:
-        report["status"] = "complete"
-        report["checkpoints"] = checkpoints.block(done)
-    if done.per_fact_baseline:
-        report["per_fact_baseline"] = done.per_fact_baseline
-    if done.resumed_after:  # the rounds ran in several processes, each with its own provenance
-        report["resumed_after_rounds"] = done.resumed_after
-        report["processes"] = done.processes
-    return report
+        retention_curve=done.retention_curve,
+        generation_curve=done.generation_curve,
+        method=hp.method,
+        not_applied=done.not_applied,
+        refreshed_per_round=done.refreshed_per_round,
+        seconds_per_edit=done.edit_seconds / len(cases),
+        seconds_by_phase={k: v / len(cases) for k, v in done.seconds_by_phase.items()},
+        edit_seconds_total=done.edit_seconds,
+        peak_rss_mb=max(done.peak_rss_mb, peak_rss_mb()),
+        device=str(loaded.device),
+        dtype=str(loaded.dtype).removeprefix("torch."),
+        torch_threads=torch.get_num_threads(),
+        model=loaded.name,
+        settings=hp.to_dict(),
+        status="complete" if checkpoints else None,
+        checkpoints=checkpoints.block(done) if checkpoints else None,
+        per_fact_baseline=done.per_fact_baseline or None,
+        resumed_after_rounds=done.resumed_after if only_resumed else None,
+        processes=done.processes if only_resumed else None,
+    )
 
 
 def _per_fact_baseline(session: EditingSession, cases: list[EditRequest], config: BenchConfig,

@@ -128,7 +128,7 @@ def run_comparison(
             with torch.no_grad():
                 for layer, weight in base.items():
                     points.weight(layer).copy_(weight)
-        results[run.label] = {**report, "provenance": provenance()}
+        results[run.label] = {**report.to_dict(), "provenance": provenance()}
         log.info("%s done", run.label)
         if save:
             save(comparison)

@@ -73,7 +73,7 @@ def unbroken(model_folder, tmp_path_factory, _cache):
         progress = BenchProgress(tmp_path_factory.mktemp("whole") / "bench.progress")
         report = run_benchmark(load_model(model_folder, device="cpu"), dev_facts(N_CASES), CONFIG,
                                control=_counting(phases), progress=progress, on_checkpoint=written.append)
-    return report, written, phases
+    return report.to_dict(), written, phases
 
 
 def test_every_checkpoint_scores_the_same_fixed_samples_and_hands_on_the_curves_so_far(unbroken):
@@ -113,7 +113,7 @@ def test_a_stopped_run_resumes_without_measuring_a_checkpoint_twice(model_folder
 
     phases: dict[str, list[int]] = {}
     resumed = run_benchmark(load_model(model_folder, device="cpu"), dev_facts(N_CASES), CONFIG,
-                            control=_counting(phases), progress=progress)["checkpoints"]
+                            control=_counting(phases), progress=progress).checkpoints
     assert phases == {"rounds": [3, 4, 5], "checkpoint": [1, 2]}
     assert resumed["points"][0] == saved[0]  # kept as measured, not measured again
     assert [_figures(p) for p in resumed["points"]] == [_figures(p) for p in whole["points"]]
@@ -131,7 +131,7 @@ def test_a_stop_while_a_checkpoint_is_measured_measures_it_on_resume_without_edi
 
     phases: dict[str, list[int]] = {}
     resumed = run_benchmark(load_model(model_folder, device="cpu"), dev_facts(N_CASES), CONFIG,
-                            control=_counting(phases), progress=progress)["checkpoints"]
+                            control=_counting(phases), progress=progress).checkpoints
     assert phases == {"checkpoint": [1, 2], "rounds": [4, 5]}
     assert [_figures(p) for p in resumed["points"]] == [_figures(p) for p in whole["points"]]
 

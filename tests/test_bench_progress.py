@@ -66,7 +66,7 @@ def unbroken(model_folder, _shared_cache):
     base = _edited_weights(loaded)
     with pytest.MonkeyPatch.context() as env:  # built before any test's own folders are set
         env.setenv("NSE_CACHE_DIR", str(_shared_cache))
-        report = run_benchmark(loaded, _cases(), CONFIG)
+        report = run_benchmark(loaded, _cases(), CONFIG).to_dict()  # as `nse bench` writes it
     edited = _edited_weights(loaded)
     assert not _same_weights(edited, base)  # the edits are large enough for the weight checks to mean something
     return report, edited
@@ -80,7 +80,7 @@ def test_a_stopped_benchmark_resumes_after_its_last_round_with_the_same_figures(
 
     rounds_run: list[int] = []
     loaded = load_model(model_folder, device="cpu")
-    resumed = run_benchmark(loaded, _cases(), CONFIG, control=_counting(rounds_run), progress=progress)
+    resumed = run_benchmark(loaded, _cases(), CONFIG, control=_counting(rounds_run), progress=progress).to_dict()
 
     assert rounds_run == [2]  # only the third round was edited again
     assert {k: resumed[k] for k in FIGURES} == {k: whole[k] for k in FIGURES}
@@ -102,7 +102,7 @@ def test_a_stop_between_saving_the_session_and_its_rounds_redoes_that_round(mode
 
     rounds_run: list[int] = []
     loaded = load_model(model_folder, device="cpu")
-    resumed = run_benchmark(loaded, _cases(), CONFIG, control=_counting(rounds_run), progress=progress)
+    resumed = run_benchmark(loaded, _cases(), CONFIG, control=_counting(rounds_run), progress=progress).to_dict()
 
     assert rounds_run == [1, 2] and resumed["resumed_after_rounds"] == [1]
     assert {k: resumed[k] for k in FIGURES} == {k: whole[k] for k in FIGURES}
@@ -116,7 +116,7 @@ def test_progress_of_other_settings_or_facts_is_deleted_not_resumed(model_folder
 
     rounds_run: list[int] = []
     other = run_benchmark(load_model(model_folder, device="cpu"), _cases(), CONFIG, {"mom2_update_weight": 123.0},
-                          _counting(rounds_run), progress=progress)
+                          _counting(rounds_run), progress=progress).to_dict()
     assert rounds_run == [0, 1, 2] and "resumed_after_rounds" not in other
     assert other["settings"]["mom2_update_weight"] == 123.0
     now = json.loads((progress.folder / "rounds.json").read_text())  # the stale rounds were replaced
@@ -132,7 +132,7 @@ def test_progress_of_other_settings_or_facts_is_deleted_not_resumed(model_folder
     (progress.folder / "session.safetensors").unlink()
     rounds_run.clear()
     loaded = load_model(model_folder, device="cpu")
-    again = run_benchmark(loaded, _cases(), CONFIG, control=_counting(rounds_run), progress=progress)
+    again = run_benchmark(loaded, _cases(), CONFIG, control=_counting(rounds_run), progress=progress).to_dict()
     assert rounds_run == [0, 1, 2] and {k: again[k] for k in FIGURES} == {k: whole[k] for k in FIGURES}
 
 

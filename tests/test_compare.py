@@ -105,7 +105,7 @@ def test_a_bench_result_becomes_a_comparison_column_that_compare_keeps(tmp_path,
     loaded = load_model(save_model("gpt2", tmp_path / "tiny-gpt2"), device="cpu")
     cases = [EditRequest(subject=s, prompt=p, target_new=new, target_true=true) for s, p, new, true in FACTS[:2]]
     config = BenchConfig(limit=2, batch_size=2)
-    report = run_benchmark(loaded, cases, config)
+    report = run_benchmark(loaded, cases, config).to_dict()  # as `nse bench` writes it
     out = tmp_path / "compare"
     add_bench_result(out, report, cases)
     comparison = run_comparison(loaded, cases, config, parse_methods("nse"), earlier=read_comparison(out))

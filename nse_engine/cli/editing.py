@@ -190,18 +190,18 @@ def run_bench(args: argparse.Namespace) -> int:
     progress = open_progress(args.json.with_suffix(".progress"), args.fresh)
     report = run_benchmark(loaded, cases, config, dict(args.set), control, method=args.method,
                            progress=progress, on_checkpoint=lambda so_far: write_result(args.json, so_far))
-    write_result(args.json, report)
+    write_result(args.json, report.to_dict())
     progress.remove()
-    if report.get("resumed_after_rounds"):
-        print(f"resumed after round(s) {', '.join(map(str, report['resumed_after_rounds']))} from saved progress")
+    if report.resumed_after_rounds:
+        print(f"resumed after round(s) {', '.join(map(str, report.resumed_after_rounds))} from saved progress")
     for key in ("efficacy", "generalization", "specificity", "specificity_unedited_neighbours", "generation",
                 "generation_paraphrase", "chat_answer", "neighbour_generation", "subject_spelling",
                 "first_round_retention", "fluency_before", "fluency_after", "seconds_per_edit", "peak_rss_mb"):
-        value = report[key]
+        value = getattr(report, key)
         print(f"{key:<33}{value:.3f}" if isinstance(value, float) else f"{key:<33}{value}")
     print(f"results written to {args.json}")
-    if "checkpoints" in report:
-        print(f"{len(report['checkpoints']['points'])} checkpoints; draw their curves with "
+    if report.checkpoints is not None:
+        print(f"{len(report.checkpoints['points'])} checkpoints; draw their curves with "
               f"`nse bench-chart {args.json} --png CHART.png`")
     return 0
 
