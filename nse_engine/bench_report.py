@@ -7,6 +7,7 @@ fixed here: the fields in order, and the ones that only some runs have left out 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 Curve = list[dict[str, float]]  # points of a curve: {"edits_applied": n, <the measured share>: x}
 
@@ -42,7 +43,7 @@ class BenchReport:
     retention_curve: Curve  # efficacy_on_earlier after each round with earlier edits
     generation_curve: Curve  # generation_on_applied after each round
     method: str
-    not_applied: list[dict[str, str | None]]  # {"subject", "reason"} of each fact a round did not apply
+    not_applied: list[dict[str, object]]  # {"subject", "reason"} of each fact a round did not apply
     refreshed_per_round: list[int]
     seconds_per_edit: float
     seconds_by_phase: dict[str, float]  # per edit
@@ -55,10 +56,10 @@ class BenchReport:
     settings: dict[str, object]  # NseHyperParams.to_dict()
     # only some runs have these (None: left out of the JSON)
     status: str | None = None  # "complete": a run with checkpoints, whose file said "running" meanwhile
-    checkpoints: dict[str, object] | None = None  # bench_checkpoints' block
+    checkpoints: dict[str, Any] | None = None  # bench_checkpoints' block (JSON: sizes, samples, points)
     per_fact_baseline: dict[str, float] | None = None  # seconds per target state, per-fact vs batched
     resumed_after_rounds: list[int] | None = None  # the rounds ran in several processes
-    processes: list[dict[str, object]] | None = None  # each one's provenance, with resumed_after_rounds
+    processes: list[dict[str, str]] | None = None  # each one's provenance, with resumed_after_rounds
 
     def to_dict(self) -> dict[str, object]:
         """The JSON object `nse bench` writes."""
