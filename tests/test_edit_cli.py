@@ -29,6 +29,9 @@ def test_nse_edit_prints_the_facts_that_did_not_hold_and_the_count(tmp_path, cap
     not_held, count = lines[second + 1:second + 3]
     assert not_held.startswith("  fact 2 not held: 'The capital of France is' went on '") and not_held.endswith(", not 'Rome'")
     assert count == "  held 0/1 (0 after extra passes)"
+    # stderr is not a terminal here: each phase still shows, as lines a log keeps
+    shown = {line.split(":")[0] for line in err.splitlines()}
+    assert {"target states", "layer updates", "verifying"} <= shown
 
 
 def test_without_extra_passes_nse_edit_still_says_what_did_not_hold(tmp_path: Path, capsys):

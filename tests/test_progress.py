@@ -5,7 +5,7 @@ import time
 import pytest
 
 from nse_engine.errors import Cancelled
-from nse_engine.progress import JobControl
+from nse_engine.progress import JobControl, Progress
 
 
 def test_records_carry_phase_counts_and_fraction():
@@ -35,3 +35,11 @@ def test_cancel_stops_the_job_at_its_next_report():
     control.cancel()
     with pytest.raises(Cancelled):
         control.report("evaluation", 1, 3)
+
+
+def test_a_redirected_cli_line_says_how_far_and_how_long_is_left():
+    from nse_engine.cli.progress_bar import describe
+
+    assert describe(Progress("computing statistics", 25, 100, "layer 4", elapsed_s=30.0)) == \
+        "25/100 (25%), 1:30 left, layer 4"
+    assert describe(Progress("loading", 0, None)) == "started"
