@@ -77,6 +77,19 @@ def test_undo_restores_weights_and_kp_bit_exactly():
         assert torch.count_nonzero(session.ledger.kp[l]) == 0
 
 
+def test_kp_added_round_by_round_equals_kp_recomputed_from_every_stored_key():
+    """Kp grows by one product per round instead of being rebuilt from the whole history; it must
+    still equal Σ kᵀk over every applied fact's stored keys (float64, relative error below 1e-12)."""
+    session = EditingSession(tiny_loaded(), tiny_hparams())
+    for requests in (ROUND_1, ROUND_2, ROUND_1[:1]):
+        session.apply_round(requests)
+    for l in session.layers:
+        keys = torch.cat([record.keys[l] for record in session.ledger.rounds]).double()  # (applied, d_ff)
+        recomputed = keys.T @ keys
+        assert session.ledger.kp[l].dtype == torch.float64
+        assert float((session.ledger.kp[l] - recomputed).norm() / recomputed.norm()) < 1e-12
+
+
 @pytest.mark.parametrize("refresh", [False, True])
 def test_resume_from_saved_state_equals_uninterrupted_run(tmp_path, refresh):
     uninterrupted = EditingSession(tiny_loaded(), tiny_hparams(refresh_drifted=refresh))

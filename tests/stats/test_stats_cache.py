@@ -113,3 +113,27 @@ def test_file_of_another_model_is_not_used(loaded_factory, txt_corpus, caplog):
     assert not again.cached and "fingerprint" in caplog.text
     assert torch.equal(again.moment, b.moment)
     assert not torch.allclose(again.moment, a.moment)
+
+
+def test_a_projects_statistics_sample_is_a_setting_each_size_cached_apart():
+    """`stats_tokens` picks the sample C is estimated from; a smaller sample is its own cache entry,
+    never mistaken for (or overwriting) the full one."""
+    from safetensors import safe_open
+
+    from nse_engine.editing.session import EditingSession
+    from nse_engine.paths import cache_dir
+    from nse_engine.progress import JobControl
+    from tiny import tiny_hparams, tiny_loaded
+
+    loaded = tiny_loaded("llama")
+    moments = {}
+    for tokens in (512, 1024):
+        session = EditingSession(loaded, tiny_hparams(stats_tokens=tokens))
+        session.prepare(JobControl())
+        moments[tokens] = session.second_moments[session.layers[-1]]
+    recorded = []
+    for path in (cache_dir() / "stats").glob("*.safetensors"):
+        with safe_open(path, "pt") as f:
+            recorded.append(int(f.metadata()["n_tokens"]))
+    assert sorted(recorded) == [512] * 2 + [1024] * 2  # two edited layers, each size apart
+    assert not torch.equal(moments[512], moments[1024])
