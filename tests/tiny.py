@@ -162,3 +162,22 @@ def spelled_nll(model, points, layer: int, ids: list[int], state_at: list[int], 
         handle.remove()
     at = torch.tensor(spelled)
     return float(-logp[at - 1, torch.tensor(ids)[at]].mean())
+
+
+def next_token_logp(model, ids: list[int], points=None, layer: int | None = None, state_at: int | None = None,
+                    state=None) -> torch.Tensor:
+    """log-probabilities (vocab,) of the token after `ids`; with `state`, block `layer`'s output
+    set to it (hidden,) at position `state_at`: what the model predicts once a target state sits
+    where the delta goes."""
+    def put_state(_module, _args, output):
+        h = (output[0] if isinstance(output, tuple) else output).clone()
+        h[0, state_at] = state.to(h.dtype)
+        return (h, *output[1:]) if isinstance(output, tuple) else h
+
+    handle = points.blocks[layer].register_forward_hook(put_state) if state is not None else None
+    try:
+        with torch.no_grad():
+            return model(input_ids=torch.tensor([ids], device=model.device)).logits[0, -1].float().log_softmax(-1)
+    finally:
+        if handle is not None:
+            handle.remove()

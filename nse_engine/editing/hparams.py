@@ -41,6 +41,8 @@ class NseHyperParams:
     clamp_norm_factor: float = 0.75  # ‖delta‖ ≤ factor · ‖h‖
     v_weight_decay: float = 0.5
     target_stop_nll: float = 0.05  # a target state stops once its new object's mean NLL is below this (0: never)
+    target_stop_top1: bool = False  # ENCORE's most-probable stop: also once every new-object token leads everywhere …
+    target_stop_margin: float = 0.0  # … by this many nats over the runner-up (with target_stop_top1; ours)
     kl_factor: float = 0.0625  # keeps "{subject} is a" predictions close to the original
     subject_repeat_weight: float = 0.0  # keeps a repeat of the subject after the fact spelled right (ours; target_state.py)
     chat_rows: bool = False  # chat models: target states and keys also from the fact as a chat turn (target_state.py)
@@ -108,6 +110,8 @@ class NseHyperParams:
             raise ValueError("schedule_ramp_edits must be ≥ 0 and schedule_start in (0, 1]")
         if self.subject_repeat_weight < 0 or self.chat_subject_weight < 0:
             raise ValueError("subject_repeat_weight and chat_subject_weight must be 0 (off) or more")
+        if self.target_stop_margin < 0:
+            raise ValueError("target_stop_margin must be 0 (the new object most probable) or more")
         if self.verify_passes < 0:
             raise ValueError("verify_passes must be 0 (check only, no extra passes) or more")
         if self.max_iterations < 1 or self.v_num_grad_steps < 1:

@@ -194,7 +194,8 @@ class EditingSession:
         with torch.enable_grad(), self.original_weights() if rewinds_targets(hp) else nullcontext():
             targets = compute_target_states(
                 self.loaded.model, self.loaded.tokenizer, self.points, requests, hp, prefixes, control,
-                stop_nll=hp.target_stop_nll, stop_at_top1=hp.encore,
+                stop_nll=hp.target_stop_nll,
+                stop_margin=hp.target_stop_margin if hp.target_stop_top1 or hp.encore else None,
             )
             z = targets.z
             if hp.norm_anchoring:

@@ -204,12 +204,13 @@ def compute_target_states(
     control: JobControl,
     chunk_size: int = CHUNK_FACTS,
     stop_nll: float = EARLY_STOP_NLL,
-    stop_at_top1: bool = False,
+    stop_margin: float | None = None,
 ) -> TargetStates:
     """z for every request, optimised in memory-bounded chunks of facts of similar length.
 
-    `stop_at_top1` adds ENCORE's most-probable early stop: a fact also stops once every token
-    of its new object is the argmax on every rewriting prompt.
+    `stop_margin` adds ENCORE's most-probable early stop (arXiv 2502.01636): a fact also stops
+    once every token of its new object is the argmax on every rewriting prompt and chat row, ahead
+    of the runner-up by at least `stop_margin` nats (0: ENCORE's rule; None: off).
     """
     order = sorted(range(len(requests)),
                    key=lambda i: suffix_length(tokenizer, requests[i], prefixes, hp.subject_repeat_weight, hp.chat_rows))
@@ -218,7 +219,7 @@ def compute_target_states(
         chunk = [requests[i] for i in order[start : start + chunk_size]]
         parts.append(
             _optimise_chunk(model, tokenizer, points, chunk, hp, prefixes, control, start, len(requests), stop_nll,
-                            stop_at_top1)
+                            stop_margin)
         )
     merged = [torch.cat([getattr(p, name) for p in parts]) for name in ("z", "h_init", "loss", "steps")]
     inverse = torch.argsort(torch.tensor(order))
@@ -236,7 +237,7 @@ def _optimise_chunk(
     done_before: int,
     total: int,
     stop_nll: float,
-    stop_at_top1: bool,
+    stop_margin: float | None,
 ) -> TargetStates:
     """Adam on one delta per fact. A fact stops once its rewriting loss is below `stop_nll`, and
     its rows are dropped from the replay at once (Adam's per-element state carried over, so the
@@ -266,7 +267,7 @@ def _optimise_chunk(
     for it in range(hp.v_num_grad_steps):
         nll = torch.zeros(len(remaining), device=device)  # (m,) the new object's NLL, weighted
         repeat = torch.zeros(len(remaining), device=device)  # (m,) the spelling terms' NLL, weighted
-        missed = torch.zeros(len(remaining), device=device)  # (m,) new-object tokens not the argmax
+        missed = torch.zeros(len(remaining), device=device)  # (m,) new-object tokens not ahead by stop_margin
         for batch, replay in zip(batches, replays):
             h_base = replay.hidden  # (rows, suffix, hidden)
             at_rows, at_cols = batch.delta_at.nonzero(as_tuple=True)  # (d,) each place a delta is added
@@ -281,9 +282,9 @@ def _optimise_chunk(
             rewrite = ~batch.target_repeat
             nll = nll.index_add(0, batch.target_fact[rewrite], weighted[rewrite])
             repeat = repeat.index_add(0, batch.target_fact[batch.target_repeat], weighted[batch.target_repeat])
-            if stop_at_top1:
-                wrong = ((target_logp.detach().argmax(dim=1) != batch.target_ids) & rewrite).float()  # (t,)
-                missed = missed.index_add(0, batch.target_fact, wrong)
+            if stop_margin is not None:
+                missed = missed.index_add(0, batch.target_fact, (_short_of_margin(target_logp.detach(), batch.target_ids,
+                                                                                  stop_margin) & rewrite).float())
             if len(batch.kl_rows):  # the first layout: KL rows, and the bare prompts z is read at
                 kl_logp = head(batch.kl_rows, torch.zeros_like(batch.kl_rows), out)  # (m, vocab)
                 reached[remaining] = added.detach()[batch.bare_rows, 0]
@@ -294,7 +295,7 @@ def _optimise_chunk(
         loss = nll + kl + decay + repeat  # (m,)
         loss_each[remaining] = loss.detach()
         done = nll.detach() < stop_nll  # (m,)
-        if stop_at_top1:
+        if stop_margin is not None:
             done |= missed == 0
         stopped[remaining] = done
         control.report("target states", done_before + int(stopped.sum()), total)
@@ -321,6 +322,16 @@ def _optimise_chunk(
     control.report("target states", done_before + n, total)
     z = (h_init + reached).float()
     return TargetStates(z.cpu(), h_init.cpu(), loss_each.cpu(), steps.cpu())
+
+
+def _short_of_margin(logp: torch.Tensor, target_ids: torch.Tensor, margin: float) -> torch.Tensor:
+    """(t,) bool: the target token is not the argmax of `logp` (t, vocab), or leads the runner-up
+    by less than `margin` nats."""
+    if margin == 0:
+        return logp.argmax(dim=1) != target_ids
+    target = logp.gather(1, target_ids[:, None]).squeeze(1)  # (t,)
+    others = logp.scatter(1, target_ids[:, None], float("-inf")).max(dim=1).values  # (t,)
+    return target - others < margin
 
 
 def _through_norm(norm: nn.Module, value: torch.Tensor, hidden: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
