@@ -72,6 +72,10 @@ FIELDS: dict[str, Field] = {
     "v_weight_decay": Field("Target-state weight decay", "Weight decay of the target-state delta.", "float"),
     "target_stop_nll": Field("Target-state stop (NLL)", "A target state stops once its new object's mean "
                              "negative log-likelihood is below this; 0 never stops early.", "float"),
+    "target_stop_top1": Field("Stop when most probable", "Also stop a target state once every token of the new "
+                              "object is the most probable one on every prompt (ENCORE's rule).", "bool"),
+    "target_stop_margin": Field("Most-probable margin (nats)", "With 'Stop when most probable': ahead of the "
+                                "runner-up by at least this much (0: just most probable).", "float"),
     "kl_factor": Field("Keep subject meaning (KL)", "Keeps the '{subject} is a' predictions close to the "
                        "original model's.", "float"),
     "subject_repeat_weight": Field("Repeated-subject weight", "Weight of a repeated-subject row, so a reply that "
