@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="compute or load the key statistics E[kkᵀ] of the edited layers")
     p.add_argument("model", help="model folder, .gguf file, or 'default'")
     p.add_argument("--layers", help="comma-separated layers or ranges, e.g. 4,5,6 or 4-8 (default: the editing layers)")
-    p.add_argument("--tokens", type=int, help="token positions to average over (default 524,288)")
+    p.add_argument("--tokens", type=int, help="token positions to average over (default 131,072, the sample of derived "
+                   "settings; a project whose settings say stats_tokens 0 uses 524,288)")
     p.add_argument("--corpus", default="default", help="'default' (bundled Wikipedia lead paragraphs) or a .txt / .jsonl file")
     p.add_argument("--seq-len", type=int, help="tokens per sequence, BOS included (default 128)")
     p.add_argument("--batch-size", type=int, help="sequences per forward pass (default 16)")
@@ -38,6 +39,7 @@ def parse_layers(text: str) -> list[int]:
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    from nse_engine.editing.derive import STATS_TOKENS
     from nse_engine.editing.hparams import default_layers
     from nse_engine.model.architecture import find_edit_points
     from nse_engine.model.loading import load_model
@@ -48,7 +50,7 @@ def run_stats(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     points = find_edit_points(loaded.model)
     layers = parse_layers(args.layers) if args.layers else list(default_layers(loaded.model, points.n_layers))
-    given = {"n_tokens": args.tokens, "seq_len": args.seq_len, "batch_size": args.batch_size}
+    given = {"n_tokens": args.tokens or STATS_TOKENS, "seq_len": args.seq_len, "batch_size": args.batch_size}
     spec = StatsSpec(corpus=args.corpus, **{name: value for name, value in given.items() if value is not None})
     stats = layer_stats(loaded, points, layers, spec, control)
     print(f"{loaded.name}: E[kkᵀ] of {points.blocks_path}.<i>.{points.mlp_out_path} inputs (d_ff {points.d_ff}), corpus {args.corpus}")
