@@ -43,3 +43,20 @@ def test_a_redirected_cli_line_says_how_far_and_how_long_is_left():
     assert describe(Progress("computing statistics", 25, 100, "layer 4", elapsed_s=30.0)) == \
         "25/100 (25%), 1:30 left, layer 4"
     assert describe(Progress("loading", 0, None)) == "started"
+
+
+def test_a_rounds_progress_never_passes_its_total_while_extra_passes_run():
+    """The extra verification passes count in the total of 'layer updates' (a bar at 140 % told
+    the user nothing about what was left)."""
+    from nse_engine.editing.session import EditingSession
+    from nse_engine.facts import EditRequest
+    from tiny import tiny_hparams, tiny_loaded
+
+    seen: list[Progress] = []
+    session = EditingSession(tiny_loaded(), tiny_hparams(max_iterations=1, verify_passes=2))
+    session.apply_round([EditRequest("Toko Yasuda", "{} plays the", "guitar"),
+                         EditRequest("Danielle Darrieux", "{} is a native speaker of", "French")],
+                        JobControl(seen.append))
+    passes = [p for p in seen if p.phase == "layer updates" and p.message.startswith("pass ")]
+    assert any(p.message.startswith("pass 2") for p in passes)  # an extra pass ran
+    assert all(p.done <= p.total for p in passes)

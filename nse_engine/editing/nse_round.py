@@ -272,7 +272,8 @@ def editing_pass(
     earlier = selected[selected >= rows.n_new] - rows.n_new  # (e,) which earlier rows are selected
     updates = []
     for i, layer in enumerate(ledger.layers):
-        control.report("layer updates", pass_index * len(ledger.layers) + i, hp.max_iterations * len(ledger.layers),
+        control.report("layer updates", pass_index * len(ledger.layers) + i,
+                       (hp.max_iterations + hp.verify_passes) * len(ledger.layers),  # the most passes a round runs
                        f"pass {pass_index + 1}, layer {layer}, {len(chosen)} facts")
         keys, hidden, bare_keys = reads.keys_and_hidden(layer)  # (s, d_ff), (s, hidden), (s, d_ff)
         to_target = rows.targets[selected] - hidden  # (s, hidden)
