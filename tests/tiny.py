@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -145,21 +147,29 @@ def tiny_hparams(**changes: object) -> NseHyperParams:
     return hp.with_overrides(**changes) if changes else hp
 
 
-def spelled_nll(model, points, layer: int, ids: list[int], state_at: list[int], state, spelled: list[int]) -> float:
-    """Mean NLL of the tokens at `spelled` in the sequence `ids`, with block `layer`'s output set to
-    `state` (hidden,) at the positions `state_at`: how well a subject written again is spelled once
-    a target state sits where the delta goes."""
+@contextmanager
+def state_put(points, layer: int | None, state_at, state) -> Iterator[None]:
+    """Within: block `layer`'s output is `state` (hidden,) at the positions `state_at` (nothing
+    changes when `state` is None), as a target state sits where the delta goes."""
     def put_state(_module, _args, output):
         h = (output[0] if isinstance(output, tuple) else output).clone()
         h[0, state_at] = state.to(h.dtype)
         return (h, *output[1:]) if isinstance(output, tuple) else h
 
-    handle = points.blocks[layer].register_forward_hook(put_state)
+    handle = points.blocks[layer].register_forward_hook(put_state) if state is not None else None
     try:
-        with torch.no_grad():
-            logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
+        yield
     finally:
-        handle.remove()
+        if handle is not None:
+            handle.remove()
+
+
+def spelled_nll(model, points, layer: int, ids: list[int], state_at: list[int], state, spelled: list[int]) -> float:
+    """Mean NLL of the tokens at `spelled` in the sequence `ids`, with block `layer`'s output set to
+    `state` (hidden,) at the positions `state_at`: how well a subject written again is spelled once
+    a target state sits where the delta goes."""
+    with state_put(points, layer, state_at, state), torch.no_grad():
+        logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
     at = torch.tensor(spelled)
     return float(-logp[at - 1, torch.tensor(ids)[at]].mean())
 
@@ -169,15 +179,5 @@ def next_token_logp(model, ids: list[int], points=None, layer: int | None = None
     """log-probabilities (vocab,) of the token after `ids`; with `state`, block `layer`'s output
     set to it (hidden,) at position `state_at`: what the model predicts once a target state sits
     where the delta goes."""
-    def put_state(_module, _args, output):
-        h = (output[0] if isinstance(output, tuple) else output).clone()
-        h[0, state_at] = state.to(h.dtype)
-        return (h, *output[1:]) if isinstance(output, tuple) else h
-
-    handle = points.blocks[layer].register_forward_hook(put_state) if state is not None else None
-    try:
-        with torch.no_grad():
-            return model(input_ids=torch.tensor([ids], device=model.device)).logits[0, -1].float().log_softmax(-1)
-    finally:
-        if handle is not None:
-            handle.remove()
+    with state_put(points, layer, state_at, state), torch.no_grad():
+        return model(input_ids=torch.tensor([ids], device=model.device)).logits[0, -1].float().log_softmax(-1)
