@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import gguf
 import pytest
 import torch
 
@@ -108,8 +109,11 @@ def test_broken_tokenizer(tmp_path):
 def test_not_a_gguf_file(tmp_path):
     bogus = tmp_path / "model.gguf"
     bogus.write_bytes(b"not a gguf file at all")
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
     with pytest.raises(ModelLoadError, match="not a readable GGUF"):
         load_model(bogus)
+    # reading parses the file once through stand-ins on the gguf module; a failed read restores it
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == (reader, name_map)
 
 
 def test_other_file_is_refused(tmp_path):

@@ -6,11 +6,15 @@ Both loading (a folder or .gguf the user names) and the built-in models' one-tim
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import gguf
 import nse_engine  # noqa: F401  (sets the offline flags before transformers is imported)
 import torch
-from gguf import GGUFReader
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from nse_engine.errors import InsufficientMemoryError, ModelLoadError
@@ -59,17 +63,18 @@ def read_gguf(
     file: Path, device: torch.device, dtype: torch.dtype, control: JobControl
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A GGUF file's weights de-quantized to `dtype` (checked to fit on `device`), and its tokenizer."""
-    weight_bytes = gguf_parameter_count(file) * torch.empty((), dtype=dtype).element_size()
-    check_memory(weight_bytes, device, dtype, file.name)
-    control.report("loading model", 1, 3, "loading tokenizer")
-    tokenizer = load_tokenizer(file.parent, gguf_file=file.name)
-    control.report("loading model", 2, 3, "de-quantizing GGUF weights")
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            file.parent, gguf_file=file.name, dtype=dtype, local_files_only=True, use_kernels=False
-        )
-    except (OSError, ValueError, RuntimeError, KeyError, ImportError) as exc:
-        raise ModelLoadError(f"The GGUF file {file.name} cannot be loaded: {first_line(exc)}") from exc
+    with _gguf_parsed_once():
+        weight_bytes = gguf_parameter_count(file) * torch.empty((), dtype=dtype).element_size()
+        check_memory(weight_bytes, device, dtype, file.name)
+        control.report("loading model", 1, 3, "loading tokenizer")
+        tokenizer = load_tokenizer(file.parent, gguf_file=file.name)
+        control.report("loading model", 2, 3, "de-quantizing GGUF weights")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                file.parent, gguf_file=file.name, dtype=dtype, local_files_only=True, use_kernels=False
+            )
+        except (OSError, ValueError, RuntimeError, KeyError, ImportError) as exc:
+            raise ModelLoadError(f"The GGUF file {file.name} cannot be loaded: {first_line(exc)}") from exc
     clear_gguf_marker(model)
     return model, tokenizer
 
@@ -77,10 +82,42 @@ def read_gguf(
 def gguf_parameter_count(file: Path) -> int:
     """Number of weights in a GGUF file, read from its tensor table."""
     try:
-        reader = GGUFReader(file)
+        reader = gguf.GGUFReader(file)
     except Exception as exc:  # gguf raises ValueError/struct errors/IndexError for bad files
         raise ModelLoadError(f"{file.name} is not a readable GGUF file: {first_line(exc)}") from exc
     return int(sum(int(t.n_elements) for t in reader.tensors))
+
+
+_parse_lock = threading.Lock()  # the block below swaps two module attributes: one reader at a time
+
+
+@contextmanager
+def _gguf_parsed_once() -> Iterator[None]:
+    """Within this block each GGUF file's metadata is parsed once and gguf's tensor-name map built
+    once per (architecture, layers).
+
+    transformers parses the file anew for the tokenizer, the config and the weights, and builds
+    the name map again for each of the model's ~400 submodules: two thirds of reading the default
+    model (research log 2026-12-08). Both are pure functions of a read-only file and of their
+    arguments, and transformers looks them up on the gguf module at each call, so memoized
+    stand-ins there are used by all three reads.
+    """
+    with _parse_lock:
+        real_reader, real_name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+        readers: dict[tuple[str, str], gguf.GGUFReader] = {}
+
+        def reader(path: str | Path, mode: str = "r") -> gguf.GGUFReader:
+            key = (str(Path(path).resolve()), mode)
+            if key not in readers:
+                readers[key] = real_reader(path, mode)
+            return readers[key]
+
+        gguf.GGUFReader = reader  # type: ignore[misc, assignment]
+        gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(real_name_map)
+        try:
+            yield
+        finally:
+            gguf.GGUFReader, gguf.get_tensor_name_map = real_reader, real_name_map
 
 
 def clear_gguf_marker(model: PreTrainedModel) -> None:
