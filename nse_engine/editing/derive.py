@@ -8,10 +8,8 @@ the measurements behind them: docs/settings.md.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import math
 import statistics
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import torch
 
 from nse_engine.chat import is_chat_model
 from nse_engine.editing.hparams import PRESETS, NseHyperParams, preset_name, relative_depth_layers
+from nse_engine.editing.methods import method_for
 from nse_engine.editing.norm_anchor import reference_norm, target_values
 from nse_engine.editing.prompts import generate_context_prefixes
 from nse_engine.editing.reach import needed_reach
@@ -30,7 +29,6 @@ from nse_engine.model.fingerprint import config_digest
 from nse_engine.model.loading import LoadedModel
 from nse_engine.paths import cache_dir
 from nse_engine.progress import JobControl, silent
-from nse_engine.stats.nullspace import eigenbasis
 from nse_engine.stats.second_moment import StatsSpec, second_moments
 
 log = logging.getLogger(__name__)
@@ -47,14 +45,9 @@ MAX_ITERATIONS = 5
 # efficacy and what the model writes at no cost in specificity (docs/settings.md).
 VERIFY_PASSES = 3
 LAYER_SHARE_RATIO = 0.9
-# ENCORE's ‖ΔW‖² weight and AlphaEdit's L2, as shares of a fact key's energy (median ‖k‖² at the
-# last edited layer): no public measurement carries over to other models, so both scale with
-# the keys; 0.2 gives AlphaEdit's published L2 of 10 on SmolLM2 (median ‖k‖² 51).
+# ENCORE's ‖ΔW‖² weight as a share of a fact key's energy (median ‖k‖² at the last edited layer),
+# as AlphaEdit's L2 is (methods.ALPHAEDIT_L2_PER_KEY): no public measurement carries over to other models.
 ENCORE_NORM_PER_KEY = 0.1
-ALPHAEDIT_L2_PER_KEY = 0.2
-# AlphaEdit's free directions may carry at most this share of general text's key energy at the
-# last edited layer (the paper's absolute 0.02 leaves 19-62 % of it free on SmolLM2's layers 2..8).
-NULLSPACE_ENERGY = 0.05
 # alpha is at most ALPHA_RATIO × the median distance, less where the probe edits must get closer
 # to z before REACH_SHARE of them prefer the new object (reach.py). A model that needs to get
 # closer than ALPHA_RATIO allows gets λ / CLOSE_REACH_DIVISOR: at the derived λ five passes do not
@@ -126,24 +119,9 @@ def _cache_file(loaded: LoadedModel, method: str) -> Path:
 def for_method(
     nse: NseHyperParams, method: str, alphaedit_l2: float, nullspace_threshold: float, notes: dict[str, str] | None = None
 ) -> NseHyperParams:
-    """NSE's settings turned into MEMIT_seq's or AlphaEdit's: the same loop with every neuron, one
-    pass, the residual spread evenly, every fact edited (no alpha, no upper_bound), Kp at weight 1
-    and no extra verification passes (ours, not theirs: each round still checks what the model
-    writes); AlphaEdit adds its L2 and null-space threshold."""
-    if method == "nse":
-        return nse
-    loop = dict(method=method, neuron_threshold=1.0, max_iterations=1, layer_share_ratio=1.0, alpha=0.0,
-                upper_bound=math.inf, refresh_drifted=False, verify_passes=0, earlier_edits_weight=1.0,
-                chat_rows=False, chat_subject_weight=0.0)
-    if method == "alphaedit":
-        loop |= dict(update_norm_weight=alphaedit_l2, nullspace_threshold=nullspace_threshold)
-    own = {
-        "memit": "MEMIT_seq: every neuron, one pass, even shares, every fact, Kp at weight 1",
-        "alphaedit": "AlphaEdit: the MEMIT_seq loop with the update projected onto general text's null space",
-    }
-    replaced = set(loop) | {"alpha_upper_bound"}  # NSE's reasons for values the method replaces do not apply
-    kept = {k: v for k, v in nse.notes.items() if k not in replaced}
-    return dataclasses.replace(nse, **loop, notes={**kept, "method": own[method], **(notes or {})})
+    """NSE's settings turned into those of `method` (its key): MEMIT_seq's loop, or AlphaEdit's with
+    `alphaedit_l2` and `nullspace_threshold` (methods.py)."""
+    return method_for(method).adapted(nse, alphaedit_l2, nullspace_threshold, notes)
 
 
 def derive_hparams(
@@ -219,10 +197,4 @@ def derive_hparams(
             "encore_norm_weight": f"{ENCORE_NORM_PER_KEY} × median ‖k‖² {key_norm2:.1f} (used when encore is on)",
         },
     )
-    if method != "alphaedit":
-        return for_method(nse, method, 0.0, nse.nullspace_threshold)
-    threshold = eigenbasis(moment).threshold_for_energy(NULLSPACE_ENERGY)
-    return for_method(nse, method, round(ALPHAEDIT_L2_PER_KEY * key_norm2, 3), threshold, notes={
-        "update_norm_weight": f"AlphaEdit's L2: {ALPHAEDIT_L2_PER_KEY} × median ‖k‖² {key_norm2:.1f}",
-        "nullspace_threshold": f"the free directions of layer {layers[-1]} carry {NULLSPACE_ENERGY:.0%} of C's energy",
-    })
+    return method_for(method).derived(nse, moment, key_norm2, layers[-1])

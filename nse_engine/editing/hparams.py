@@ -92,6 +92,7 @@ class NseHyperParams:
         return dataclasses.replace(self, **overrides, source=source)  # type: ignore[arg-type]
 
     def validate(self, n_layers: int) -> None:
+        """The settings' own checks; methods.check_settings adds their method's."""
         if not self.layers:
             raise ValueError("at least one layer must be edited")
         if list(self.layers) != list(range(self.layers[0], self.layers[-1] + 1)):
@@ -120,8 +121,6 @@ class NseHyperParams:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.nullspace_threshold <= 0 or self.update_norm_weight < 0 or self.encore_norm_weight < 0:
             raise ValueError("nullspace_threshold must be positive, update_norm_weight and encore_norm_weight ≥ 0")
-        if self.method == "alphaedit" and self.refresh_drifted:
-            raise ValueError("refresh_drifted is NSE's; AlphaEdit's projected solve cannot pull earlier edits back")
         if self.norm_anchoring and self.norm_anchor <= 0:
             raise ValueError("norm_anchoring needs a positive norm_anchor (derived settings measure it)")
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.methods import method_for
 from nse_engine.editing.target_state import CHUNK_FACTS
 from nse_engine.model.devices import CPU, Device, dtype_name
 from nse_engine.model.shape import ModelShape
@@ -127,8 +128,8 @@ def estimate(
     add("resident", "accumulated updates S (float64)", CPU, n_edit * matrix * 8)
     sb = placement.state_dtype.itemsize
     add("resident", f"C and Kp ({dtype_name(placement.state_dtype)})", placement.state_device, 2 * n_edit * d2 * sb)
-    if load.method == "alphaedit":
-        add("resident", "AlphaEdit projections (float64)", placement.state_device, n_edit * d2 * 8)
+    for what, n_bytes in method_for(load.method).resident_memory(n_edit, s.d_ff):
+        add("resident", what, placement.state_device, n_bytes)
 
     # ---- statistics -----------------------------------------------------------------------
     per_pass = placement.stats_layers_per_pass or n_edit

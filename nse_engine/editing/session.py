@@ -2,7 +2,7 @@
 
 The session ties together the weight ledger (history, S and Kp; ledger.py), the reads of facts
 out of the model (reading.py), the round algorithm (nse_round.py) and the state file
-(state_file.py). Target states are always computed with the original weights (weights rewinding).
+(state_file.py); what differs between NSE, MEMIT and AlphaEdit its method decides (methods.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.editing.ledger import EditRound, WeightLedger
 from nse_engine.editing.memory_estimate import Placement
 from nse_engine.editing.memory_plan import plan_for_loaded
-from nse_engine.editing.methods import layer_solver, rewinds_targets
+from nse_engine.editing.methods import check_settings, method_for
 from nse_engine.editing.norm_anchor import SKIP_RATIO, anchor_targets
 from nse_engine.editing.nse_round import WrittenCheck, run_nse_round
 from nse_engine.editing.prompts import generate_context_prefixes
@@ -36,7 +36,6 @@ from nse_engine.model.fingerprint import prefix_fingerprint
 from nse_engine.model.loading import LoadedModel
 from nse_engine.model.placement import require_editable
 from nse_engine.progress import JobControl, silent
-from nse_engine.stats.nullspace import eigenbasis
 from nse_engine.stats.second_moment import StatsSpec, second_moments
 
 log = logging.getLogger(__name__)
@@ -73,14 +72,15 @@ class EditingSession:
         and machine chooses it (C and Kp in float64 beside the edited layers when they fit)."""
         self.loaded = loaded
         self.points = points or find_edit_points(loaded.model)
-        hparams.validate(self.points.n_layers)
+        check_settings(hparams, self.points.n_layers)
         require_editable(loaded.model, self.points, tuple(hparams.layers))
         self.hparams = hparams
+        self.method = method_for(hparams.method)  # fixed for the session: apply_round refuses another
         self.layers = tuple(hparams.layers)
         self.prefixes: list[str] | None = None
         self.second_moments: dict[int, torch.Tensor] = {}
-        self.projections: dict[int, torch.Tensor] = {}  # AlphaEdit's P per layer, for `projected_at`
-        self.projected_at: float | None = None  # the nullspace_threshold the projections were made for
+        self.projections: dict[int, torch.Tensor] = {}  # the method's own tensors per layer (AlphaEdit's P)
+        self.projected_at: float | None = None  # the method's `preparation` they were made for
         if placement is None:  # refuse now, with the numbers, rather than run out of memory mid-round
             plan = plan_for_loaded(loaded, self.points, self.layers)
             plan.require_fit()
@@ -116,7 +116,7 @@ class EditingSession:
                 raise EditError("The edited layers cannot change within a project; start a new project.")
             if hparams.method != self.hparams.method:
                 raise EditError(method_change_refused(self.hparams.method, hparams.method))
-            hparams.validate(self.points.n_layers)
+            check_settings(hparams, self.points.n_layers)
             self.hparams = hparams
         if not requests:
             raise EditError("Nothing to edit: the batch is empty.")
@@ -143,11 +143,10 @@ class EditingSession:
         )
 
     def prepare(self, control: JobControl) -> None:
-        """Context prefixes and key statistics (and AlphaEdit's projections), from the original weights."""
+        """Context prefixes and key statistics (and the method's own tensors, AlphaEdit's projections),
+        from the original weights."""
         missing = [l for l in self.layers if l not in self.second_moments]
-        if self.hparams.method == "alphaedit" and self.projected_at != self.hparams.nullspace_threshold:
-            self.projections = {}
-        if self.prefixes is not None and not missing and (self.projections or self.hparams.method != "alphaedit"):
+        if self.prefixes is not None and not missing and self._method_prepared():
             return
         # rewound to the original weights: no pause point may hand this model to other work
         with self.original_weights(), control.holding() if self.rounds else nullcontext():
@@ -167,19 +166,19 @@ class EditingSession:
                         {l: m.to(self.ledger.solve_device, self.placement.state_dtype) for l, m in moments.items()}
                     )
                     del moments
-        if self.hparams.method == "alphaedit" and not self.projections:
-            threshold = self.hparams.nullspace_threshold
-            self.projections = {
-                l: eigenbasis(self.second_moments[l]).projection(threshold).to(self.ledger.solve_device)
-                for l in self.layers
-            }
-            self.projected_at = threshold
+        if not self._method_prepared():
+            moments = {l: self.second_moments[l] for l in self.layers}
+            self.projections = self.method.prepare(self.hparams, moments, self.ledger.solve_device)
+            self.projected_at = self.method.preparation(self.hparams)
+
+    def _method_prepared(self) -> bool:
+        return self.projected_at == self.method.preparation(self.hparams)
 
     @property
     def prepared(self) -> bool:
         """Whether `prepare` has nothing left to do for the settings in effect."""
         return (self.prefixes is not None and all(l in self.second_moments for l in self.layers)
-                and (self.hparams.method != "alphaedit" or self.projected_at == self.hparams.nullspace_threshold))
+                and self._method_prepared())
 
     def _run_round(self, requests: list[EditRequest], control: JobControl) -> EditRound:
         hp = settings_for_round(self.hparams, self.n_edits)
@@ -191,7 +190,7 @@ class EditingSession:
 
         t0 = time.perf_counter()
         skipped = torch.zeros(len(requests), dtype=torch.bool)
-        with torch.enable_grad(), self.original_weights() if rewinds_targets(hp) else nullcontext():
+        with torch.enable_grad(), self.original_weights() if self.method.rewinds_targets else nullcontext():
             targets = compute_target_states(
                 self.loaded.model, self.loaded.tokenizer, self.points, requests, hp, prefixes, control,
                 stop_nll=hp.target_stop_nll,
@@ -205,7 +204,7 @@ class EditingSession:
 
         t0 = time.perf_counter()
         edited = [r for r, s in zip(requests, skipped.tolist()) if not s]
-        solve = layer_solver(hp, self.second_moments, self.ledger.kp, self.projections)
+        solve = self.method.layer_solver(hp, self.second_moments, self.ledger.kp, self.projections)
         edits = run_nse_round(
             reader=self.reader, ledger=self.ledger, hp=hp, solve=solve,
             requests=edited, targets=z[~skipped], prefixes=prefixes, control=control,

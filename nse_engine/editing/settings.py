@@ -19,6 +19,7 @@ import typing
 from typing import Any, Mapping
 
 from nse_engine.editing.hparams import PREPARED, PROJECT, PROVENANCE, NseHyperParams, setting_scope
+from nse_engine.editing.methods import check_settings
 from nse_engine.errors import SettingsError
 
 NOT_SETTINGS = tuple(f.name for f in dataclasses.fields(NseHyperParams) if setting_scope(f.name) == PROVENANCE)
@@ -49,7 +50,7 @@ def check_setting(name: str, value: Any) -> Any:
         raise SettingsError(f"unknown setting {name!r}; settings are: {', '.join(SETTING_NAMES)}")
     typed = _typed(name, _TYPES[name], value)
     try:
-        dataclasses.replace(_PERMISSIVE, **{name: typed}).validate(_ANY_MODEL)
+        check_settings(dataclasses.replace(_PERMISSIVE, **{name: typed}), _ANY_MODEL)
     except ValueError as exc:
         raise SettingsError(f"{name}={value}: {exc}") from None
     return typed
@@ -72,7 +73,7 @@ def apply_settings(hparams: NseHyperParams, values: Mapping[str, Any], n_layers:
     typed = {name: check_setting(name, value) for name, value in values.items()}
     changed = hparams.with_overrides(**typed)
     try:
-        changed.validate(n_layers)
+        check_settings(changed, n_layers)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     return changed

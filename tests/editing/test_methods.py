@@ -8,11 +8,14 @@ import pytest
 import torch
 
 from nse_engine.editing.derive import for_method
+from nse_engine.editing.methods import method_for
+from nse_engine.editing.settings import apply_settings
 from nse_engine.editing.norm_anchor import SKIP_RATIO, anchor_targets, reference_norm
 from nse_engine.editing.session import EditingSession
 from nse_engine.editing.target_state import compute_target_states
 from nse_engine.editing.update import solve_projected_update
-from nse_engine.errors import EditError, ProjectError
+from nse_engine.errors import EditError, ProjectError, SettingsError
+from nse_engine.method_names import METHODS
 from nse_engine.progress import JobControl
 from nse_engine.stats.nullspace import eigenbasis
 from nse_engine.store import Project
@@ -135,6 +138,18 @@ def test_a_nas_round_skips_the_edit_beyond_twice_the_anchor_and_applies_the_othe
     assert [o.applied for o in result.outcomes] == [i != larger for i in range(2)]
     assert "anchor" in result.outcomes[larger].reason
     assert session.n_edits == 1
+
+
+def test_each_method_key_has_its_method_and_alphaedit_refuses_pulling_back():
+    assert [method_for(key).key for key in METHODS] == list(METHODS)
+    with pytest.raises(ValueError, match="method must be one of"):
+        method_for("rome")
+    alphaedit = for_method(tiny_hparams(), "alphaedit", 1.0, 0.02)
+    with pytest.raises(SettingsError, match="refresh_drifted is NSE's"):
+        apply_settings(alphaedit, {"refresh_drifted": "true"}, n_layers=4)
+    with pytest.raises(ValueError, match="refresh_drifted is NSE's"):
+        EditingSession(tiny_loaded(), alphaedit.with_overrides(refresh_drifted=True))
+    assert apply_settings(for_method(tiny_hparams(), "memit", 0.0, 0.02), {"refresh_drifted": "true"}, 4).refresh_drifted
 
 
 def test_the_method_is_fixed_per_project(tmp_path):
