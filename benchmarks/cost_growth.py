@@ -81,7 +81,7 @@ def build(size: str):
 def hparams(n_layers: int, stats_tokens: int, steps: int):
     from nse_engine.editing.hparams import NseHyperParams, relative_depth_layers
 
-    return NseHyperParams(
+    return NseHyperParams.flat(
         layers=relative_depth_layers(n_layers), v_lr=0.5, v_num_grad_steps=steps,
         alpha=0.0, upper_bound=1e12, mom2_update_weight=1e4, neuron_threshold=0.8, max_iterations=3,
         context_prefixes=5, stats_tokens=stats_tokens,

@@ -65,7 +65,7 @@ def measure(model_key: str, stats_tokens: int) -> dict[str, object]:
     # frees the last one's tensors), so few of each keep the run short. The plan assumes every
     # neuron is solved for; 0.8 of the key mass selects fewer (with all of them, Gemma's neurons
     # that never fire on 8k tokens make the system singular), so the solve is measured smaller.
-    hp = NseHyperParams(
+    hp = NseHyperParams.flat(
         layers=layers, v_lr=0.5, v_num_grad_steps=5, alpha=0.0,
         upper_bound=1e12, mom2_update_weight=1e4, neuron_threshold=0.8, max_iterations=1,
         context_prefixes=5, stats_tokens=stats_tokens,

@@ -233,7 +233,7 @@ def regularisation_schedule(engine: Engine, ctx: JobContext, overrides: dict[str
     if ws is None or ws.session is None:  # no settings before the model's preparation
         return None
     hp = apply_settings(ws.hparams, overrides, engine.require_model().model.config.num_hidden_layers) if overrides else ws.hparams
-    ramp = hp.schedule_ramp_edits
+    ramp = hp.solve.schedule_ramp_edits
     if not ramp:
         return []
     points = tuple(sorted({0, ramp // 4, ramp // 2, ramp, 2 * ramp}))

@@ -282,10 +282,10 @@ def restored_session(loaded: LoadedModel, state: Path, folder: Path, base_source
 
 def _check_settings(hparams: NseHyperParams, settings: Mapping[str, Any], folder: Path) -> None:
     """Refuse creation settings that differ from those of a project that already has edits."""
-    differing = sorted(name for name, value in settings.items() if check_setting(name, value) != getattr(hparams, name))
+    differing = sorted(name for name, value in settings.items() if check_setting(name, value) != hparams.value(name))
     if differing:
         raise ProjectError(
-            f"{folder} already has edits made with {', '.join(f'{n}={getattr(hparams, n)}' for n in differing)}; "
+            f"{folder} already has edits made with {', '.join(f'{n}={hparams.value(n)}' for n in differing)}; "
             "change settings for its next batch instead (the Advanced panel, or --set)."
         )
 

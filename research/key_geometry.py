@@ -51,12 +51,12 @@ def main() -> None:
     loaded = load_model("default")
     points = find_edit_points(loaded.model)
     cases = read_cases(args.cases, args.facts)
-    reader = NseHyperParams(layers=tuple(range(layers[0], layers[-1] + 1)),
-                            v_lr=1.0, v_num_grad_steps=1, alpha=1.0, upper_bound=2.0, mom2_update_weight=1.0,
-                            neuron_threshold=1.0, context_prefixes=2)
+    reader = NseHyperParams.flat(layers=tuple(range(layers[0], layers[-1] + 1)),
+                                 v_lr=1.0, v_num_grad_steps=1, alpha=1.0, upper_bound=2.0, mom2_update_weight=1.0,
+                                 neuron_threshold=1.0, context_prefixes=2)
     session = EditingSession(loaded, reader, points)
-    session.prefixes = generate_context_prefixes(loaded.model, loaded.tokenizer, reader.context_prefixes,
-                                                 reader.context_prefix_tokens)
+    session.prefixes = generate_context_prefixes(loaded.model, loaded.tokenizer, reader.preparation.context_prefixes,
+                                                 reader.preparation.context_prefix_tokens)
     moments = second_moments(loaded, points, layers)
     parts = [session.reader.average_keys(cases[i : i + 100], layers, session.prefixes) for i in range(0, len(cases), 100)]
 

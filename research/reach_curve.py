@@ -59,7 +59,8 @@ def main() -> None:
     args = parse_arguments(parser)
     run = SettingsRun.from_arguments(args)
     loaded, points, hp, overrides, facts = run.loaded, run.points, run.hparams, run.overrides, run.facts
-    prefixes = generate_context_prefixes(loaded.model, loaded.tokenizer, hp.context_prefixes, hp.context_prefix_tokens)
+    prefixes = generate_context_prefixes(loaded.model, loaded.tokenizer, hp.preparation.context_prefixes,
+                                         hp.preparation.context_prefix_tokens)
     with torch.enable_grad():
         targets = compute_target_states(loaded.model, loaded.tokenizer, points, facts, hp, prefixes, silent())
     layer = hp.layers[-1]
@@ -75,7 +76,7 @@ def main() -> None:
             "says_new": statistics.mean(f["curve"][j]["says_new"] for f in per_fact),
         }
     write_result(args.json, {"model": args.model, "facts": len(facts), "overrides": overrides, "layer": layer,
-                             "alpha": hp.alpha, "median_distance": statistics.median(f["distance"] for f in per_fact),
+                             "alpha": hp.passes.alpha, "median_distance": statistics.median(f["distance"] for f in per_fact),
                              "by_fraction": summary, "per_fact": per_fact})
 
 

@@ -139,7 +139,7 @@ def tiny_loaded(kind: str = "llama", seed: int = 0, add_bos: bool = False, chat_
 
 def tiny_hparams(**changes: object) -> NseHyperParams:
     """Settings that edit a tiny model in well under a second, without deriving any."""
-    hp = NseHyperParams(
+    hp = NseHyperParams.flat(
         layers=(1, 2), v_lr=0.5, v_num_grad_steps=6, alpha=0.0, upper_bound=1e9,
         mom2_update_weight=10.0, neuron_threshold=0.8, context_prefixes=2, context_prefix_tokens=4,
         stats_tokens=TEST_STATS_TOKENS,

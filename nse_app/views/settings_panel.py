@@ -2,9 +2,10 @@
 (what it does, this project's value and how it was derived) and an editor of its type, a
 checkbox for a switch and a spin box for a number, so that nothing is typed as "True".
 
-Which settings a batch may change is the engine's to say (the scopes on NseHyperParams' fields):
-the method and the edited layers, fixed for the project, and what the project prepared once are
-shown read-only; where the settings came from is not shown.
+Which settings a batch may change, and which numbers each takes, is the engine's to say (the
+metadata on NseHyperParams' fields): the method and the edited layers, fixed for the project, and
+what the project prepared once are shown read-only; where the settings came from is not shown.
+The rows are grouped under NseHyperParams' sections (target states, solve, passes, switches).
 `overrides()` hands over only what the user changed, written as `nse edit --set` takes it; the
 engine's settings parser checks the values together before anything is edited."""
 
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nse_engine.editing.hparams import PREPARED, PROVENANCE, ROUND, setting_scope
+from nse_engine.editing.hparams import PREPARED, PROVENANCE, ROUND, setting_range, setting_scope, setting_section
 from nse_engine.method_names import METHOD_NAMES
 
 # The settings the λ/β schedule depends on.
@@ -35,6 +36,11 @@ _PREPARED_WHY = "Fixed for the project: it is used once, when the project prepar
 _UNKNOWN_WHY = "Not a setting of this version: it is kept as the project recorded it."
 _LARGEST = 1e15
 _INT_LARGEST = 1_000_000
+# A heading per section of NseHyperParams (None: the project's own, layers and method), in the
+# order shown; a setting this version does not know (an old project's) goes last.
+SECTION_TITLES = {None: "Project", "target": "Target states", "solve": "Layer solve", "passes": "Editing passes",
+                  "switches": "NAS and ENCORE", "preparation": "Prepared once"}
+_OLD_TITLE = "Recorded by an earlier version"
 
 
 @dataclass(frozen=True)
@@ -44,8 +50,6 @@ class Field:
     label: str
     what: str  # what the setting does, for the tooltip
     kind: str  # "bool", "int", "float" or "text" (editable only where the engine's scope says so)
-    minimum: float = 0
-    maximum: float = _LARGEST
 
 
 FIELDS: dict[str, Field] = {
@@ -53,7 +57,7 @@ FIELDS: dict[str, Field] = {
     "layers": Field("Edited layers", "The blocks whose MLP output projections are edited.", "text"),
     "v_lr": Field("Target-state learning rate", "Adam learning rate of each fact's target-state delta: "
                   "higher reaches a target state in fewer steps.", "float"),
-    "v_num_grad_steps": Field("Target-state steps", "Adam steps at most per target state.", "int", 1, _INT_LARGEST),
+    "v_num_grad_steps": Field("Target-state steps", "Adam steps at most per target state.", "int"),
     "alpha": Field("Close enough (alpha)", "A fact within this distance of its target state needs no further pass.",
                    "float"),
     "upper_bound": Field("Outlier distance", "A fact farther than this from its target state is not edited "
@@ -64,7 +68,7 @@ FIELDS: dict[str, Field] = {
     "earlier_edits_weight": Field("Keep earlier edits (β)", "Weight of the earlier edits' keys in the solve "
                                   "(the paper uses 1): higher holds earlier facts in place.", "float"),
     "neuron_threshold": Field("Neuron share", "Share of the summed |key| covered by the neurons a round updates "
-                              "(1.0 updates every neuron; above 0).", "float", 0, 1),
+                              "(1.0 updates every neuron; above 0).", "float"),
     "layer_share_ratio": Field("Layer share ratio", "Each edited layer takes this × the residual share of the "
                                "one below (1 = even shares; above 0).", "float"),
     "clamp_norm_factor": Field("Target-state size limit", "A target state moves the hidden state by at most this "
@@ -84,19 +88,19 @@ FIELDS: dict[str, Field] = {
                        "chat turn.", "bool"),
     "chat_subject_weight": Field("Chat subject weight", "With chat rows: keeps the subject the chat reply "
                                  "writes spelled right (0: off).", "float"),
-    "max_iterations": Field("Editing passes", "Editing passes per batch.", "int", 1, _INT_LARGEST),
+    "max_iterations": Field("Editing passes", "Editing passes per batch.", "int"),
     "refresh_drifted": Field("Pull back drifted edits", "Also re-edit earlier facts that later batches moved "
                              "beyond alpha (NSE and MEMIT_seq only).", "bool"),
     "verify_passes": Field("Extra passes for unwritten facts", "Each batch checks what the model writes; up to "
                            "this many more passes for new facts it does not write yet (0: check only).",
-                           "int", 0, _INT_LARGEST),
+                           "int"),
     "chat_passes": Field("Extra passes for chat replies", "The extra passes also go to facts whose chat reply "
                          "does not say the new object (chat answers +0.07, subjects spelled −0.16 at 100 × 10).",
                          "bool"),
     "schedule_ramp_edits": Field("λ/β ramp (edits)", "λ and β grow with the edits made so far, reaching their "
-                                 "values after this many (0: constant).", "int", 0, _INT_LARGEST),
+                                 "values after this many (0: constant).", "int"),
     "schedule_start": Field("λ/β ramp start", "The share of λ (and of β − 1) the ramp starts with (above 0, "
-                            "at most 1).", "float", 0, 1),
+                            "at most 1).", "float"),
     "context_prefixes": Field("Context prefixes", "Generated text prefixes put in front of each prompt (plus "
                               "the bare prompt).", "int"),
     "context_prefix_tokens": Field("Context prefix length", "Tokens in each generated prefix.", "int"),
@@ -167,6 +171,23 @@ def _scope(key: str) -> str | None:
         return None
 
 
+def _bounds(key: str, largest: float) -> tuple[float, float]:
+    """The editor's range: the engine's for this setting (its field's Range), never below 0 (no
+    setting takes a negative number) nor above `largest`."""
+    values = setting_range(key)
+    if values is None:
+        return 0.0, largest
+    return max(0.0, values.low), min(values.high, largest)
+
+
+def _section_title(key: str) -> str:
+    """The heading `key` is shown under: its NseHyperParams section's."""
+    try:
+        return SECTION_TITLES[setting_section(key)]
+    except KeyError:
+        return _OLD_TITLE
+
+
 def _fixed_why(key: str) -> str | None:
     """Why a batch cannot change `key`, or None where it can."""
     scope = _scope(key)
@@ -225,12 +246,25 @@ class AdvancedSettings(QWidget):
         self.editors: dict[str, QWidget] = {}  # setting → its checkbox, spin box, or read-only label
 
     def show_settings(self, settings: Mapping[str, Any]) -> None:
-        """Build one row per setting of the project (none for where the settings came from)."""
+        """Build one row per setting of the project (none for where the settings came from), under
+        a heading per section."""
         while self._form.rowCount():
             self._form.removeRow(0)
         self._defaults = {k: v for k, v in settings.items() if _scope(k) != PROVENANCE}
         self.editors = {}
-        for key, value in self._defaults.items():
+        sections: dict[str, list[str]] = {title: [] for title in [*SECTION_TITLES.values(), _OLD_TITLE]}
+        for key in self._defaults:
+            sections[_section_title(key)].append(key)
+        for title, keys in sections.items():
+            if keys:
+                self._add_section(title, keys, settings)
+
+    def _add_section(self, title: str, keys: list[str], settings: Mapping[str, Any]) -> None:
+        heading = QLabel(f"<b>{title}</b>")
+        heading.setObjectName("settings_section")
+        self._form.addRow(heading)
+        for key in keys:
+            value = self._defaults[key]
             field = _field(key, value)
             editor = self._editor(key, field, value)
             editor.setObjectName(f"setting_{key}")
@@ -253,10 +287,12 @@ class AdvancedSettings(QWidget):
                 box.toggled.connect(notify)
             return box
         if editable and field.kind == "int" and isinstance(value, int) and not isinstance(value, bool):
-            spin = QSpinBox(minimum=int(field.minimum), maximum=int(field.maximum))
+            low, high = _bounds(key, _INT_LARGEST)
+            spin = QSpinBox(minimum=int(low), maximum=int(high))
             spin.setValue(value)
         elif editable and field.kind in ("int", "float") and isinstance(value, (int, float)) and not isinstance(value, bool):
-            spin = NumberBox(field.minimum, max(field.maximum, float(value)))
+            low, high = _bounds(key, _LARGEST)
+            spin = NumberBox(low, max(high, float(value)))
             spin.setValue(float(value))
         else:
             label = QLabel(METHOD_NAMES.get(str(value), str(value)) if key == "method" else setting_text(value))

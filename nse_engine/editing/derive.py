@@ -132,14 +132,14 @@ def derive_hparams(
     chat = is_chat_model(loaded)
     control.report("deriving settings", 0, 2, "generating context prefixes")
     layers = relative_depth_layers(points.n_layers)
-    base = NseHyperParams(
+    base = NseHyperParams.flat(
         layers=layers, v_lr=0.5, v_num_grad_steps=25,
         alpha=0.0, upper_bound=1.0, mom2_update_weight=float(points.d_ff), neuron_threshold=0.8,
         context_prefixes=CONTEXT_PREFIXES,
     )
     session = EditingSession(loaded, base, points)
-    session.prefixes = generate_context_prefixes(loaded.model, loaded.tokenizer, base.context_prefixes,
-                                                 base.context_prefix_tokens)
+    session.prefixes = generate_context_prefixes(loaded.model, loaded.tokenizer, base.preparation.context_prefixes,
+                                                 base.preparation.context_prefix_tokens)
     h_norm = float(session.reader.hidden_at_last_layer(PROBES).norm(dim=1).median())
     v_lr = round(STEP_RATIO * h_norm / points.hidden_size**0.5, 3)
     base = base.with_overrides(v_lr=v_lr)
@@ -164,7 +164,7 @@ def derive_hparams(
         mom2 = round(mom2 / CLOSE_REACH_DIVISOR, 1)
         mom2_note += f" / {CLOSE_REACH_DIVISOR:g}: facts must get {reach:.0%} of the way to z, not {1 - ALPHA_RATIO:.0%}"
     control.report("deriving settings", 2, 2, "done")
-    nse = NseHyperParams(
+    nse = NseHyperParams.flat(
         layers=layers, v_lr=v_lr, v_num_grad_steps=25,
         alpha=round(alpha_ratio * median, 2), upper_bound=round(UPPER_RATIO * median, 2),
         mom2_update_weight=mom2, neuron_threshold=0.8, earlier_edits_weight=EARLIER_EDITS_WEIGHT,

@@ -1,10 +1,26 @@
-"""NSE hyper-parameters: the paper's presets for its three models, and derived settings for others."""
+"""NSE hyper-parameters, grouped by what they configure, and the paper's presets for its three models.
+
+    NseHyperParams                 layers, method, provenance, and one section per concern:
+      .target   TargetStates       how each fact's target state is computed (target_state.py)
+      .solve    Solve              the layer solve and its λ/β schedule (update.py, schedule.py)
+      .passes   Passes             which facts a round edits, in how many passes (nse_round.py)
+      .switches Switches           NAS and ENCORE, which work with any method
+      .preparation Preparation     what a project prepares once (context prefixes, statistics)
+
+Stored, typed and overridden by flat names: `to_dict()` is the one flat JSON object projects,
+caches and results keep (its keys in `STORED_ORDER`), and `from_dict`, `flat`, `replace`,
+`with_overrides` and `nse edit --set NAME=VALUE` take the same names. Each field's metadata says
+who may change it (its scope) and which values it takes (a `Range`, or choices); `validate`
+and the Advanced panel read it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nse_engine.method_names import METHODS
 
@@ -12,7 +28,7 @@ if TYPE_CHECKING:  # the app reads the settings' scopes and must not import tran
     from transformers import PreTrainedModel
 
 
-# Who may change a setting, as `field(metadata={"scope": ...})` says (unmarked: ROUND). The round
+# Who may change a setting, as its field's metadata "scope" says (unmarked: ROUND). The round
 # refuses another method or other layers (session.py); what a project prepares once is not read per
 # round; provenance records where the values came from. The app's Advanced panel and `nse edit
 # --set` offer only `editable_settings()`.
@@ -20,124 +36,251 @@ ROUND = "round"  # each batch may use its own value
 PROJECT = "project"  # fixed when the project is created; a round refuses another value
 PREPARED = "prepared"  # used once, when the project prepares editing (context prefixes, statistics)
 PROVENANCE = "provenance"  # where the values came from, not a setting
-_PROJECT = {"scope": PROJECT}
-_PREPARED = {"scope": PREPARED}
-_PROVENANCE = {"scope": PROVENANCE}
+
+
+@dataclass(frozen=True)
+class Range:
+    """The numbers a setting takes: `validate` refuses others, the Advanced panel's editor stops at them."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False  # the low end itself is refused ("positive")
+    meaning: str = ""  # how a refusal says it, where the bare range would not
+
+    def allows(self, value: float) -> bool:
+        return (value > self.low if self.low_open else value >= self.low) and value <= self.high
+
+    def describe(self) -> str:
+        if self.meaning:
+            return self.meaning
+        if self.high < math.inf:
+            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+        if self.low_open:
+            return "positive" if self.low == 0 else f"above {self.low:g}"
+        return "≥ 0" if self.low == 0 else f"at least {self.low:g}"
+
+
+POSITIVE = Range(0, low_open=True)
+NOT_NEGATIVE = Range(0)
+AT_LEAST_ONE = Range(1)
+SHARE = Range(0, 1, low_open=True)  # (0, 1]
+OFF_OR_MORE = Range(0, meaning="0 (off) or more")
+
+
+def setting(default: Any = dataclasses.MISSING, *, scope: str = ROUND, values: Range | None = None,
+            choices: tuple[str, ...] | None = None) -> Any:
+    """A field of a settings section: its default (none: required), scope and allowed values."""
+    metadata = {"scope": scope, "range": values, "choices": choices}
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class TargetStates:
+    """How each fact's target state z is computed (target_state.py)."""
+
+    v_lr: float  # Adam learning rate of the target-state delta
+    v_num_grad_steps: int = setting(values=AT_LEAST_ONE)  # Adam steps per target state
+    clamp_norm_factor: float = 0.75  # ‖delta‖ ≤ factor · ‖h‖
+    v_weight_decay: float = 0.5
+    target_stop_nll: float = 0.05  # a target state stops once its new object's mean NLL is below this (0: never)
+    target_stop_top1: bool = False  # ENCORE's most-probable stop: also once every new-object token leads everywhere …
+    target_stop_margin: float = setting(  # … by this many nats over the runner-up (with target_stop_top1; ours)
+        0.0, values=Range(0, meaning="0 (the new object most probable) or more"))
+    kl_factor: float = 0.0625  # keeps "{subject} is a" predictions close to the original
+    subject_repeat_weight: float = setting(0.0, values=OFF_OR_MORE)  # keeps a repeat of the subject after the fact spelled right (ours)
+    chat_rows: bool = False  # chat models: target states and keys also from the fact as a chat turn
+    chat_subject_weight: float = setting(0.0, values=OFF_OR_MORE)  # with chat_rows: keeps the subject the chat row's reply writes spelled right (ours)
+
+
+@dataclass(frozen=True)
+class Solve:
+    """The layer solve (update.py) and its λ/β schedule (schedule.py)."""
+
+    mom2_update_weight: float  # weight of the general-text key covariance C in the solve (λ)
+    neuron_threshold: float = setting(values=SHARE)  # share of summed |key| covered by the updated neurons (1.0 = all)
+    earlier_edits_weight: float = setting(1.0, values=POSITIVE)  # weight of Kp (earlier edits' keys) in the solve (β); paper: 1
+    layer_share_ratio: float = setting(1.0, values=POSITIVE)  # each edited layer takes this × the residual share of the one below; paper: 1
+    nullspace_threshold: float = setting(0.02, values=POSITIVE)  # AlphaEdit: C's eigen-directions below this are free to change
+    update_norm_weight: float = setting(0.0, values=NOT_NEGATIVE)  # weight of ‖ΔW‖² in the solve (AlphaEdit's L2; 0 for NSE and MEMIT)
+    schedule_ramp_edits: int = setting(0, values=NOT_NEGATIVE)  # λ and β grow with the edits in Kp up to this many (0: constant)
+    schedule_start: float = setting(1.0, values=SHARE)  # share of λ (and of β − 1) a session starts with
+
+
+@dataclass(frozen=True)
+class Passes:
+    """Which facts a round edits, and its editing passes (nse_round.py)."""
+
+    alpha: float  # a fact within this distance of its target state needs no further pass (≥ 0, below upper_bound)
+    upper_bound: float  # a fact farther than this from its target state is not edited (outlier)
+    max_iterations: int = setting(3, values=AT_LEAST_ONE)  # editing passes per round (the paper's meaning, not the code's)
+    refresh_drifted: bool = False  # also re-edit earlier facts that drifted beyond alpha (not in the paper)
+    verify_passes: int = setting(  # every round checks what the model writes; up to this many more passes for new facts it does not say yet (ours)
+        0, values=Range(0, meaning="0 (check only, no extra passes) or more"))
+    chat_passes: bool = False  # the extra passes also go to facts whose chat reply does not say the new object (ours; off: research-log 2026-12-07)
+
+
+@dataclass(frozen=True)
+class Switches:
+    """NAS and ENCORE, which work with any method."""
+
+    norm_anchoring: bool = False  # NAS: rescale each target value v* to norm_anchor, skip one beyond 2×
+    norm_anchor: float = 0.0  # NAS: mean ‖v*‖ of the probe edits on the original model (derived; positive when on)
+    encore: bool = False  # ENCORE: stop a target state once the new object is top-1 everywhere, + norm penalty
+    encore_norm_weight: float = setting(0.0, values=NOT_NEGATIVE)  # ENCORE: added to update_norm_weight when `encore` is on (derived)
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """What a project prepares once, from the original weights; a batch cannot change it."""
+
+    context_prefixes: int = setting(5, scope=PREPARED)  # generated text prefixes in front of each prompt (plus the bare prompt)
+    context_prefix_tokens: int = setting(8, scope=PREPARED)  # length of each generated prefix
+    stats_tokens: int = setting(0, scope=PREPARED)  # token positions for C; 0 = the statistics module's default
+
+
+# NseHyperParams' sections, by attribute, in the order the Advanced panel shows them.
+SECTIONS: dict[str, type] = {"target": TargetStates, "solve": Solve, "passes": Passes, "switches": Switches,
+                             "preparation": Preparation}
+# The flat names in the order projects, caches and results have stored them since before the
+# sections: `to_dict` keeps it, so what is written stays byte-identical.
+STORED_ORDER = (
+    "layers", "v_lr", "v_num_grad_steps", "alpha", "upper_bound", "mom2_update_weight", "neuron_threshold",
+    "earlier_edits_weight", "layer_share_ratio", "clamp_norm_factor", "v_weight_decay", "target_stop_nll",
+    "target_stop_top1", "target_stop_margin", "kl_factor", "subject_repeat_weight", "chat_rows",
+    "chat_subject_weight", "max_iterations", "refresh_drifted", "verify_passes", "chat_passes",
+    "schedule_ramp_edits", "schedule_start", "context_prefixes", "context_prefix_tokens", "stats_tokens", "method",
+    "nullspace_threshold", "update_norm_weight", "norm_anchoring", "norm_anchor", "encore", "encore_norm_weight",
+    "source", "notes",
+)
 
 
 @dataclass
 class NseHyperParams:
     """Every knob of one NSE edit round; `editable_settings()` names those a batch may change."""
 
-    layers: tuple[int, ...] = field(metadata=_PROJECT)  # consecutive blocks whose MLP output projections are edited
-    v_lr: float  # Adam learning rate of the target-state delta
-    v_num_grad_steps: int  # Adam steps per target state
-    alpha: float  # a fact within this distance of its target state needs no further pass
-    upper_bound: float  # a fact farther than this from its target state is not edited (outlier)
-    mom2_update_weight: float  # weight of the general-text key covariance C in the solve
-    neuron_threshold: float  # share of summed |key| covered by the updated neurons (1.0 = all)
-    earlier_edits_weight: float = 1.0  # weight of Kp (earlier edits' keys) in the solve; paper: 1
-    layer_share_ratio: float = 1.0  # each edited layer takes this × the residual share of the one below; paper: 1
-    clamp_norm_factor: float = 0.75  # ‖delta‖ ≤ factor · ‖h‖
-    v_weight_decay: float = 0.5
-    target_stop_nll: float = 0.05  # a target state stops once its new object's mean NLL is below this (0: never)
-    target_stop_top1: bool = False  # ENCORE's most-probable stop: also once every new-object token leads everywhere …
-    target_stop_margin: float = 0.0  # … by this many nats over the runner-up (with target_stop_top1; ours)
-    kl_factor: float = 0.0625  # keeps "{subject} is a" predictions close to the original
-    subject_repeat_weight: float = 0.0  # keeps a repeat of the subject after the fact spelled right (ours; target_state.py)
-    chat_rows: bool = False  # chat models: target states and keys also from the fact as a chat turn (target_state.py)
-    chat_subject_weight: float = 0.0  # with chat_rows: keeps the subject the chat row's reply writes spelled right (ours)
-    max_iterations: int = 3  # editing passes per round (the paper's meaning, not the code's)
-    refresh_drifted: bool = False  # also re-edit earlier facts that drifted beyond alpha (not in the paper)
-    verify_passes: int = 0  # every round checks what the model writes; up to this many more passes for new facts it does not say yet (ours)
-    chat_passes: bool = False  # the extra passes also go to facts whose chat reply does not say the new object (ours; off: research-log 2026-12-07)
-    schedule_ramp_edits: int = 0  # λ and β grow with the edits in Kp up to this many (0: constant; schedule.py)
-    schedule_start: float = 1.0  # share of λ (and of β − 1) a session starts with
-    context_prefixes: int = field(default=5, metadata=_PREPARED)  # generated text prefixes in front of each prompt (plus the bare prompt)
-    context_prefix_tokens: int = field(default=8, metadata=_PREPARED)  # length of each generated prefix
-    stats_tokens: int = field(default=0, metadata=_PREPARED)  # token positions for C; 0 = the statistics module's default
-    method: str = field(default="nse", metadata=_PROJECT)  # the editing method: "nse", "memit" (MEMIT_seq) or "alphaedit"; fixed per project
-    nullspace_threshold: float = 0.02  # AlphaEdit: C's eigen-directions below this are free to change
-    update_norm_weight: float = 0.0  # weight of ‖ΔW‖² in the solve (AlphaEdit's L2; 0 for NSE and MEMIT)
-    norm_anchoring: bool = False  # NAS: rescale each target value v* to norm_anchor, skip one beyond 2×
-    norm_anchor: float = 0.0  # NAS: mean ‖v*‖ of the probe edits on the original model (derived)
-    encore: bool = False  # ENCORE: stop a target state once the new object is top-1 everywhere, + norm penalty
-    encore_norm_weight: float = 0.0  # ENCORE: added to update_norm_weight when `encore` is on (derived)
-    source: str = field(default="derived", metadata=_PROVENANCE)  # "preset:<name>", "derived" or "derived+user"
-    notes: dict[str, str] = field(default_factory=dict, metadata=_PROVENANCE)  # how each derived value was chosen
+    layers: tuple[int, ...] = setting(scope=PROJECT)  # consecutive blocks whose MLP output projections are edited
+    target: TargetStates
+    solve: Solve
+    passes: Passes
+    switches: Switches = field(default_factory=Switches)
+    preparation: Preparation = field(default_factory=Preparation)
+    method: str = setting("nse", scope=PROJECT, choices=METHODS)  # "nse", "memit" (MEMIT_seq) or "alphaedit"; fixed per project
+    source: str = setting("derived", scope=PROVENANCE)  # "preset:<name>", "derived" or "derived+user"
+    notes: dict[str, str] = field(default_factory=dict, metadata={"scope": PROVENANCE})  # how each derived value was chosen
+
+    @classmethod
+    def flat(cls, **values: Any) -> NseHyperParams:
+        """Settings from flat names (as `to_dict` writes them); an unknown name is an error."""
+        _check_known(values)
+        top = {name: values[name] for name in _TOP if name in values}
+        if "layers" in top:
+            top["layers"] = tuple(int(x) for x in top["layers"])
+        sections = {attr: kind(**{f.name: values[f.name] for f in dataclasses.fields(kind) if f.name in values})
+                    for attr, kind in SECTIONS.items()}
+        return cls(**top, **sections)
 
     def to_dict(self) -> dict[str, object]:
-        """The settings as JSON stores them (layers a list), so a dict read back from a file
-        compares equal to this one."""
-        data = dataclasses.asdict(self)
+        """The settings as JSON stores them: flat, in `STORED_ORDER`, layers a list, so a dict read
+        back from a file compares equal to this one."""
+        data = {name: self.value(name) for name in STORED_ORDER}
         data["layers"] = list(self.layers)
+        data["notes"] = dict(self.notes)
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> NseHyperParams:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["layers"] = tuple(int(x) for x in values["layers"])
-        return cls(**values)
+        """Settings as stored; names this version does not know (an old project's) are left out,
+        and those it added since take their defaults."""
+        return cls.flat(**{k: v for k, v in data.items() if k in _SECTION_OF})
+
+    def value(self, name: str) -> Any:
+        """The setting of flat name `name` (KeyError if unknown)."""
+        section = _SECTION_OF[name]
+        return getattr(getattr(self, section) if section else self, name)
+
+    def replace(self, **values: Any) -> NseHyperParams:
+        """A copy with the settings of these flat names changed."""
+        _check_known(values)
+        changes: dict[str, Any] = {name: values[name] for name in _TOP if name in values}
+        for attr, kind in SECTIONS.items():
+            own = {f.name: values[f.name] for f in dataclasses.fields(kind) if f.name in values}
+            if own:
+                changes[attr] = dataclasses.replace(getattr(self, attr), **own)
+        return dataclasses.replace(self, **changes)
 
     def with_overrides(self, **overrides: object) -> NseHyperParams:
         """A copy with user-set values; unknown names are an error, not silently ignored."""
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = set(overrides) - known
-        if unknown:
-            raise ValueError(f"unknown NSE setting(s): {', '.join(sorted(unknown))}")
         if "layers" in overrides:
             overrides["layers"] = tuple(int(x) for x in overrides["layers"])  # type: ignore[union-attr]
         source = self.source if self.source.endswith("+user") else f"{self.source}+user"
-        return dataclasses.replace(self, **overrides, source=source)  # type: ignore[arg-type]
+        return self.replace(**overrides, source=source)
 
     def validate(self, n_layers: int) -> None:
-        """The settings' own checks; methods.check_settings adds their method's."""
+        """The settings' own checks (each field's range or choices, and those between fields);
+        methods.check_settings adds their method's."""
         if not self.layers:
             raise ValueError("at least one layer must be edited")
         if list(self.layers) != list(range(self.layers[0], self.layers[-1] + 1)):
             raise ValueError(f"edited layers must be consecutive, got {list(self.layers)}")
         if self.layers[0] < 0 or self.layers[-1] >= n_layers:
             raise ValueError(f"edited layers {list(self.layers)} are outside the model's 0..{n_layers - 1}")
-        if not 0 < self.neuron_threshold <= 1:
-            raise ValueError("neuron_threshold must be in (0, 1]")
-        if not 0 <= self.alpha < self.upper_bound:
+        for name in STORED_ORDER:
+            metadata, value = _FIELDS[name].metadata, self.value(name)
+            if metadata.get("range") is not None and not metadata["range"].allows(value):
+                raise ValueError(f"{name} must be {metadata['range'].describe()}")
+            if metadata.get("choices") is not None and value not in metadata["choices"]:
+                raise ValueError(f"{name} must be one of {', '.join(metadata['choices'])}, got {value!r}")
+        if not 0 <= self.passes.alpha < self.passes.upper_bound:
             raise ValueError("alpha must be ≥ 0 and below upper_bound")
-        if self.earlier_edits_weight <= 0:
-            raise ValueError("earlier_edits_weight must be positive")
-        if self.layer_share_ratio <= 0:
-            raise ValueError("layer_share_ratio must be positive")
-        if self.schedule_ramp_edits < 0 or not 0 < self.schedule_start <= 1:
-            raise ValueError("schedule_ramp_edits must be ≥ 0 and schedule_start in (0, 1]")
-        if self.subject_repeat_weight < 0 or self.chat_subject_weight < 0:
-            raise ValueError("subject_repeat_weight and chat_subject_weight must be 0 (off) or more")
-        if self.target_stop_margin < 0:
-            raise ValueError("target_stop_margin must be 0 (the new object most probable) or more")
-        if self.verify_passes < 0:
-            raise ValueError("verify_passes must be 0 (check only, no extra passes) or more")
-        if self.max_iterations < 1 or self.v_num_grad_steps < 1:
-            raise ValueError("max_iterations and v_num_grad_steps must be at least 1")
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.nullspace_threshold <= 0 or self.update_norm_weight < 0 or self.encore_norm_weight < 0:
-            raise ValueError("nullspace_threshold must be positive, update_norm_weight and encore_norm_weight ≥ 0")
-        if self.norm_anchoring and self.norm_anchor <= 0:
+        if self.switches.norm_anchoring and self.switches.norm_anchor <= 0:
             raise ValueError("norm_anchoring needs a positive norm_anchor (derived settings measure it)")
 
 
+# Every flat name: its field, and the section attribute that holds it (None: NseHyperParams itself).
+_TOP = tuple(f.name for f in dataclasses.fields(NseHyperParams) if f.name not in SECTIONS)
+_FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(NseHyperParams) if f.name in _TOP} | {
+    f.name: f for kind in SECTIONS.values() for f in dataclasses.fields(kind)}
+_SECTION_OF: dict[str, str | None] = dict.fromkeys(_TOP) | {
+    f.name: attr for attr, kind in SECTIONS.items() for f in dataclasses.fields(kind)}
+
+
+def _check_known(values: dict[str, Any]) -> None:
+    unknown = set(values) - set(_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown NSE setting(s): {', '.join(sorted(unknown))}")
+
+
 def setting_scope(name: str) -> str:
-    """ROUND, PROJECT, PREPARED or PROVENANCE for a field of NseHyperParams (KeyError if unknown)."""
-    return {f.name: f.metadata.get("scope", ROUND) for f in dataclasses.fields(NseHyperParams)}[name]
+    """ROUND, PROJECT, PREPARED or PROVENANCE for a flat setting name (KeyError if unknown)."""
+    return _FIELDS[name].metadata.get("scope", ROUND)
+
+
+def setting_section(name: str) -> str | None:
+    """The section attribute of NseHyperParams that holds `name` ("target", "solve", …; None for
+    layers, method and provenance; KeyError if unknown)."""
+    return _SECTION_OF[name]
+
+
+def setting_range(name: str) -> Range | None:
+    """The numbers setting `name` takes, where its field says (None: any, or not a number)."""
+    return _FIELDS[name].metadata.get("range")
+
+
+def setting_types() -> dict[str, Any]:
+    """Each flat setting name's type, as its field declares it (int, float, bool, str, tuple…)."""
+    kinds = [NseHyperParams, *SECTIONS.values()]
+    hints = {name: hint for kind in kinds for name, hint in typing.get_type_hints(kind).items()}
+    return {name: hints[name] for name in STORED_ORDER}
 
 
 def editable_settings() -> tuple[str, ...]:
-    """The settings a user may change for one batch, in the order NseHyperParams declares them."""
-    return tuple(f.name for f in dataclasses.fields(NseHyperParams) if f.metadata.get("scope", ROUND) == ROUND)
+    """The settings a user may change for one batch, in the order projects store them."""
+    return tuple(name for name in STORED_ORDER if setting_scope(name) == ROUND)
 
 
 def _paper(layers: range, v_lr: float, steps: int, alpha: float, upper: float,
            mom2: float, threshold: float, name: str) -> NseHyperParams:
-    return NseHyperParams(
+    return NseHyperParams.flat(
         layers=tuple(layers), v_lr=v_lr, v_num_grad_steps=steps,
         alpha=alpha, upper_bound=upper, mom2_update_weight=mom2, neuron_threshold=threshold,
         source=f"preset:{name}",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.hparams import NseHyperParams, Preparation
 from nse_engine.editing.methods import method_for
 from nse_engine.editing.target_state import CHUNK_FACTS
 from nse_engine.model.devices import CPU, Device, dtype_name
@@ -44,7 +44,7 @@ CUDA_CONTEXT_BYTES = int(0.5 * GIB)
 # Allocator slack and fragmentation on top of what a phase's short-lived tensors need.
 SLACK = 1.10
 PROMPT_TOKENS = 16  # a fact's prompt with the subject, BOS included (dev facts: 9–20)
-PREFIX_TOKENS = NseHyperParams.context_prefix_tokens  # length of each generated context prefix
+PREFIX_TOKENS = Preparation.context_prefix_tokens  # length of each generated context prefix
 TARGET_TOKENS = 3  # tokens of a new object
 SUFFIX_TOKENS = 10  # from the subject's last token to the end of a row
 ACTIVATION_FACTOR = 1.25  # autograd's saved tensors plus the gradients alive during backward
@@ -57,7 +57,7 @@ class EditingLoad:
 
     layers: tuple[int, ...]
     batch_size: int = 10  # facts per round
-    context_prefixes: int = NseHyperParams.context_prefixes
+    context_prefixes: int = Preparation.context_prefixes
     stats_batch_size: int = StatsSpec.batch_size  # sequences per statistics forward pass
     stats_seq_len: int = StatsSpec.seq_len
     method: str = NseHyperParams.method

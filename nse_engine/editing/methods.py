@@ -18,7 +18,6 @@ ENCORE's norm penalty and NAS's norm anchoring are switches that work with any m
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Protocol
 
@@ -77,7 +76,7 @@ class Method(Protocol):
 
 def update_norm_weight(hp: NseHyperParams) -> float:
     """The weight of ‖ΔW‖² in the solve: the method's own plus ENCORE's when switched on."""
-    return hp.update_norm_weight + (hp.encore_norm_weight if hp.encore else 0.0)
+    return hp.solve.update_norm_weight + (hp.switches.encore_norm_weight if hp.switches.encore else 0.0)
 
 
 class Nse:
@@ -94,7 +93,7 @@ class Nse:
         return nse
 
     def derived(self, nse: NseHyperParams, moment: torch.Tensor, key_norm2: float, layer: int) -> NseHyperParams:
-        return self.adapted(nse, 0.0, nse.nullspace_threshold)
+        return self.adapted(nse, 0.0, nse.solve.nullspace_threshold)
 
     def preparation(self, hp: NseHyperParams) -> float | None:
         return None
@@ -111,8 +110,8 @@ class Nse:
                                 earlier_stored_keys: torch.Tensor) -> LayerUpdate:
             return solve_layer_update(
                 layer=layer, keys=keys, residuals=residuals, second_moment=second_moments[layer], kp=kp[layer],
-                mom2_update_weight=hp.mom2_update_weight, neuron_threshold=hp.neuron_threshold,
-                earlier_edits_weight=hp.earlier_edits_weight, earlier_stored_keys=earlier_stored_keys,
+                mom2_update_weight=hp.solve.mom2_update_weight, neuron_threshold=hp.solve.neuron_threshold,
+                earlier_edits_weight=hp.solve.earlier_edits_weight, earlier_stored_keys=earlier_stored_keys,
                 update_norm_weight=norm_weight,
             )
         return solve_least_squares
@@ -135,7 +134,7 @@ class MemitSeq(Nse):
         loop = self._loop(update_norm_weight, nullspace_threshold)
         replaced = set(loop) | {"alpha_upper_bound"}  # NSE's reasons for values the method replaces do not apply
         kept = {k: v for k, v in nse.notes.items() if k not in replaced}
-        return dataclasses.replace(nse, **loop, notes={**kept, "method": self.description, **(notes or {})})
+        return nse.replace(**loop, notes={**kept, "method": self.description, **(notes or {})})
 
     def _loop(self, update_norm_weight: float, nullspace_threshold: float) -> dict[str, object]:
         return dict(method=self.key, neuron_threshold=1.0, max_iterations=1, layer_share_ratio=1.0, alpha=0.0,
@@ -150,7 +149,7 @@ class AlphaEdit(MemitSeq):
     description = "AlphaEdit: the MEMIT_seq loop with the update projected onto general text's null space"
 
     def check(self, hp: NseHyperParams) -> None:
-        if hp.refresh_drifted:
+        if hp.passes.refresh_drifted:
             raise ValueError("refresh_drifted is NSE's; AlphaEdit's projected solve cannot pull earlier edits back")
 
     def _loop(self, update_norm_weight: float, nullspace_threshold: float) -> dict[str, object]:
@@ -165,12 +164,12 @@ class AlphaEdit(MemitSeq):
         })
 
     def preparation(self, hp: NseHyperParams) -> float | None:
-        return hp.nullspace_threshold
+        return hp.solve.nullspace_threshold
 
     def prepare(self, hp: NseHyperParams, second_moments: dict[int, torch.Tensor],
                 device: torch.device) -> dict[int, torch.Tensor]:
         """P per layer (d_ff, d_ff) float64, for the nullspace_threshold in effect."""
-        return {l: eigenbasis(moment).projection(hp.nullspace_threshold).to(device)
+        return {l: eigenbasis(moment).projection(hp.solve.nullspace_threshold).to(device)
                 for l, moment in second_moments.items()}
 
     def layer_solver(self, hp: NseHyperParams, second_moments: dict[int, torch.Tensor], kp: dict[int, torch.Tensor],

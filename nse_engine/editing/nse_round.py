@@ -149,22 +149,22 @@ def run_nse_round(
     prefixes: list[str],
     control: JobControl,
 ) -> RoundEdits:
-    """Edit `requests` towards `targets` (n, hidden) with up to `hp.max_iterations` passes."""
+    """Edit `requests` towards `targets` (n, hidden) with up to `hp.passes.max_iterations` passes."""
     rows = RoundRows.new_facts(requests, targets.to(ledger.solve_device, torch.float64), ledger.layers, ledger.points.d_ff)
     round_offset = {l: torch.zeros_like(ledger.offsets[l]) for l in ledger.layers}
     updates: list[LayerUpdate] = []
     dist_before = (rows.targets - reader.hidden_at_last_layer(requests)).norm(dim=1)  # (n,)
     dist = dist_before
     passes = 0
-    for pass_index in range(hp.max_iterations):
-        far = rows.far(dist, hp.alpha)
-        last_chance = pass_index == hp.max_iterations - 1 or not bool(far[: rows.n_new].any())
-        if hp.refresh_drifted and last_chance and not rows.has_earlier:
+    for pass_index in range(hp.passes.max_iterations):
+        far = rows.far(dist, hp.passes.alpha)
+        last_chance = pass_index == hp.passes.max_iterations - 1 or not bool(far[: rows.n_new].any())
+        if hp.passes.refresh_drifted and last_chance and not rows.has_earlier:
             drifted = find_drifted_facts(reader, ledger, hp, requests)
             rows = rows.with_earlier(drifted)
             dist = torch.cat([dist, drifted.distance.to(dist.device)])
             far = torch.cat([far, torch.ones(len(drifted.requests), dtype=torch.bool, device=far.device)])
-        selected = (far & (dist < hp.upper_bound)).nonzero().flatten().cpu()  # sorted: earlier rows come last
+        selected = (far & (dist < hp.passes.upper_bound)).nonzero().flatten().cpu()  # sorted: earlier rows last
         if len(selected) == 0:
             break
         passes = pass_index + 1
@@ -201,26 +201,27 @@ def verify_written(
 ) -> list[WrittenCheck]:
     """Check each new fact by what the model writes after its prompt and, for a chat model, in
     reply to its chat question (every round: what users see is held / not held); a fact whose
-    completion (with `hp.chat_passes`, or chat reply) does not say its new object yet gets another
-    pass of its own (its keys, its whole residual), up to `hp.verify_passes` times, while its passes still move it
-    (VERIFY_MIN_PROGRESS; a fact the round left within alpha counts as moving).
+    completion (with `hp.passes.chat_passes`, or chat reply) does not say its new object yet gets
+    another pass of its own (its keys, its whole residual), up to `hp.passes.verify_passes` times,
+    while its passes still move it (VERIFY_MIN_PROGRESS; a fact the round left within alpha counts
+    as moving).
     `distance_before` / `distance_after` (n,): ‖z − h‖ before and after the round's passes. Every
     verdict is from after the last pass: the others' extra passes can undo a fact that held before
     them. Only the facts that got a pass, or were checked before the last one, are asked again.
-    Without `hp.chat_passes` the passes go by the completion alone, so the chat questions are asked
+    Without `hp.passes.chat_passes` the passes go by the completion alone, so the chat questions are asked
     once, after the last pass, for the verdicts (each asking costs about as much as a pass).
     Appends those passes' updates to `updates`."""
     new = rows.requests[: rows.n_new]
-    steps = hp.verify_passes + 1
-    chat = " and asking their chat questions" if reader.has_chat and hp.chat_passes else ""
+    steps = hp.passes.verify_passes + 1
+    chat = " and asking their chat questions" if reader.has_chat and hp.passes.chat_passes else ""
     control.report("verifying", 0, steps, f"continuing {len(new)} prompts{chat}")
-    checks = check_written(reader, new, [0] * len(new), ask_chat=hp.chat_passes)
+    checks = check_written(reader, new, [0] * len(new), ask_chat=hp.passes.chat_passes)
     passes_run = 0
     started, now = distance_before.clone(), distance_after.clone()  # (n,) each fact's last stretch of passes
-    moving = (now <= (1 - VERIFY_MIN_PROGRESS) * started) | (now <= hp.alpha)  # (n,)
-    moving &= distance_before < hp.upper_bound
-    for attempt in range(hp.verify_passes):
-        unsaid = [not (checks[i].held if hp.chat_passes else checks[i].completion_held) for i in range(len(new))]
+    moving = (now <= (1 - VERIFY_MIN_PROGRESS) * started) | (now <= hp.passes.alpha)  # (n,)
+    moving &= distance_before < hp.passes.upper_bound
+    for attempt in range(hp.passes.verify_passes):
+        unsaid = [not (check.held if hp.passes.chat_passes else check.completion_held) for check in checks]
         failing = [i for i in range(len(new)) if unsaid[i] and bool(moving[i])]
         stuck = sum(1 for i in range(len(new)) if unsaid[i] and not moving[i])
         control.report("verifying", attempt + 1, steps, f"{len(failing)} facts not said yet, {stuck} not moving")
@@ -235,15 +236,17 @@ def verify_written(
         started[chosen] = now[chosen]
         now[chosen] = (rows.targets[chosen] - reader.hidden_at_last_layer([new[i] for i in failing])).norm(dim=1).cpu()  # (f,)
         moving[chosen] = now[chosen] <= (1 - VERIFY_MIN_PROGRESS) * started[chosen]
-        retried = check_written(reader, [new[i] for i in failing], [attempt + 1] * len(failing), ask_chat=hp.chat_passes)
+        retried = check_written(reader, [new[i] for i in failing], [attempt + 1] * len(failing),
+                                ask_chat=hp.passes.chat_passes)
         for i, check in zip(failing, retried):
             checks[i] = check
     stale = [i for i in range(len(new)) if checks[i].extra_passes < passes_run]  # checked before the last extra pass
     if stale:
-        again = check_written(reader, [new[i] for i in stale], [checks[i].extra_passes for i in stale], ask_chat=hp.chat_passes)
+        again = check_written(reader, [new[i] for i in stale], [checks[i].extra_passes for i in stale],
+                              ask_chat=hp.passes.chat_passes)
         for i, check in zip(stale, again):
             checks[i] = check
-    if not hp.chat_passes and reader.has_chat:
+    if not hp.passes.chat_passes and reader.has_chat:
         control.report("verifying", steps, steps, f"asking {len(new)} chat questions")
         chat_replies = reader.chat_replies(new) or []
         checks = [WrittenCheck.of(req, c.continuation, r, c.extra_passes) for req, c, r in zip(new, checks, chat_replies)]
@@ -267,13 +270,14 @@ def editing_pass(
     """Update every edited layer once, lowest first, for the rows `selected` (sorted indices);
     each layer takes its share of what is left of the residual after the layers below it."""
     chosen = [rows.requests[i] for i in selected.tolist()]
-    reads = reader.layer_trace(chosen, prefixes, hp.chat_rows)
-    layer_share = residual_shares(len(ledger.layers), hp.layer_share_ratio)
+    reads = reader.layer_trace(chosen, prefixes, hp.target.chat_rows)
+    layer_share = residual_shares(len(ledger.layers), hp.solve.layer_share_ratio)
     earlier = selected[selected >= rows.n_new] - rows.n_new  # (e,) which earlier rows are selected
     updates = []
     for i, layer in enumerate(ledger.layers):
         control.report("layer updates", pass_index * len(ledger.layers) + i,
-                       (hp.max_iterations + hp.verify_passes) * len(ledger.layers),  # the most passes a round runs
+                       # the most passes a round runs
+                       (hp.passes.max_iterations + hp.passes.verify_passes) * len(ledger.layers),
                        f"pass {pass_index + 1}, layer {layer}, {len(chosen)} facts")
         keys, hidden, bare_keys = reads.keys_and_hidden(layer)  # (s, d_ff), (s, hidden), (s, d_ff)
         to_target = rows.targets[selected] - hidden  # (s, hidden)
@@ -324,7 +328,7 @@ def find_drifted_facts(
     z = torch.cat(targets).double()  # (e, hidden)
     dist = (z.to(ledger.solve_device) - reader.hidden_at_last_layer(requests)).norm(dim=1).cpu()  # (e,)
     goal = torch.tensor(left_at, dtype=torch.float64)  # (e,)
-    drifted = (dist > torch.clamp(goal, min=hp.alpha)) & (dist < hp.upper_bound)
+    drifted = (dist > torch.clamp(goal, min=hp.passes.alpha)) & (dist < hp.passes.upper_bound)
     return DriftedFacts(
         [r for r, d in zip(requests, drifted.tolist()) if d], z[drifted], goal[drifted], dist[drifted],
         {l: torch.cat(k)[drifted] for l, k in stored.items()},

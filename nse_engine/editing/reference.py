@@ -35,18 +35,18 @@ def per_fact_target_state(
         rows.append(ids + target[:-1])
         lookups.append([last])
         prompt_lens.append(len(ids))
-    turn = chat_conversation(tokenizer, request) if hp.chat_rows else None
+    turn = chat_conversation(tokenizer, request) if hp.target.chat_rows else None
     chat_spelled: list[int] = []  # the chat row's reply subject after its first token (chat_subject_weight)
     if turn is not None and turn.subject_ends:
         rows.append(turn.ids + target[:-1])
         lookups.append(turn.subject_ends)
         prompt_lens.append(len(turn.ids))
-        if hp.chat_subject_weight > 0 and len(turn.subject_ends) > 1:
+        if hp.target.chat_subject_weight > 0 and len(turn.subject_ends) > 1:
             chat_spelled = turn.reply_subject[1:]
     kl_ids, kl_last = tokenize_at_subject(tokenizer, "", "{} is a", request.subject)
     rows.append(kl_ids)
     lookups.append([kl_last])
-    found = repeated_subject(tokenizer, request.subject) if hp.subject_repeat_weight > 0 else None
+    found = repeated_subject(tokenizer, request.subject) if hp.target.subject_repeat_weight > 0 else None
     spelled: list[int] = []
     if found is not None and len(found[2]) > 1:
         repeat_ids, repeat_last, mention = found
@@ -57,7 +57,7 @@ def per_fact_target_state(
     ids, mask = right_pad(rows, tokenizer.pad_token_id)
     ids, mask = ids.to(device), mask.to(device)
     delta = torch.zeros(points.hidden_size, device=device, requires_grad=True)
-    opt = torch.optim.Adam([delta], lr=hp.v_lr)
+    opt = torch.optim.Adam([delta], lr=hp.target.v_lr)
     state: dict[str, torch.Tensor] = {}
 
     def add_delta(_module: nn.Module, _args: tuple, output: object) -> object:
@@ -73,7 +73,7 @@ def per_fact_target_state(
     handle = points.blocks[layer].register_forward_hook(add_delta)
     kl_init = None
     try:
-        for it in range(hp.v_num_grad_steps):
+        for it in range(hp.target.v_num_grad_steps):
             logits = model(input_ids=ids, attention_mask=mask).logits.float()  # (rows, seq, vocab)
             logp = torch.log_softmax(logits, dim=-1)
             nll = 0.0
@@ -85,24 +85,24 @@ def per_fact_target_state(
             kl_logp = logp[n_rewrite, kl_last]
             if kl_init is None:
                 kl_init = kl_logp.detach()
-            kl = hp.kl_factor * (kl_logp.exp() * (kl_logp - kl_init)).sum()
-            loss = nll + kl + hp.v_weight_decay * delta.norm() / state["h_init"].norm() ** 2
+            kl = hp.target.kl_factor * (kl_logp.exp() * (kl_logp - kl_init)).sum()
+            loss = nll + kl + hp.target.v_weight_decay * delta.norm() / state["h_init"].norm() ** 2
             if chat_spelled:
                 positions = torch.tensor(chat_spelled, device=device)
                 chat_row = n_rewrite - 1
                 written = logp[chat_row, positions - 1, ids[chat_row, positions]]  # (k,)
-                loss = loss - hp.chat_subject_weight * written.mean()
+                loss = loss - hp.target.chat_subject_weight * written.mean()
             if spelled:
                 positions = torch.tensor(spelled, device=device)
                 repeat = logp[n_rewrite + 1, positions - 1, ids[n_rewrite + 1, positions]]  # (k,)
-                loss = loss - hp.subject_repeat_weight * repeat.mean()
-            if float(nll.detach()) < stop_nll or it == hp.v_num_grad_steps - 1:
+                loss = loss - hp.target.subject_repeat_weight * repeat.mean()
+            if float(nll.detach()) < stop_nll or it == hp.target.v_num_grad_steps - 1:
                 break
             opt.zero_grad()
             loss.backward()
             opt.step()
             with torch.no_grad():
-                max_norm = hp.clamp_norm_factor * state["h_init"].norm()
+                max_norm = hp.target.clamp_norm_factor * state["h_init"].norm()
                 if delta.norm() > max_norm:
                     delta.mul_(max_norm / delta.norm())
     finally:

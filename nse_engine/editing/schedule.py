@@ -13,17 +13,15 @@ starts with n earlier edits in Kp uses
 
 from __future__ import annotations
 
-import dataclasses
-
 from nse_engine.editing.hparams import NseHyperParams
 
 
 def regularisation_share(hp: NseHyperParams, earlier_edits: int) -> float:
     """share(n) above: 1 when the schedule is off."""
-    if not hp.schedule_ramp_edits:
+    if not hp.solve.schedule_ramp_edits:
         return 1.0
-    progress = min(1.0, earlier_edits / hp.schedule_ramp_edits)
-    return hp.schedule_start + (1.0 - hp.schedule_start) * progress
+    progress = min(1.0, earlier_edits / hp.solve.schedule_ramp_edits)
+    return hp.solve.schedule_start + (1.0 - hp.solve.schedule_start) * progress
 
 
 def settings_for_round(hp: NseHyperParams, earlier_edits: int) -> NseHyperParams:
@@ -31,14 +29,13 @@ def settings_for_round(hp: NseHyperParams, earlier_edits: int) -> NseHyperParams
     share = regularisation_share(hp, earlier_edits)
     if share == 1.0:
         return hp
-    return dataclasses.replace(
-        hp,
-        mom2_update_weight=share * hp.mom2_update_weight,
-        earlier_edits_weight=1.0 + share * (hp.earlier_edits_weight - 1.0),
+    return hp.replace(
+        mom2_update_weight=share * hp.solve.mom2_update_weight,
+        earlier_edits_weight=1.0 + share * (hp.solve.earlier_edits_weight - 1.0),
     )
 
 
 def schedule_table(hp: NseHyperParams, points: tuple[int, ...] = (0, 100, 200, 500, 1000)) -> list[tuple[int, float, float]]:
     """(earlier edits, λ, β) at a few points of a session, for the Advanced settings and the docs."""
-    return [(n, settings_for_round(hp, n).mom2_update_weight, settings_for_round(hp, n).earlier_edits_weight)
-            for n in points]
+    solves = [(n, settings_for_round(hp, n).solve) for n in points]
+    return [(n, solve.mom2_update_weight, solve.earlier_edits_weight) for n, solve in solves]

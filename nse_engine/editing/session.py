@@ -152,11 +152,12 @@ class EditingSession:
         with self.original_weights(), control.holding() if self.rounds else nullcontext():
             if self.prefixes is None:
                 self.prefixes = generate_context_prefixes(
-                    self.loaded.model, self.loaded.tokenizer, self.hparams.context_prefixes,
-                    self.hparams.context_prefix_tokens,
+                    self.loaded.model, self.loaded.tokenizer, self.hparams.preparation.context_prefixes,
+                    self.hparams.preparation.context_prefix_tokens,
                 )
             if missing:
-                tokens = {"n_tokens": self.hparams.stats_tokens} if self.hparams.stats_tokens else {}
+                n_tokens = self.hparams.preparation.stats_tokens
+                tokens = {"n_tokens": n_tokens} if n_tokens else {}
                 spec = StatsSpec(batch_size=self.placement.stats_batch_size, **tokens)
                 per_pass = self.placement.stats_layers_per_pass or len(missing)
                 for start in range(0, len(missing), per_pass):  # each pass's moments stored before the next
@@ -193,12 +194,13 @@ class EditingSession:
         with torch.enable_grad(), self.original_weights() if self.method.rewinds_targets else nullcontext():
             targets = compute_target_states(
                 self.loaded.model, self.loaded.tokenizer, self.points, requests, hp, prefixes, control,
-                stop_nll=hp.target_stop_nll,
-                stop_margin=hp.target_stop_margin if hp.target_stop_top1 or hp.encore else None,
+                stop_nll=hp.target.target_stop_nll,
+                stop_margin=hp.target.target_stop_margin if hp.target.target_stop_top1 or hp.switches.encore else None,
             )
             z = targets.z
-            if hp.norm_anchoring:
-                anchored = anchor_targets(z, targets.h_init, self.reader.mlp_output_at_last_layer(requests), hp.norm_anchor)
+            if hp.switches.norm_anchoring:
+                anchored = anchor_targets(z, targets.h_init, self.reader.mlp_output_at_last_layer(requests),
+                                          hp.switches.norm_anchor)
                 z, skipped = anchored.z, anchored.skipped
         timings["target_states"] = time.perf_counter() - t0
 
@@ -216,11 +218,11 @@ class EditingSession:
 
         measured = iter(zip(edits.distance_before.tolist(), edits.distance_after.tolist(), edits.checks) if edits else ())
         outcomes = [
-            _skipped(req) if s else _outcome(req, *next(measured), hp.upper_bound)
+            _skipped(req) if s else _outcome(req, *next(measured), hp.passes.upper_bound)
             for req, s in zip(requests, skipped.tolist())
         ]
         applied = [o.request for o in outcomes if o.applied]
-        keys = self.reader.average_keys(applied, list(self.layers), prefixes, hp.chat_rows) if applied else {
+        keys = self.reader.average_keys(applied, list(self.layers), prefixes, hp.target.chat_rows) if applied else {
             l: torch.zeros((0, self.points.d_ff)) for l in self.layers
         }
         applied_z = z[torch.tensor([o.applied for o in outcomes], dtype=torch.bool)].float().cpu()

@@ -5,33 +5,41 @@
     check_batch_setting(name)               refuses a setting one batch cannot change (hparams' scopes)
 
 Both raise `SettingsError` with a message that names the setting and what it allows. The checks
-are `NseHyperParams.validate`'s own: one setting alone is checked by putting it into settings
+are `methods.check_settings`' (each field's range or choices, as its metadata says, and the
+method's own rules): one setting alone is checked by putting it into settings
 that pass every other check; what depends on other settings or on the model (alpha below
 upper_bound, layers inside the model) is checked by `apply_settings`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import typing
 from typing import Any, Mapping
 
-from nse_engine.editing.hparams import PREPARED, PROJECT, PROVENANCE, NseHyperParams, setting_scope
+from nse_engine.editing.hparams import (
+    PREPARED,
+    PROJECT,
+    PROVENANCE,
+    STORED_ORDER,
+    NseHyperParams,
+    setting_scope,
+    setting_types,
+)
 from nse_engine.editing.methods import check_settings
 from nse_engine.errors import SettingsError
 
-NOT_SETTINGS = tuple(f.name for f in dataclasses.fields(NseHyperParams) if setting_scope(f.name) == PROVENANCE)
+NOT_SETTINGS = tuple(name for name in STORED_ORDER if setting_scope(name) == PROVENANCE)
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _ANY_MODEL = 10**6  # layer count under which a setting alone is checked (the model is checked later)
 
-_TYPES: dict[str, Any] = typing.get_type_hints(NseHyperParams)
-SETTING_NAMES = tuple(f.name for f in dataclasses.fields(NseHyperParams) if f.name not in NOT_SETTINGS)
+_TYPES: dict[str, Any] = setting_types()
+SETTING_NAMES = tuple(name for name in STORED_ORDER if name not in NOT_SETTINGS)
 
 # Passes every check of `validate` whatever one setting is changed to (unless that setting is wrong).
-_PERMISSIVE = NseHyperParams(
+_PERMISSIVE = NseHyperParams.flat(
     layers=(0,), v_lr=0.5, v_num_grad_steps=1, alpha=0.0, upper_bound=math.inf,
     mom2_update_weight=1.0, neuron_threshold=1.0, norm_anchor=1.0,
 )
@@ -50,7 +58,7 @@ def check_setting(name: str, value: Any) -> Any:
         raise SettingsError(f"unknown setting {name!r}; settings are: {', '.join(SETTING_NAMES)}")
     typed = _typed(name, _TYPES[name], value)
     try:
-        check_settings(dataclasses.replace(_PERMISSIVE, **{name: typed}), _ANY_MODEL)
+        check_settings(_PERMISSIVE.replace(**{name: typed}), _ANY_MODEL)
     except ValueError as exc:
         raise SettingsError(f"{name}={value}: {exc}") from None
     return typed

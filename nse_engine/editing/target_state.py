@@ -212,8 +212,10 @@ def compute_target_states(
     once every token of its new object is the argmax on every rewriting prompt and chat row, ahead
     of the runner-up by at least `stop_margin` nats (0: ENCORE's rule; None: off).
     """
+    target = hp.target
     order = sorted(range(len(requests)),
-                   key=lambda i: suffix_length(tokenizer, requests[i], prefixes, hp.subject_repeat_weight, hp.chat_rows))
+                   key=lambda i: suffix_length(tokenizer, requests[i], prefixes, target.subject_repeat_weight,
+                                               target.chat_rows))
     parts: list[TargetStates] = []
     for start in range(0, len(order), chunk_size):
         chunk = [requests[i] for i in order[start : start + chunk_size]]
@@ -244,12 +246,12 @@ def _optimise_chunk(
     result is the same as without compaction)."""
     device = points.lm_head.weight.device
     n = len(requests)
-    batches = _layouts(tokenizer, requests, prefixes, hp.subject_repeat_weight, device, hp.chat_rows,
-                       hp.chat_subject_weight)
+    batches = _layouts(tokenizer, requests, prefixes, hp.target.subject_repeat_weight, device, hp.target.chat_rows,
+                       hp.target.chat_subject_weight)
     replays = [SuffixReplay(model, points, hp.layers[-1], b.input_ids, b.attention_mask, b.position_ids, b.split)
                for b in batches]
     h_init = replays[0].hidden[batches[0].bare_rows, 0].float()  # (n, hidden); position 0 is each row's subject token
-    max_norm = hp.clamp_norm_factor * h_init.norm(dim=1)  # (n,)
+    max_norm = hp.target.clamp_norm_factor * h_init.norm(dim=1)  # (n,)
     reached = torch.zeros_like(h_init)  # (n, hidden), the change of h_L each fact's final delta makes
     norm = points.mlp_output_norm(hp.layers[-1])
     loss_each = torch.zeros(n, device=device)
@@ -258,13 +260,13 @@ def _optimise_chunk(
     kl_init: torch.Tensor | None = None  # (n, vocab) next-token distribution with delta = 0
     remaining = torch.arange(n, device=device)  # facts still being optimised
     param = torch.zeros_like(h_init, requires_grad=True)  # (m, hidden), the deltas of `remaining`
-    opt = torch.optim.Adam([param], lr=hp.v_lr)
+    opt = torch.optim.Adam([param], lr=hp.target.v_lr)
 
     def head(rows: torch.Tensor, cols: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         picked = points.final_norm(hidden[rows, cols])  # (k, hidden)
         return torch.log_softmax(points.lm_head(picked).float(), dim=-1)  # (k, vocab)
 
-    for it in range(hp.v_num_grad_steps):
+    for it in range(hp.target.v_num_grad_steps):
         nll = torch.zeros(len(remaining), device=device)  # (m,) the new object's NLL, weighted
         repeat = torch.zeros(len(remaining), device=device)  # (m,) the spelling terms' NLL, weighted
         missed = torch.zeros(len(remaining), device=device)  # (m,) new-object tokens not ahead by stop_margin
@@ -290,8 +292,8 @@ def _optimise_chunk(
                 reached[remaining] = added.detach()[batch.bare_rows, 0]
         if kl_init is None:
             kl_init = kl_logp.detach()
-        kl = hp.kl_factor * (kl_logp.exp() * (kl_logp - kl_init[remaining])).sum(1)  # (m,) KL(now ‖ original)
-        decay = hp.v_weight_decay * param.norm(dim=1) / h_init[remaining].norm(dim=1) ** 2  # (m,)
+        kl = hp.target.kl_factor * (kl_logp.exp() * (kl_logp - kl_init[remaining])).sum(1)  # (m,) KL(now ‖ original)
+        decay = hp.target.v_weight_decay * param.norm(dim=1) / h_init[remaining].norm(dim=1) ** 2  # (m,)
         loss = nll + kl + decay + repeat  # (m,)
         loss_each[remaining] = loss.detach()
         done = nll.detach() < stop_nll  # (m,)
@@ -299,7 +301,7 @@ def _optimise_chunk(
             done |= missed == 0
         stopped[remaining] = done
         control.report("target states", done_before + int(stopped.sum()), total)
-        if bool(done.all()) or it == hp.v_num_grad_steps - 1:
+        if bool(done.all()) or it == hp.target.v_num_grad_steps - 1:
             break
         opt.zero_grad()
         loss[~done].sum().backward()
@@ -317,7 +319,7 @@ def _optimise_chunk(
             remaining = remaining[keep]
             state = opt.state[param]
             param = param.detach()[keep].clone().requires_grad_(True)
-            opt = torch.optim.Adam([param], lr=hp.v_lr)
+            opt = torch.optim.Adam([param], lr=hp.target.v_lr)
             opt.state[param] = {k: (v[keep].clone() if v.dim() > 0 else v.clone()) for k, v in state.items()}
     control.report("target states", done_before + n, total)
     z = (h_init + reached).float()

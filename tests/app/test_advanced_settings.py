@@ -4,12 +4,17 @@ method and layers shown but not editable, and only what the user changed handed 
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit, QSpinBox
 
-from nse_engine.editing.hparams import PROVENANCE, NseHyperParams, editable_settings, setting_scope
+from nse_engine.editing.hparams import (
+    PROVENANCE,
+    SECTIONS,
+    STORED_ORDER,
+    NseHyperParams,
+    editable_settings,
+    setting_scope,
+)
 from nse_engine.editing.settings import parse_setting
 from nse_engine.store.records import ProjectSummary
 
@@ -17,7 +22,7 @@ from app.conftest import set_setting, wait_idle
 
 from nse_app.session import Session
 from nse_app.views.queue_view import QueueView
-from nse_app.views.settings_panel import FIELDS
+from nse_app.views.settings_panel import FIELDS, SECTION_TITLES
 
 SETTINGS = {
     "layers": [2, 3, 4], "method": "nse", "alpha": 53.93, "upper_bound": 539.28, "v_lr": 1.513,
@@ -102,8 +107,8 @@ def test_the_method_and_layers_are_shown_but_not_editable(queue):
 
 
 def test_only_what_a_batch_may_change_is_editable_and_an_old_projects_setting_is_not(qtbot, session, queue):
-    settings = NseHyperParams(layers=(2, 3), v_lr=0.5, v_num_grad_steps=5, alpha=1.0, upper_bound=10.0,
-                              mom2_update_weight=1.0, neuron_threshold=1.0, method="memit").to_dict()
+    settings = NseHyperParams.flat(layers=(2, 3), v_lr=0.5, v_num_grad_steps=5, alpha=1.0, upper_bound=10.0,
+                                   mom2_update_weight=1.0, neuron_threshold=1.0, method="memit").to_dict()
     settings["v_loss_layer"] = 3  # recorded by an earlier version; the batch would refuse it as unknown
     session.project_changed.emit(ProjectSummary("/data/old", "old", "default", settings))
     editors = queue.settings_panel.editors
@@ -123,5 +128,26 @@ def test_the_test_helper_sets_the_typed_editors(queue):
 
 
 def test_every_engine_setting_has_a_label_and_an_explanation():
-    names = {f.name for f in dataclasses.fields(NseHyperParams) if setting_scope(f.name) != PROVENANCE}
+    names = {name for name in STORED_ORDER if setting_scope(name) != PROVENANCE}
     assert names == set(FIELDS)
+    assert set(SECTION_TITLES) == {None, *SECTIONS}  # a heading for each section of the engine's settings
+
+
+def test_settings_are_grouped_under_their_sections_and_editors_stop_where_the_engine_refuses(session, queue):
+    form = queue.settings_panel.layout()
+    rows = [form.itemAt(row, QFormLayout.ItemRole.SpanningRole) or form.itemAt(row, QFormLayout.ItemRole.FieldRole)
+            for row in range(form.rowCount())]
+    shown = [row.widget() for row in rows]
+    headings = [w.text() for w in shown if w.objectName() == "settings_section"]
+    assert headings == ["<b>Project</b>", "<b>Target states</b>", "<b>Layer solve</b>", "<b>Editing passes</b>",
+                        "<b>NAS and ENCORE</b>", "<b>Prepared once</b>"]
+    at = {w.objectName(): i for i, w in enumerate(shown)}
+    assert at["setting_layers"] < at["setting_v_lr"] < at["setting_nullspace_threshold"] < at["setting_alpha"]
+    passes = queue.findChild(QSpinBox, "setting_verify_passes")
+    assert passes.minimum() == 0  # Range(0) on the engine's field
+    session.project_changed.emit(ProjectSummary("/data/x", "x", "default", NseHyperParams.flat(
+        layers=(2, 3), v_lr=0.5, v_num_grad_steps=5, alpha=1.0, upper_bound=10.0, mom2_update_weight=1.0,
+        neuron_threshold=0.8).to_dict()))
+    assert queue.findChild(QSpinBox, "setting_max_iterations").minimum() == 1
+    share = queue.findChild(QDoubleSpinBox, "setting_neuron_threshold")
+    assert (share.minimum(), share.maximum()) == (0.0, 1.0)

@@ -2,8 +2,6 @@
 chat turn, the delta added wherever the subject is written (question and reply), and the keys
 read from the same places. A base model, or the setting off, keeps today's rows bit for bit."""
 
-import dataclasses
-
 import pytest
 import torch
 
@@ -25,8 +23,8 @@ REQUESTS = [
     EditRequest("Toko Yasuda", "{} plays the", "piano", "guitar",
                 questions=("Which instrument does Toko Yasuda play?",)),
 ]
-HP = NseHyperParams(layers=(1, 2), v_lr=0.5, v_num_grad_steps=6, alpha=0.0, upper_bound=1e9,
-                    mom2_update_weight=1.0, neuron_threshold=0.8, target_stop_nll=0.0, chat_rows=True)
+HP = NseHyperParams.flat(layers=(1, 2), v_lr=0.5, v_num_grad_steps=6, alpha=0.0, upper_bound=1e9,
+                         mom2_update_weight=1.0, neuron_threshold=0.8, target_stop_nll=0.0, chat_rows=True)
 PREFIXES = ["I think that. "]
 
 
@@ -62,7 +60,7 @@ def test_a_chat_rows_delta_lands_at_every_occurrence_of_the_subject_and_matches_
         batched = compute_target_states(model, tok, points, REQUESTS, HP, PREFIXES, JobControl(), stop_nll=0.0)
         plain = torch.stack([per_fact_target_state(model, tok, points, r, HP, PREFIXES, 0.0) for r in REQUESTS])
         first_only = torch.stack([_plain_with_delta_at_first_occurrence_only(model, tok, points, r) for r in REQUESTS])
-        without = compute_target_states(model, tok, points, REQUESTS, dataclasses.replace(HP, chat_rows=False),
+        without = compute_target_states(model, tok, points, REQUESTS, HP.replace(chat_rows=False),
                                         PREFIXES, JobControl(), stop_nll=0.0)
     assert torch.allclose(batched.z, plain, atol=1e-3, rtol=1e-3)
     assert not torch.allclose(batched.z, first_only, atol=1e-3, rtol=1e-3)  # the reply's occurrence counts
@@ -92,7 +90,7 @@ def test_without_a_chat_template_chat_rows_change_nothing():
     points = find_edit_points(model)
     with torch.enable_grad():
         on = compute_target_states(model, tok, points, REQUESTS, HP, PREFIXES, JobControl(), stop_nll=0.0)
-        off = compute_target_states(model, tok, points, REQUESTS, dataclasses.replace(HP, chat_rows=False),
+        off = compute_target_states(model, tok, points, REQUESTS, HP.replace(chat_rows=False),
                                     PREFIXES, JobControl(), stop_nll=0.0)
     assert torch.equal(on.z, off.z)
 
@@ -138,7 +136,7 @@ def test_the_chat_subject_term_keeps_the_replys_subject_spelled_and_matches_the_
     tok = chat_tokenizer()
     model = make_model("llama", tok)
     points = find_edit_points(model)
-    weighted = dataclasses.replace(HP, chat_subject_weight=5.0)
+    weighted = HP.replace(chat_subject_weight=5.0)
     with torch.enable_grad():
         without = compute_target_states(model, tok, points, REQUESTS, HP, PREFIXES, JobControl(), stop_nll=0.0)
         with_term = compute_target_states(model, tok, points, REQUESTS, weighted, PREFIXES, JobControl(), stop_nll=0.0)

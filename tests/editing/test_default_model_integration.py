@@ -10,7 +10,7 @@ from dev_facts import dev_facts
 
 # The settings derived for SmolLM2-135M (nse_engine/editing/derive.py), with a smaller statistics
 # sample so the test stays quick.
-SMOLLM2 = NseHyperParams(
+SMOLLM2 = NseHyperParams.flat(
     layers=(2, 3, 4, 5, 6, 7, 8), v_lr=1.513, v_num_grad_steps=25, alpha=53.93,
     upper_bound=539.28, mom2_update_weight=13270.3, neuron_threshold=0.8, earlier_edits_weight=10.0,
     layer_share_ratio=0.9, max_iterations=5, refresh_drifted=True, verify_passes=3, context_prefixes=2,

@@ -86,8 +86,8 @@ def test_memit_is_nse_with_every_neuron_one_pass_and_even_shares_except_for_rewi
     nse = tiny_hparams(max_iterations=3, layer_share_ratio=0.9)
     memit = for_method(nse, "memit", 0.0, 0.02)
     as_nse = memit.with_overrides(method="nse")
-    assert (memit.neuron_threshold, memit.max_iterations, memit.layer_share_ratio) == (1.0, 1, 1.0)
-    assert memit.alpha == 0 and math.isinf(memit.upper_bound) and not memit.refresh_drifted
+    assert (memit.solve.neuron_threshold, memit.passes.max_iterations, memit.solve.layer_share_ratio) == (1.0, 1, 1.0)
+    assert memit.passes.alpha == 0 and math.isinf(memit.passes.upper_bound) and not memit.passes.refresh_drifted
 
     by_memit = EditingSession(tiny_loaded(), memit)
     by_nse = EditingSession(tiny_loaded(), as_nse)
@@ -149,7 +149,8 @@ def test_each_method_key_has_its_method_and_alphaedit_refuses_pulling_back():
         apply_settings(alphaedit, {"refresh_drifted": "true"}, n_layers=4)
     with pytest.raises(ValueError, match="refresh_drifted is NSE's"):
         EditingSession(tiny_loaded(), alphaedit.with_overrides(refresh_drifted=True))
-    assert apply_settings(for_method(tiny_hparams(), "memit", 0.0, 0.02), {"refresh_drifted": "true"}, 4).refresh_drifted
+    memit = for_method(tiny_hparams(), "memit", 0.0, 0.02)
+    assert apply_settings(memit, {"refresh_drifted": "true"}, n_layers=4).passes.refresh_drifted
 
 
 def test_the_method_is_fixed_per_project(tmp_path):
@@ -173,12 +174,13 @@ def test_the_method_is_fixed_per_project(tmp_path):
 def test_a_new_projects_switches_are_kept_before_and_after_its_first_batch(tmp_path, shared_cache):
     folder = tmp_path / "p"
     with Workspace.open(tiny_loaded(), folder, method="memit", settings={"encore": True}).closing() as ws:
-        assert (ws.hparams.method, ws.hparams.encore, ws.hparams.norm_anchoring) == ("memit", True, False)
+        switches = ws.hparams.switches
+        assert (ws.hparams.method, switches.encore, switches.norm_anchoring) == ("memit", True, False)
     with Workspace.open(tiny_loaded(), folder).closing() as ws:  # reopened before any batch
-        assert (ws.hparams.method, ws.hparams.encore) == ("memit", True)
+        assert (ws.hparams.method, ws.hparams.switches.encore) == ("memit", True)
         ids = ws.project.queue.queue_facts(ROUND_1)
         ws.run_batch(ids[:1])
     with Workspace.open(tiny_loaded(), folder, settings={"encore": True}).closing() as ws:  # from its state
-        assert (ws.hparams.method, ws.hparams.encore) == ("memit", True)
+        assert (ws.hparams.method, ws.hparams.switches.encore) == ("memit", True)
     with pytest.raises(ProjectError, match="encore=True"):
         Workspace.open(tiny_loaded(), folder, settings={"encore": False})

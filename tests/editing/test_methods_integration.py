@@ -1,6 +1,5 @@
 """The peer methods on the real default model (SmolLM2-135M): each applies edits that show."""
 
-import dataclasses
 
 import pytest
 import torch
@@ -33,7 +32,7 @@ def test_encore_early_stop_ends_once_the_new_object_is_top1_on_every_prompt(load
                                       session.prefixes, JobControl(), stop_nll=-1.0)
         early = compute_target_states(loaded.model, loaded.tokenizer, session.points, facts, SMOLLM2,
                                       session.prefixes, JobControl(), stop_nll=-1.0, stop_margin=0.0)
-    assert (plain.steps == SMOLLM2.v_num_grad_steps - 1).all()
+    assert (plain.steps == SMOLLM2.target.v_num_grad_steps - 1).all()
     assert (early.steps < plain.steps).all()
 
 
@@ -46,7 +45,7 @@ def test_no_target_state_stops_before_its_new_object_leads_by_the_margin(loaded)
     with torch.enable_grad():
         states = compute_target_states(loaded.model, loaded.tokenizer, session.points, facts, SMOLLM2,
                                        session.prefixes, JobControl(), stop_nll=-1.0, stop_margin=margin)
-    stopped = states.steps < SMOLLM2.v_num_grad_steps - 1  # by the rule, not by running out of steps
+    stopped = states.steps < SMOLLM2.target.v_num_grad_steps - 1  # by the rule, not by running out of steps
     assert int(stopped.sum()) >= 3
     for fact, z, done in zip(facts, states.z, stopped.tolist()):
         prompt, subject_end = tokenize_at_subject(loaded.tokenizer, "", fact.prompt, fact.subject)
@@ -63,7 +62,7 @@ def test_no_target_state_stops_before_its_new_object_leads_by_the_margin(loaded)
 def test_peer_methods_apply_edits_that_show(loaded, method):
     facts = dev_facts(6)
     hp = for_method(SMOLLM2, method, alphaedit_l2=10.0, nullspace_threshold=0.02)
-    session = EditingSession(loaded, dataclasses.replace(hp, stats_tokens=SMOLLM2.stats_tokens))
+    session = EditingSession(loaded, hp.replace(stats_tokens=SMOLLM2.preparation.stats_tokens))
     try:
         result = session.apply_round(facts)
         after = evaluate(loaded, facts, generation=True)

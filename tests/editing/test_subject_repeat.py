@@ -17,8 +17,8 @@ REQUESTS = [
     EditRequest("Danielle Darrieux", "{} is a native speaker of", "English", "French"),
     EditRequest("Toko Yasuda", "{} plays the", "piano", "guitar"),
 ]
-HP = NseHyperParams(layers=(1, 2), v_lr=0.5, v_num_grad_steps=8, alpha=0.0,
-                    upper_bound=1e9, mom2_update_weight=1.0, neuron_threshold=0.8, target_stop_nll=0.0)
+HP = NseHyperParams.flat(layers=(1, 2), v_lr=0.5, v_num_grad_steps=8, alpha=0.0,
+                         upper_bound=1e9, mom2_update_weight=1.0, neuron_threshold=0.8, target_stop_nll=0.0)
 
 
 def test_the_repeat_is_the_subject_named_again_and_the_delta_sits_on_its_first_mention():

@@ -106,8 +106,8 @@ def test_batched_target_states_match_the_plain_per_fact_loop(kind):
     tok = make_tokenizer()
     model = make_model(kind, tok)
     points = find_edit_points(model)
-    hp = NseHyperParams(layers=(1, 2), v_lr=0.2, v_num_grad_steps=5, alpha=0.0,
-                        upper_bound=1e9, mom2_update_weight=1.0, neuron_threshold=0.8)
+    hp = NseHyperParams.flat(layers=(1, 2), v_lr=0.2, v_num_grad_steps=5, alpha=0.0,
+                             upper_bound=1e9, mom2_update_weight=1.0, neuron_threshold=0.8)
     prefixes = ["I think that. ", "Because of the rain. "]
     with torch.enable_grad():
         batched = compute_target_states(model, tok, points, REQUESTS, hp, prefixes, JobControl(), chunk_size=2).z
@@ -127,8 +127,8 @@ def test_facts_that_stop_early_leave_the_others_unchanged(kind):
     tok = make_tokenizer()
     model = make_model(kind, tok)
     points = find_edit_points(model)
-    hp = NseHyperParams(layers=(1, 2), v_lr=0.5, v_num_grad_steps=8, alpha=0.0,
-                        upper_bound=1e9, mom2_update_weight=1.0, neuron_threshold=0.8)
+    hp = NseHyperParams.flat(layers=(1, 2), v_lr=0.5, v_num_grad_steps=8, alpha=0.0,
+                             upper_bound=1e9, mom2_update_weight=1.0, neuron_threshold=0.8)
     prefixes = ["I think that. "]
     with torch.enable_grad():
         first = compute_target_states(model, tok, points, REQUESTS, hp.with_overrides(v_num_grad_steps=1),

@@ -37,7 +37,7 @@ pytestmark = [
 # fails test_gemma_settings_are_the_current_derivation until they are measured again. Two changes for
 # the test: every fact edited all the way to its target (alpha 1), since it checks that edits apply
 # through Gemma's post-MLP norms, not how well; and C from a test-sized sample.
-GEMMA_SETTINGS = NseHyperParams(
+GEMMA_SETTINGS = NseHyperParams.flat(
     layers=relative_depth_layers(18), v_lr=22.902, v_num_grad_steps=25, alpha=1.0, upper_bound=2462.82,
     mom2_update_weight=1440.5, neuron_threshold=0.8, earlier_edits_weight=derive.EARLIER_EDITS_WEIGHT,
     layer_share_ratio=derive.LAYER_SHARE_RATIO, max_iterations=derive.MAX_ITERATIONS, refresh_drifted=True,

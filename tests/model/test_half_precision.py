@@ -18,7 +18,7 @@ FACTS = [
     EditRequest("Toko Yasuda", "{} plays the", "piano", "guitar"),
     EditRequest("Apple", "{} was founded by", "Rome", "Steve Jobs"),
 ]
-HPARAMS = NseHyperParams(
+HPARAMS = NseHyperParams.flat(
     layers=(1, 2), v_lr=0.5, v_num_grad_steps=6, alpha=0.0, upper_bound=1e9,
     mom2_update_weight=10.0, neuron_threshold=0.8, context_prefixes=2, context_prefix_tokens=4,
     stats_tokens=1024,

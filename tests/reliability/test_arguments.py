@@ -20,7 +20,7 @@ from reliability.faults import FACTS, cli, edit_requests, error_line, new_worksp
         (("--limit", "-1"), "--limit: must be a whole number of at least 1, got -1"),
         (("--limit", "two"), "--limit: must be a whole number of at least 1, got 'two'"),
         (("--set", "neuron_threshold=2"), "neuron_threshold=2: neuron_threshold must be in (0, 1]"),
-        (("--set", "max_iterations=0"), "max_iterations=0: max_iterations and v_num_grad_steps must be at least 1"),
+        (("--set", "max_iterations=0"), "max_iterations=0: max_iterations must be at least 1"),
         (("--set", "max_iterations=1.5"), "max_iterations must be a whole number, got '1.5'"),
         (("--set", "layers=4,x"), "layers must be layer numbers such as 4,5,6 or 4-6"),
         (("--set", "alpha"), "--set needs NAME=VALUE"),
@@ -63,7 +63,7 @@ def test_settings_that_depend_on_each_other_or_on_the_model(tmp_path):
         with pytest.raises(SettingsError, match=r"outside the model's 0..3"):
             apply_settings(workspace.hparams, {"layers": (3, 4)}, n_layers=4)
         changed = apply_settings(workspace.hparams, {"alpha": 0.5, "max_iterations": "2"}, n_layers=4)
-        assert (changed.alpha, changed.max_iterations, changed.source) == (0.5, 2, "derived+user")
+        assert (changed.passes.alpha, changed.passes.max_iterations, changed.source) == (0.5, 2, "derived+user")
 
 
 def test_the_apps_batch_job_refuses_a_bad_setting_with_a_settings_error(tmp_path):
