@@ -129,25 +129,6 @@ def stream_reply(
         raise errors[0]
 
 
-@torch.no_grad()
-def reply(
-    loaded: LoadedModel,
-    conversation: Conversation,
-    max_new_tokens: int = 256,
-    stop_event: threading.Event | None = None,
-    temperature: float = 0.0,
-) -> str:
-    """The whole reply at once (same text as joining stream_reply's pieces)."""
-    inputs = build_inputs(loaded, conversation)
-    stops = [StopOnEvent(stop_event)] if stop_event is not None else []
-    out = loaded.model.generate(
-        **inputs,
-        stopping_criteria=StoppingCriteriaList(stops),
-        **_generate_kwargs(loaded, max_new_tokens, temperature),
-    )  # (1, seq + new)
-    return loaded.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-
-
 def prompt_question(request: EditRequest, loaded: LoadedModel) -> str:
     """A fact's chat question built from its prompt alone, the same for every fact of a data set
     (evaluation's chat answer asks it, so benchmark figures stay comparable).

@@ -48,7 +48,7 @@ from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.loading import LoadedModel, load_model
 from nse_engine.provenance import write_result
-from nse_engine.stats.second_moment import second_moments
+from nse_engine.stats.second_moment import layer_stats
 from research.dev_edits import add_cases_argument, parse_arguments
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     loaded = load_model(args.model)
     cases = read_cases(args.cases, args.facts)
-    moments = second_moments(loaded, find_edit_points(loaded.model), AUTHORS_SETTINGS["layers"])
+    stats = layer_stats(loaded, find_edit_points(loaded.model), AUTHORS_SETTINGS["layers"])
+    moments = {layer: s.moment for layer, s in stats.items()}
     memit_seq = authors_memit_seq(args.nse_repo, loaded.device)
     pre = before_editing(loaded, cases)
     seconds = edit_in_rounds(loaded, memit_seq, cases, args.batch_size, moments)

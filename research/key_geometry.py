@@ -29,7 +29,7 @@ from nse_engine.editing.session import EditingSession
 from nse_engine.model.architecture import find_edit_points
 from nse_engine.model.loading import load_model
 from nse_engine.provenance import write_result
-from nse_engine.stats.second_moment import second_moments
+from nse_engine.stats.second_moment import layer_stats
 from research.dev_edits import add_cases_argument, parse_arguments
 
 RESULTS = Path(__file__).parent / "results" / "key_geometry.json"
@@ -57,7 +57,7 @@ def main() -> None:
     session = EditingSession(loaded, reader, points)
     session.prefixes = generate_context_prefixes(loaded.model, loaded.tokenizer, reader.preparation.context_prefixes,
                                                  reader.preparation.context_prefix_tokens)
-    moments = second_moments(loaded, points, layers)
+    moments = {layer: stats.moment for layer, stats in layer_stats(loaded, points, layers).items()}
     parts = [session.reader.average_keys(cases[i : i + 100], layers, session.prefixes) for i in range(0, len(cases), 100)]
 
     tokenizer = loaded.tokenizer

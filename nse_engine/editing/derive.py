@@ -29,7 +29,7 @@ from nse_engine.model.fingerprint import config_digest
 from nse_engine.model.loading import LoadedModel
 from nse_engine.paths import cache_dir
 from nse_engine.progress import JobControl, silent
-from nse_engine.stats.second_moment import StatsSpec, second_moments
+from nse_engine.stats.second_moment import StatsSpec, layer_stats
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def derive_hparams(
     anchor = round(reference_norm(values.norm(dim=1)), 2)
     control.report("deriving settings", 1, 2, "measuring keys")
     keys = session.reader.average_keys(PROBES, [layers[-1]], session.prefixes)[layers[-1]].double()  # (probes, d_ff)
-    moment = second_moments(loaded, points, list(layers), spec=StatsSpec(n_tokens=STATS_TOKENS), control=control)[layers[-1]]
+    moment = layer_stats(loaded, points, list(layers), StatsSpec(n_tokens=STATS_TOKENS), control)[layers[-1]].moment
     key_norm2 = float(keys.pow(2).sum(1).median())
     key_energy = key_norm2 / float(moment.diagonal().sum())
     mom2 = round(MOM2_PER_NEURON * points.d_ff * key_energy, 1)

@@ -14,7 +14,7 @@ import torch
 
 from nse_engine.chat import CHAT_ANSWER_TOKENS, fact_question, is_chat_model, replies
 from nse_engine.editing.prompts import chat_conversation, tokenize_at_subject
-from nse_engine.editing.tracing import LayerByLayerTrace, trace_states
+from nse_engine.editing.tracing import LayerByLayerTrace, Reads, trace_states
 from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import EditPoints
 from nse_engine.model.loading import LoadedModel
@@ -29,10 +29,7 @@ CHAT_READS = 2
 
 @dataclass
 class _Encoded:
-    ids: torch.Tensor  # (seqs, seq), right-padded, up to each sequence's last subject token
-    mask: torch.Tensor  # (seqs, seq)
-    read_rows: torch.Tensor  # (reads,) the sequence of each read
-    read_cols: torch.Tensor  # (reads,) the subject token read there
+    reads: Reads  # right-padded sequences up to each one's last subject token, read at the subject tokens
     reads_per_fact: int  # the bare prompt, then one per prefix, then the chat turn's
 
 
@@ -67,14 +64,14 @@ class FactReader:
                 seqs.append(conversation.ids[: ends[-1] + 1])
         ids, mask = right_pad(seqs, tokenizer.pad_token_id)
         device = self.loaded.device
-        return _Encoded(ids.to(device), mask.to(device), torch.tensor(read_rows, device=device),
-                        torch.tensor(read_cols, device=device), 1 + len(prefixes) + (CHAT_READS if chat else 0))
+        reads = Reads(ids.to(device), mask.to(device), torch.tensor(read_rows, device=device),
+                      torch.tensor(read_cols, device=device))
+        return _Encoded(reads, 1 + len(prefixes) + (CHAT_READS if chat else 0))
 
     def hidden_at_last_layer(self, requests: list[EditRequest]) -> torch.Tensor:
         """Current block output at the last edited layer, at each bare prompt's subject token."""
         enc = self._encode(requests, [])
-        _, hidden = trace_states(self.loaded.model, self.points, enc.ids, enc.mask, enc.read_rows, enc.read_cols, [],
-                                 self.layers[-1])
+        _, hidden = trace_states(self.loaded.model, self.points, enc.reads, [], self.layers[-1])
         return hidden.to(self.solve_device, torch.float64)  # (n, hidden)
 
     def average_keys(self, requests: list[EditRequest], layers: list[int], prefixes: list[str],
@@ -82,7 +79,7 @@ class FactReader:
         """Each request's key at each of `layers`, (n, d_ff) float32 on the CPU; with `chat`, read
         also in its chat turn (where its target state puts the delta)."""
         enc = self._encode(requests, prefixes, chat)
-        keys, _ = trace_states(self.loaded.model, self.points, enc.ids, enc.mask, enc.read_rows, enc.read_cols, layers, None)
+        keys, _ = trace_states(self.loaded.model, self.points, enc.reads, layers)
         return {l: fact_keys(keys[l], enc.reads_per_fact, self.solve_device).float().cpu() for l in layers}
 
     def mlp_output_at_last_layer(self, requests: list[EditRequest]) -> torch.Tensor:
@@ -119,11 +116,8 @@ class FactReader:
         chat turns), kept so that each edited layer's keys can be read after the layers below it
         were updated."""
         enc = self._encode(requests, prefixes, chat)
-        bare = torch.arange(len(requests), device=enc.ids.device) * enc.reads_per_fact  # reads without a prefix
-        trace = LayerByLayerTrace(
-            self.loaded.model, self.points, enc.ids, enc.mask, enc.read_rows, enc.read_cols, list(self.layers),
-            self.layers[-1], bare,
-        )
+        bare = torch.arange(len(requests), device=enc.reads.rows.device) * enc.reads_per_fact  # reads without a prefix
+        trace = LayerByLayerTrace(self.loaded.model, self.points, enc.reads, list(self.layers), self.layers[-1], bare)
         return LayeredReads(self, trace, enc.reads_per_fact)
 
 

@@ -36,7 +36,7 @@ from nse_engine.model.fingerprint import prefix_fingerprint
 from nse_engine.model.loading import LoadedModel
 from nse_engine.model.placement import require_editable
 from nse_engine.progress import JobControl, silent
-from nse_engine.stats.second_moment import StatsSpec, second_moments
+from nse_engine.stats.second_moment import StatsSpec, layer_stats
 
 log = logging.getLogger(__name__)
 
@@ -161,12 +161,10 @@ class EditingSession:
                 spec = StatsSpec(batch_size=self.placement.stats_batch_size, **tokens)
                 per_pass = self.placement.stats_layers_per_pass or len(missing)
                 for start in range(0, len(missing), per_pass):  # each pass's moments stored before the next
-                    moments = second_moments(self.loaded, self.points, missing[start : start + per_pass],
-                                             spec=spec, control=control)
-                    self.second_moments.update(
-                        {l: m.to(self.ledger.solve_device, self.placement.state_dtype) for l, m in moments.items()}
-                    )
-                    del moments
+                    stats = layer_stats(self.loaded, self.points, missing[start : start + per_pass], spec, control)
+                    for l, layer in stats.items():
+                        self.second_moments[l] = layer.moment.to(self.ledger.solve_device, self.placement.state_dtype)
+                    del stats
         if not self._method_prepared():
             moments = {l: self.second_moments[l] for l in self.layers}
             self.projections = self.method.prepare(self.hparams, moments, self.ledger.solve_device)

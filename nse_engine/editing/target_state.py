@@ -18,6 +18,7 @@ and z is the state that delta reaches; the editing passes can then deliver it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,6 +47,21 @@ class TargetStates:
     h_init: torch.Tensor  # (n, hidden) original hidden states there
     loss: torch.Tensor  # (n,) final loss of each fact's optimisation
     steps: torch.Tensor  # (n,) Adam steps each fact took
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every chunk of one `compute_target_states` call shares."""
+
+    model: nn.Module
+    tokenizer: Any
+    points: EditPoints
+    hp: NseHyperParams
+    prefixes: list[str]
+    control: JobControl
+    total: int  # facts over all chunks, for progress
+    stop_nll: float
+    stop_margin: float | None
 
 
 @dataclass
@@ -216,39 +232,24 @@ def compute_target_states(
     order = sorted(range(len(requests)),
                    key=lambda i: suffix_length(tokenizer, requests[i], prefixes, target.subject_repeat_weight,
                                                target.chat_rows))
-    parts: list[TargetStates] = []
-    for start in range(0, len(order), chunk_size):
-        chunk = [requests[i] for i in order[start : start + chunk_size]]
-        parts.append(
-            _optimise_chunk(model, tokenizer, points, chunk, hp, prefixes, control, start, len(requests), stop_nll,
-                            stop_margin)
-        )
+    run = _Run(model, tokenizer, points, hp, prefixes, control, len(requests), stop_nll, stop_margin)
+    parts = [_optimise_chunk(run, [requests[i] for i in order[start : start + chunk_size]], start)
+             for start in range(0, len(order), chunk_size)]
     merged = [torch.cat([getattr(p, name) for p in parts]) for name in ("z", "h_init", "loss", "steps")]
     inverse = torch.argsort(torch.tensor(order))
     return TargetStates(*(m[inverse] for m in merged))
 
 
-def _optimise_chunk(
-    model: nn.Module,
-    tokenizer,
-    points: EditPoints,
-    requests: list[EditRequest],
-    hp: NseHyperParams,
-    prefixes: list[str],
-    control: JobControl,
-    done_before: int,
-    total: int,
-    stop_nll: float,
-    stop_margin: float | None,
-) -> TargetStates:
-    """Adam on one delta per fact. A fact stops once its rewriting loss is below `stop_nll`, and
+def _optimise_chunk(run: _Run, requests: list[EditRequest], done_before: int) -> TargetStates:
+    """Adam on one delta per fact. A fact stops once its rewriting loss is below `run.stop_nll`, and
     its rows are dropped from the replay at once (Adam's per-element state carried over, so the
     result is the same as without compaction)."""
+    points, hp, stop_margin = run.points, run.hp, run.stop_margin
     device = points.lm_head.weight.device
     n = len(requests)
-    batches = _layouts(tokenizer, requests, prefixes, hp.target.subject_repeat_weight, device, hp.target.chat_rows,
-                       hp.target.chat_subject_weight)
-    replays = [SuffixReplay(model, points, hp.layers[-1], b.input_ids, b.attention_mask, b.position_ids, b.split)
+    batches = _layouts(run.tokenizer, requests, run.prefixes, hp.target.subject_repeat_weight, device,
+                       hp.target.chat_rows, hp.target.chat_subject_weight)
+    replays = [SuffixReplay(run.model, points, hp.layers[-1], b.input_ids, b.attention_mask, b.position_ids, b.split)
                for b in batches]
     h_init = replays[0].hidden[batches[0].bare_rows, 0].float()  # (n, hidden); position 0 is each row's subject token
     max_norm = hp.target.clamp_norm_factor * h_init.norm(dim=1)  # (n,)
@@ -296,11 +297,11 @@ def _optimise_chunk(
         decay = hp.target.v_weight_decay * param.norm(dim=1) / h_init[remaining].norm(dim=1) ** 2  # (m,)
         loss = nll + kl + decay + repeat  # (m,)
         loss_each[remaining] = loss.detach()
-        done = nll.detach() < stop_nll  # (m,)
+        done = nll.detach() < run.stop_nll  # (m,)
         if stop_margin is not None:
             done |= missed == 0
         stopped[remaining] = done
-        control.report("target states", done_before + int(stopped.sum()), total)
+        run.control.report("target states", done_before + int(stopped.sum()), run.total)
         if bool(done.all()) or it == hp.target.v_num_grad_steps - 1:
             break
         opt.zero_grad()
@@ -321,7 +322,7 @@ def _optimise_chunk(
             param = param.detach()[keep].clone().requires_grad_(True)
             opt = torch.optim.Adam([param], lr=hp.target.v_lr)
             opt.state[param] = {k: (v[keep].clone() if v.dim() > 0 else v.clone()) for k, v in state.items()}
-    control.report("target states", done_before + n, total)
+    run.control.report("target states", done_before + n, run.total)
     z = (h_init + reached).float()
     return TargetStates(z.cpu(), h_init.cpu(), loss_each.cpu(), steps.cpu())
 

@@ -5,6 +5,8 @@ Everything here is compute-only: the model's weights are the same before and aft
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -33,22 +35,32 @@ def _select_call(call: tuple[tuple, dict], rows: torch.Tensor, batch: int) -> tu
     return _select_rows(args, rows, batch), {k: _select_rows(v, rows, batch) for k, v in kwargs.items()}
 
 
+@dataclass(frozen=True)
+class Reads:
+    """Sequences, and the n places in them that keys or hidden states are read at: read i is
+    position cols[i] of sequence rows[i]."""
+
+    input_ids: torch.Tensor  # (batch, seq)
+    attention_mask: torch.Tensor  # (batch, seq)
+    rows: torch.Tensor  # (n,) which sequence each read comes from
+    cols: torch.Tensor  # (n,) at which position
+
+    def forward(self, model: nn.Module) -> None:
+        """The model's blocks over the sequences, until a hook stops them."""
+        run_until_stopped(lambda: model.base_model(input_ids=self.input_ids, attention_mask=self.attention_mask,
+                                                   use_cache=False))
+
+
 @torch.no_grad()
 def trace_states(
-    model: nn.Module,
-    points: EditPoints,
-    input_ids: torch.Tensor,  # (batch, seq)
-    attention_mask: torch.Tensor,  # (batch, seq)
-    rows: torch.Tensor,  # (n,) which sequence each read comes from
-    cols: torch.Tensor,  # (n,) at which position
-    key_layers: list[int],
-    state_layer: int | None = None,
+    model: nn.Module, points: EditPoints, reads: Reads, key_layers: list[int], state_layer: int | None = None
 ) -> tuple[dict[int, torch.Tensor], torch.Tensor | None]:
     """Keys (inputs of the MLP output projection) of `key_layers` and the block output of
-    `state_layer`, at positions (rows[i], cols[i]); the forward stops after the last layer needed.
+    `state_layer`, at the `reads`; the forward stops after the last layer needed.
 
     Returns ({layer: (n, d_ff)}, (n, hidden) or None), in float32.
     """
+    rows, cols = reads.rows, reads.cols
     keys: dict[int, torch.Tensor] = {}
     state: list[torch.Tensor] = []
     last = max(key_layers + ([state_layer] if state_layer is not None else []))
@@ -74,7 +86,7 @@ def trace_states(
 
         handles.append(points.blocks[state_layer].register_forward_hook(state_hook))
     with removing_hooks(handles):
-        run_until_stopped(lambda: model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False))
+        reads.forward(model)
     return keys, (state[0] if state else None)
 
 
@@ -170,14 +182,12 @@ class LayerByLayerTrace:
         self,
         model: nn.Module,
         points: EditPoints,
-        input_ids: torch.Tensor,  # (batch, seq)
-        attention_mask: torch.Tensor,  # (batch, seq)
-        rows: torch.Tensor,  # (n,) which sequence each read comes from
-        cols: torch.Tensor,  # (n,) at which position
+        reads: Reads,
         layers: list[int],  # the edited layers, ascending
         state_layer: int,
-        state_reads: torch.Tensor,  # (m,) which reads the state is wanted at
+        state_reads: torch.Tensor,  # (m,) which of the reads the state is wanted at
     ) -> None:
+        rows, cols = reads.rows, reads.cols
         self.points, self.rows, self.cols = points, rows, cols
         self.layers, self.state_layer = layers, state_layer
         self.inputs: dict[int, torch.Tensor] = {}
@@ -197,10 +207,10 @@ class LayerByLayerTrace:
         handles = [points.blocks[i].register_forward_pre_hook(record(i), with_kwargs=True)
                    for i in range(layers[0], state_layer + 1)]
         with removing_hooks(handles), torch.no_grad():
-            run_until_stopped(lambda: model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False))
+            reads.forward(model)
         # Blocks above the first edited layer also run on the state's sequences alone.
         for index in range(layers[0] + 1, state_layer + 1):
-            self.state_calls[index] = _select_call(self.calls[index], self.state_sequences, input_ids.shape[0])
+            self.state_calls[index] = _select_call(self.calls[index], self.state_sequences, reads.input_ids.shape[0])
 
     @torch.no_grad()
     def keys_and_state(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -60,17 +60,6 @@ class LayerStats:
         return float(self.moment.diagonal().sum())
 
 
-def second_moments(
-    loaded: LoadedModel,
-    points: EditPoints,
-    layers: list[int],
-    spec: StatsSpec | None = None,
-    control: JobControl | None = None,
-) -> dict[int, torch.Tensor]:
-    """E[k kᵀ] per layer as (d_ff, d_ff) float64 CPU tensors; call only on original (unedited) weights."""
-    return {layer: s.moment for layer, s in layer_stats(loaded, points, layers, spec, control).items()}
-
-
 def layer_stats(
     loaded: LoadedModel,
     points: EditPoints,
@@ -78,7 +67,8 @@ def layer_stats(
     spec: StatsSpec | None = None,
     control: JobControl | None = None,
 ) -> dict[int, LayerStats]:
-    """Load each layer's statistics from the cache, computing the missing ones in one pass over the corpus."""
+    """Each layer's E[k kᵀ] ((d_ff, d_ff) float64 CPU) from the cache, the missing ones computed in
+    one pass over the corpus; call only on original (unedited) weights."""
     spec = spec or StatsSpec()
     control = control or silent()
     layers = sorted(set(layers))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nse_engine.editing.target_state import _layouts
-from nse_engine.editing.tracing import LayerByLayerTrace, SuffixReplay, trace_states
+from nse_engine.editing.tracing import LayerByLayerTrace, Reads, SuffixReplay, trace_states
 from nse_engine.facts import EditRequest
 from nse_engine.model.architecture import find_edit_points
 from tiny import TINY_CONFIGS, make_model, make_tokenizer
@@ -67,7 +67,7 @@ def test_trace_states_reads_keys_and_states(kind):
     h1.remove()
     h2.remove()
     rows, cols = torch.tensor([0, 0]), torch.tensor([2, 4])
-    keys, state = trace_states(model, points, ids, mask, rows, cols, [1], 2)
+    keys, state = trace_states(model, points, Reads(ids, mask, rows, cols), [1], 2)
     assert torch.allclose(keys[1], keys_seen[1][0, [2, 4]])
     assert torch.allclose(state, states_seen[2][0, [2, 4]])
 
@@ -84,11 +84,12 @@ def test_layer_by_layer_trace_sees_each_update_of_the_layers_below(kind):
     rows, cols = torch.tensor([0, 1, 1]), torch.tensor([4, 2, 4])
     state_reads = torch.tensor([2, 0])  # the state is wanted at some reads only, in any order
     layers = [1, 2, 3]
-    trace = LayerByLayerTrace(model, points, ids, mask, rows, cols, layers, layers[-1], state_reads)
+    reads = Reads(ids, mask, rows, cols)
+    trace = LayerByLayerTrace(model, points, reads, layers, layers[-1], state_reads)
     torch.manual_seed(0)
     for layer in layers:
         keys, state = trace.keys_and_state(layer)
-        expected_keys, expected_state = trace_states(model, points, ids, mask, rows, cols, [layer], layers[-1])
+        expected_keys, expected_state = trace_states(model, points, reads, [layer], layers[-1])
         assert torch.allclose(keys, expected_keys[layer], atol=1e-5)
         assert torch.allclose(state, expected_state[state_reads], atol=1e-5)
         with torch.no_grad():  # the edit of this layer, seen by the next layer's keys

@@ -7,7 +7,7 @@ from nse_engine.errors import Cancelled
 from nse_engine.paths import cache_dir
 from nse_engine.progress import JobControl, silent
 from nse_engine.stats.corpus import load_corpus, token_sequences
-from nse_engine.stats.second_moment import PHASE, StatsSpec, layer_stats, second_moments
+from nse_engine.stats.second_moment import PHASE, StatsSpec, layer_stats
 
 
 def direct_moment(loaded, points, layer, sequences):
@@ -28,13 +28,13 @@ def direct_moment(loaded, points, layer, sequences):
 def test_streaming_equals_direct(loaded_factory, txt_corpus, kind):
     loaded, points = loaded_factory(kind)
     spec = StatsSpec(corpus=str(txt_corpus), n_tokens=300, seq_len=24, batch_size=3)
-    moments = second_moments(loaded, points, [1, 2], spec)
+    stats = layer_stats(loaded, points, [1, 2], spec)
     sequences = token_sequences(load_corpus(txt_corpus), loaded.tokenizer, 300, 24, 0, silent(), PHASE)
     assert {len(s) for s in sequences} != {24}, "the sample should need padding"
     for layer in (1, 2):
         expected, n = direct_moment(loaded, points, layer, sequences)
         assert n == 300
-        got = moments[layer]
+        got = stats[layer].moment
         assert got.dtype == torch.float64 and got.device.type == "cpu" and got.shape == (points.d_ff, points.d_ff)
         assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6 * expected.abs().max().item())
 
@@ -57,7 +57,7 @@ def test_sequences_start_with_one_bos_and_count_exactly(loaded_factory, txt_corp
 
 def test_padding_does_not_change_the_result(loaded_factory, txt_corpus):
     loaded, points = loaded_factory("llama")
-    unpadded = second_moments(loaded, points, [2], StatsSpec(corpus=str(txt_corpus), n_tokens=400, seq_len=24, batch_size=1))
+    unpadded = layer_stats(loaded, points, [2], StatsSpec(corpus=str(txt_corpus), n_tokens=400, seq_len=24, batch_size=1))[2]
     for other in (5, 64):
         spec = StatsSpec(corpus=str(txt_corpus), n_tokens=400, seq_len=24, batch_size=other)
         # batch_size is not part of the cache key: drop the cached file to compute afresh
@@ -65,7 +65,7 @@ def test_padding_does_not_change_the_result(loaded_factory, txt_corpus):
         padded[2].path.unlink()
         padded = layer_stats(loaded, points, [2], spec)[2]
         assert not padded.cached
-        assert torch.allclose(padded.moment, unpadded[2], rtol=1e-5, atol=1e-7)
+        assert torch.allclose(padded.moment, unpadded.moment, rtol=1e-5, atol=1e-7)
 
 
 def test_stops_after_the_last_requested_layer(loaded_factory, txt_corpus):
@@ -78,7 +78,7 @@ def test_stops_after_the_last_requested_layer(loaded_factory, txt_corpus):
     ]
     loaded.model.train()
     try:
-        second_moments(loaded, points, [0, 1], StatsSpec(corpus=str(txt_corpus), n_tokens=100, seq_len=24))
+        layer_stats(loaded, points, [0, 1], StatsSpec(corpus=str(txt_corpus), n_tokens=100, seq_len=24))
     finally:
         for handle in handles:
             handle.remove()
@@ -98,7 +98,7 @@ def test_cancel_raises_and_leaves_no_cache(loaded_factory, txt_corpus):
 
     control = JobControl(on_progress)
     with pytest.raises(Cancelled):
-        second_moments(loaded, points, [1, 2], StatsSpec(corpus=str(txt_corpus), n_tokens=400, seq_len=24, batch_size=2), control)
+        layer_stats(loaded, points, [1, 2], StatsSpec(corpus=str(txt_corpus), n_tokens=400, seq_len=24, batch_size=2), control)
     assert any(p.total == 400 for p in seen)
     stats = cache_dir() / "stats"
     assert not stats.exists() or not any(stats.iterdir())
@@ -109,4 +109,4 @@ def test_rejects_layers_the_model_lacks(loaded_factory, txt_corpus):
 
     loaded, points = loaded_factory("llama")
     with pytest.raises(NseError, match="layers 0..3"):
-        second_moments(loaded, points, [4], StatsSpec(corpus=str(txt_corpus), n_tokens=100))
+        layer_stats(loaded, points, [4], StatsSpec(corpus=str(txt_corpus), n_tokens=100))

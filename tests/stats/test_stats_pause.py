@@ -5,7 +5,7 @@ runs through the model adds nothing to the statistics. Held, they hand nothing o
 import torch
 
 from nse_engine.progress import JobControl
-from nse_engine.stats.second_moment import StatsSpec, second_moments
+from nse_engine.stats.second_moment import StatsSpec, layer_stats
 
 
 def test_other_work_at_pause_points_sees_no_hook_and_leaves_the_statistics_unchanged(loaded_factory, txt_corpus,
@@ -13,7 +13,7 @@ def test_other_work_at_pause_points_sees_no_hook_and_leaves_the_statistics_uncha
     loaded, points = loaded_factory("llama")
     spec = StatsSpec(corpus=str(txt_corpus), n_tokens=300, seq_len=24, batch_size=3)
     monkeypatch.setenv("NSE_CACHE_DIR", str(tmp_path / "undisturbed"))
-    undisturbed = second_moments(loaded, points, [1, 2], spec)
+    undisturbed = layer_stats(loaded, points, [1, 2], spec)
 
     pauses = []
 
@@ -25,14 +25,14 @@ def test_other_work_at_pause_points_sees_no_hook_and_leaves_the_statistics_uncha
 
     monkeypatch.setenv("NSE_CACHE_DIR", str(tmp_path / "shared"))
     control = JobControl(on_pause=chat_between_steps)
-    shared = second_moments(loaded, points, [1, 2], spec, control)
+    shared = layer_stats(loaded, points, [1, 2], spec, control)
     assert len(pauses) >= 5, "the statistics never paused between their batches"
     assert not any(pauses), "a statistics hook was on the model while other work ran"
     for layer in (1, 2):
-        assert torch.equal(shared[layer], undisturbed[layer])
+        assert torch.equal(shared[layer].moment, undisturbed[layer].moment)
 
     monkeypatch.setenv("NSE_CACHE_DIR", str(tmp_path / "held"))
     pauses.clear()
     with control.holding():
-        second_moments(loaded, points, [1, 2], spec, control)
+        layer_stats(loaded, points, [1, 2], spec, control)
     assert pauses == []
