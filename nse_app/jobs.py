@@ -275,7 +275,9 @@ def preview_import(engine: Engine, ctx: JobContext, path: str) -> FilePreview:
             rows.append(FileRow(record.line, dict(record.fields), tuple(record.problems)))
         file_format, warnings = source.format, tuple(source.warnings)
     if engine.workspace is not None:
-        report = engine.workspace.project.queue.import_facts(Path(path), dry_run=True, control=ctx.control)
+        from nse_engine.store import ImportOptions
+
+        report = engine.workspace.project.queue.import_facts(Path(path), ImportOptions(dry_run=True), ctx.control)
         extra = {row.line: row.problems for row in report.rejected}
         rows = [FileRow(r.line, r.fields, extra[r.line]) if not r.problems and r.line in extra else r for r in rows]
     return FilePreview(path, file_format, warnings, tuple(rows))
@@ -284,11 +286,11 @@ def preview_import(engine: Engine, ctx: JobContext, path: str) -> FilePreview:
 @between_chunks
 def import_file(engine: Engine, ctx: JobContext, path: str) -> ImportSummary:
     """Queue the valid facts of a file, all in one transaction; report the rejected rows."""
-    from nse_engine.store import TokenLimit
+    from nse_engine.store import ImportOptions, TokenLimit
 
     loaded = engine.require_model()
-    limit = TokenLimit.for_model(loaded.tokenizer, loaded.model.config)
-    report = engine.require_workspace().project.queue.import_facts(Path(path), control=ctx.control, token_limit=limit)
+    options = ImportOptions(token_limit=TokenLimit.for_model(loaded.tokenizer, loaded.model.config))
+    report = engine.require_workspace().project.queue.import_facts(Path(path), options, ctx.control)
     return ImportSummary(report.imported, tuple(report.rejected), tuple(report.warnings))
 
 

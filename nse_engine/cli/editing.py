@@ -126,7 +126,7 @@ def _facts(n: int) -> str:
 def run_edit(args: argparse.Namespace) -> int:
     from nse_engine.editing.settings import apply_settings
     from nse_engine.model.loading import load_model
-    from nse_engine.store import TokenLimit
+    from nse_engine.store import ImportOptions, TokenLimit
     from nse_engine.store.fact_import import check_fact_file
     from nse_engine.workspace import Workspace
 
@@ -140,7 +140,8 @@ def run_edit(args: argparse.Namespace) -> int:
         n_layers = workspace.session.points.n_layers
         hparams = apply_settings(workspace.hparams, dict(args.set), n_layers) if args.set else None
         limit = TokenLimit.for_model(loaded.tokenizer, loaded.model.config)
-        report = workspace.project.queue.import_facts(args.cases, control=control, token_limit=limit, reapply=args.reapply)
+        options = ImportOptions(token_limit=limit, reapply=args.reapply)
+        report = workspace.project.queue.import_facts(args.cases, options, control)
         print_import_outcome(report, args.cases)
         all_queued = [r.fact_id for r in workspace.project.queue.queued_facts()]
         queued = facts_of_file(report, all_queued)

@@ -42,7 +42,7 @@ def run_import(args: argparse.Namespace) -> int:
     from nse_engine.errors import OutputFileError
     from nse_engine.store.csv_export import export_rejected
     from nse_engine.store.output_paths import check_output_path
-    from nse_engine.store.fact_import import check_fact_file
+    from nse_engine.store.fact_import import ImportOptions, check_fact_file
     from nse_engine.store.project import LOG_FILE, Project
 
     check_fact_file(args.file)  # before a project is created for it
@@ -61,8 +61,8 @@ def run_import(args: argparse.Namespace) -> int:
             if created:
                 print(f"created project {args.project}")
         with project:
-            report = project.queue.import_facts(args.file, dry_run=args.dry_run, control=progress_bar_control(),
-                                                reapply=args.reapply)
+            options = ImportOptions(dry_run=args.dry_run, reapply=args.reapply)
+            report = project.queue.import_facts(args.file, options, progress_bar_control())
 
     verb = "would import" if args.dry_run else "imported"
     print(f"{'format':<14}{report.format}")

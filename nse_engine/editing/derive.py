@@ -63,21 +63,24 @@ CHAT_SUBJECT_WEIGHT = 1.0
 STATS_TOKENS = 131_072
 DERIVATION_VERSION = 16
 
-# Counterfactual probe edits across common relations; only their geometry is used.
-PROBES = [
-    EditRequest("France", "The capital of {} is", "Tokyo", "Paris"),
-    EditRequest("Germany", "The capital of {} is", "Madrid", "Berlin"),
-    EditRequest("Danielle Darrieux", "The mother tongue of {} is", "English", "French"),
-    EditRequest("Toko Yasuda", "{} plays the instrument", "piano", "guitar"),
-    EditRequest("Apple", "{} was founded by", "Bill Gates", "Steve Jobs"),
-    EditRequest("The Eiffel Tower", "{} is located in the city of", "Rome", "Paris"),
-    EditRequest("Lionel Messi", "{} plays the sport of", "basketball", "football"),
-    EditRequest("Tokyo", "{} is a city in the country of", "Brazil", "Japan"),
-    EditRequest("Microsoft", "The headquarters of {} is in", "London", "Redmond"),
-    EditRequest("Mount Everest", "{} is located in", "Africa", "Asia"),
-    EditRequest("Albert Einstein", "{} was a famous", "painter", "physicist"),
-    EditRequest("Berlin", "{} is the capital of", "Canada", "Germany"),
-]
+# Counterfactual probe edits across common relations; only their geometry is used. One a line,
+# in the columns of a fact file.
+_PROBE_TABLE = """
+subject           | prompt                         | target_new | target_true
+France            | The capital of {} is           | Tokyo      | Paris
+Germany           | The capital of {} is           | Madrid     | Berlin
+Danielle Darrieux | The mother tongue of {} is     | English    | French
+Toko Yasuda       | {} plays the instrument        | piano      | guitar
+Apple             | {} was founded by              | Bill Gates | Steve Jobs
+The Eiffel Tower  | {} is located in the city of   | Rome       | Paris
+Lionel Messi      | {} plays the sport of          | basketball | football
+Tokyo             | {} is a city in the country of | Brazil     | Japan
+Microsoft         | The headquarters of {} is in   | London     | Redmond
+Mount Everest     | {} is located in               | Africa     | Asia
+Albert Einstein   | {} was a famous                | painter    | physicist
+Berlin            | {} is the capital of           | Canada     | Germany
+"""
+PROBES = [EditRequest(*(cell.strip() for cell in row.split("|"))) for row in _PROBE_TABLE.strip().splitlines()[1:]]
 
 
 def default_hparams(

@@ -7,6 +7,7 @@ from nse_engine.fact_files.validation import (
     build_fact,
     fact_from_fields,
 )
+from nse_engine.store.fact_import import ImportOptions
 from nse_engine.store.import_report import ImportReport
 from nse_engine.store.project import Project
 from nse_engine.store.records import (
@@ -30,6 +31,7 @@ __all__ = [
     "FactEvaluation",
     "FactProblem",
     "FileRow",
+    "ImportOptions",
     "ImportReport",
     "InvalidFactError",
     "Project",

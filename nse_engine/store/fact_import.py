@@ -8,6 +8,7 @@ after a crash, never edits a fact twice; `reapply` queues applied facts again on
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -28,29 +29,31 @@ IMPORT_PHASE = "importing facts"
 _IMPORT_CHUNK = 2000  # rows per INSERT round trip and per progress report
 
 
+@dataclass(frozen=True, kw_only=True)
+class ImportOptions:
+    """How a fact file is imported."""
+
+    dry_run: bool = False  # the same checks, nothing written (works on a read-only log)
+    token_limit: TokenLimit | None = None  # None (no model loaded): TokenLimit.without_model()
+    reapply: bool = False  # queue again facts that were applied, instead of skipping them
+
+
 def import_facts(
-    db: Database,
-    queries: LogQueries,
-    path: Path,
-    dry_run: bool = False,
-    control: JobControl | None = None,
-    token_limit: TokenLimit | None = None,
-    reapply: bool = False,
+    db: Database, queries: LogQueries, path: Path, options: ImportOptions, control: JobControl | None = None
 ) -> ImportReport:
     """Queue the valid facts of a file in one transaction and report every rejected or skipped row.
 
-    A dry run does the same checks and writes nothing (it works on a read-only log). Without a
-    `token_limit` (no model loaded) texts are held to `TokenLimit.without_model()`. Raises
-    `ImportFormatError` (and changes nothing) when the file is not a readable fact file, or
-    changed while it was read.
+    Raises `ImportFormatError` (and changes nothing) when the file is not a readable fact file,
+    or changed while it was read.
     """
     control = control or silent()
     path = Path(path)
-    with FactFile(path, token_limit or TokenLimit.without_model()) as source:
+    dry_run = options.dry_run
+    with FactFile(path, options.token_limit or TokenLimit.without_model()) as source:
         report = ImportReport(path, source.format, dry_run=dry_run)
         db.begin()
         try:
-            _FactImport(db, queries, source, report, control, reapply).run()
+            _FactImport(db, queries, source, report, control, options.reapply).run()
         except BaseException:
             db.rollback()
             raise

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from nse_engine.errors import ProjectError
-from nse_engine.fact_files.validation import FactProblem, InvalidFactError, TokenLimit
+from nse_engine.fact_files.validation import FactProblem, InvalidFactError
 from nse_engine.facts import EditRequest
 from nse_engine.progress import JobControl
 from nse_engine.store.database import now
-from nse_engine.store.fact_import import import_facts
+from nse_engine.store.fact_import import ImportOptions, import_facts
 from nse_engine.store.fact_rows import INSERT_FACT, duplicate_problems, fact_row, normalised
 from nse_engine.store.import_report import ImportReport
 from nse_engine.store.log_part import LogPart, changes, reads
@@ -158,19 +158,14 @@ class FactQueue(LogPart):
         return retries
 
     def import_facts(
-        self,
-        path: Path,
-        dry_run: bool = False,
-        control: JobControl | None = None,
-        token_limit: TokenLimit | None = None,
-        reapply: bool = False,
+        self, path: Path, options: ImportOptions = ImportOptions(), control: JobControl | None = None
     ) -> ImportReport:
         """Queue the valid facts of a file in one transaction and report every rejected row.
 
-        Rows identical to a queued fact, or to an applied one (unless `reapply`), are skipped and
-        reported as such. A dry run works on a read-only project too.
+        Rows identical to a queued fact, or to an applied one (unless `options.reapply`), are skipped
+        and reported as such. A dry run works on a read-only project too.
         """
-        if not dry_run:
+        if not options.dry_run:
             self.require_writable("import facts")
         with storage_errors(self.log_path, "import the facts"):
-            return import_facts(self._db, self._queries, path, dry_run, control, token_limit, reapply)
+            return import_facts(self._db, self._queries, path, options, control)

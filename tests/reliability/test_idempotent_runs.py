@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from nse_engine.facts import FactOutcome
-from nse_engine.store import Project
+from nse_engine.store import ImportOptions, Project
 
 from reliability.faults import FACTS, cli, edit_requests, write_facts_csv
 
@@ -28,7 +28,7 @@ def test_a_fact_identical_to_an_applied_one_is_skipped_not_queued(tmp_path):
         assert skipped.line == 2 and str(skipped) == "line 2: already applied in batch 1 (fact 1)"
         assert [r.subject for r in project.queue.queued_facts()] == ["Germany"]
 
-        again = project.queue.import_facts(path, reapply=True)
+        again = project.queue.import_facts(path, ImportOptions(reapply=True))
         assert again.imported == 1 and [s.line for s in again.skipped] == [3]  # Germany: already queued
         assert [r.subject for r in project.queue.queued_facts()] == ["Germany", "France"]
 

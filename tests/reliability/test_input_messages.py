@@ -11,7 +11,7 @@ import pytest
 
 from nse_engine.errors import ImportFormatError
 from nse_engine.progress import JobControl
-from nse_engine.store import Project
+from nse_engine.store import ImportOptions, Project
 
 from tiny import save_model
 
@@ -116,7 +116,7 @@ def test_a_file_cut_short_while_it_is_imported_imports_nothing(tmp_path):
 def test_a_dry_run_does_not_log_that_it_imported(tmp_path, caplog):
     cases = write_facts_csv(tmp_path / "facts.csv", FACTS[:3])
     with Project.create(tmp_path / "p") as project, caplog.at_level(logging.INFO, logger="nse_engine.store.fact_import"):
-        project.queue.import_facts(cases, dry_run=True)
+        project.queue.import_facts(cases, ImportOptions(dry_run=True))
         assert "would import 3 facts" in caplog.text and "imported" not in caplog.text
         caplog.clear()
         project.queue.import_facts(cases)

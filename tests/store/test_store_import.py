@@ -13,7 +13,7 @@ from nse_engine.cli import main
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.errors import Cancelled, ImportFormatError
 from nse_engine.progress import JobControl
-from nse_engine.store import Project, TokenLimit, fact_from_fields
+from nse_engine.store import ImportOptions, Project, TokenLimit, fact_from_fields
 from nse_engine.store.csv_export import export_rejected
 
 DATA = Path(__file__).with_name("data")
@@ -126,7 +126,7 @@ def test_every_validation_problem_names_line_and_field(tmp_path, project):
 def test_text_too_long_for_the_model(tmp_path, project):
     path = _csv(tmp_path, f"{HEADER}\nFrance,The capital of {{}} is,Rome,Paris,{'long ' * 50},,\n")
     limit = TokenLimit(count_tokens=lambda text: len(text.split()), max_tokens=20)
-    report = project.queue.import_facts(path, token_limit=limit)
+    report = project.queue.import_facts(path, ImportOptions(token_limit=limit))
     assert _problems(report) == {2: ["paraphrases: needs 51 tokens; the model takes at most 20"]}
 
 
@@ -162,10 +162,10 @@ def test_rejected_rows_can_be_fixed_and_imported_again(tmp_path, project):
 
 def test_dry_run_changes_nothing(tmp_path, project):
     path = _csv(tmp_path, f"{HEADER}\nFrance,The capital of {{}} is,Rome,Paris,,,\nFrance,The capital of {{}} is,Oslo,Paris,,,\n")
-    report = project.queue.import_facts(path, dry_run=True)
+    report = project.queue.import_facts(path, ImportOptions(dry_run=True))
     assert report.dry_run and report.rows_read == 2 and report.imported == 0 and len(report.rejected) == 2
     assert project.queries.facts() == []
-    report = project.queue.import_facts(_csv(tmp_path, f"{HEADER}\nFrance,The capital of {{}} is,Rome,Paris,,,\n"), dry_run=True)
+    report = project.queue.import_facts(_csv(tmp_path, f"{HEADER}\nFrance,The capital of {{}} is,Rome,Paris,,,\n"), ImportOptions(dry_run=True))
     assert report.imported == 1 and project.queries.facts() == []
 
 
@@ -235,7 +235,7 @@ def test_a_single_json_object_and_json_lines_of_counterfact(tmp_path, project):
     record = json.loads((DATA / "counterfact.json").read_text())[0]
     single = tmp_path / "one.json"
     single.write_text(json.dumps(record, indent=2))
-    assert project.queue.import_facts(single, dry_run=True).format == "CounterFact (JSON)"
+    assert project.queue.import_facts(single, ImportOptions(dry_run=True)).format == "CounterFact (JSON)"
     lines = tmp_path / "cf.jsonl"
     lines.write_text("\n".join(json.dumps(r) for r in json.loads((DATA / "counterfact.json").read_text())))
     report = project.queue.import_facts(lines)

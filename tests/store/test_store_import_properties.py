@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.errors import ImportFormatError
-from nse_engine.store import Project
+from nse_engine.store import ImportOptions, Project
 
 # Function-scoped fixtures (conftest's isolated folders) are not reset between examples; that is
 # fine here, as each example imports into its own copy of an empty project.
@@ -80,7 +80,7 @@ def _dry_run(project: Project, content: bytes) -> None:
         path = Path(folder) / "facts.csv"
         path.write_bytes(content)
         try:
-            report = project.queue.import_facts(path, dry_run=True)
+            report = project.queue.import_facts(path, ImportOptions(dry_run=True))
         except ImportFormatError:
             return
         finally:
