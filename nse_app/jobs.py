@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from nse_engine.errors import ProjectError
 from nse_engine.facts import EditRequest
 from nse_engine.model.summary import ModelSummary, RecentModel
+from nse_engine.project_summary import ProjectSummary
 from nse_engine.store.log_rows import BatchChanges, LogRow, ProjectSeries, RetentionRow
-from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary, Retry, ScheduleStep
+from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, Retry, ScheduleStep
 
 from nse_app.worker import JobContext, between_chunks
 
@@ -125,8 +126,9 @@ def prepare_model(engine: Engine, ctx: JobContext) -> ProjectSummary:
 
 def _project_summary(ws: Workspace) -> ProjectSummary:
     path = Path(ws.project.folder)
-    settings = ws.hparams.to_dict() if ws.session is not None else {"method": ws.method, **ws.chosen_settings}
-    return ProjectSummary(str(path), path.name, ws.project.meta.base_model_source, settings, ws.prepared)
+    settings = ws.hparams if ws.session is not None else None
+    return ProjectSummary(str(path), path.name, ws.project.meta.base_model_source, ws.method, settings,
+                          ws.chosen_settings, ws.prepared)
 
 
 @between_chunks

@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox, QPushButton, QTabWidget,
 
 from nse_engine.facts import EditRequest
 from nse_engine.model.summary import ModelSummary
-from nse_engine.store.records import Batch, ProjectSummary
+from nse_engine.project_summary import ProjectSummary
+from nse_engine.store.records import Batch
 
 from nse_app import jobs
 from nse_app.resources import resource

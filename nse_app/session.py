@@ -20,8 +20,9 @@ from nse_engine.errors import Cancelled, ProjectError
 from nse_engine.facts import EditRequest
 from nse_engine.model.summary import ModelSummary
 from nse_engine.progress import Progress
+from nse_engine.project_summary import ProjectSummary
 from nse_engine.store.log_rows import BatchChanges
-from nse_engine.store.records import ImportSummary, ProjectSummary, Retry
+from nse_engine.store.records import ImportSummary, Retry
 
 from nse_app import jobs
 from nse_app.diagnostics import show_error

@@ -27,6 +27,7 @@ APP_MAY_IMPORT = {
     "nse_engine.method_names",
     "nse_engine.progress",
     "nse_engine.paths",
+    "nse_engine.project_summary",  # the open project's method, layers and settings, for the views
     "nse_engine.model.builtin_models",
     "nse_engine.model.summary",
     "nse_engine.store.log_rows",

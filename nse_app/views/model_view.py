@@ -22,7 +22,7 @@ from nse_engine.method_names import method_label
 from nse_engine.model.builtin_models import BUILTIN_MODELS, DEFAULT_MODEL_NAME
 from nse_engine.model.summary import ModelSummary, RecentModel
 from nse_engine.paths import data_dir
-from nse_engine.store.records import ProjectSummary
+from nse_engine.project_summary import ProjectSummary
 
 from nse_app import jobs
 from nse_app.recent_projects import recent_projects
@@ -243,7 +243,7 @@ class ModelView(QWidget):
         self.project_label.setText(f"<b>{escape(info.name)}</b>")
         self.project_folder_label.setText(info.folder)
         self.method_label.setText(f"Method: {method_label(info.method, info.switches)}")
-        layers = info.settings.get("layers")
+        layers = info.layers
         self.info_labels["edit_layers"].setText(", ".join(str(x) for x in layers) if layers
                                                 else "chosen while the model is prepared for editing")
         self.refresh_recent()

@@ -33,8 +33,9 @@ from PySide6.QtWidgets import (
 from nse_engine.facts import EditRequest
 from nse_engine.errors import SettingsError
 from nse_engine.method_names import METHOD_NAMES
+from nse_engine.project_summary import ProjectSummary
 from nse_engine.store.log_rows import BatchChanges, LogRow
-from nse_engine.store.records import ProjectSummary, ScheduleStep
+from nse_engine.store.records import ScheduleStep
 
 from nse_app import jobs
 from nse_app.session import Session
@@ -217,7 +218,7 @@ class QueueView(QWidget):
         self.queue_size_changed.emit(len(facts))
 
     def _project_changed(self, info: ProjectSummary | None) -> None:
-        self.settings_panel.show_settings(info.settings if info is not None else {})
+        self.settings_panel.show_settings(info.known_settings() if info is not None else {})
         self.method.setText(METHOD_NAMES.get(info.method, info.method) if info is not None else "—")
         self.result.show_rows([], [])
         self.refresh()

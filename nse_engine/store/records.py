@@ -8,7 +8,6 @@ from typing import Callable, Mapping
 
 from nse_engine.fact_files.validation import FactProblem
 from nse_engine.facts import EditRequest
-from nse_engine.method_names import SWITCH_NAMES
 
 WriteState = Callable[[Path], None]
 """Writes the engine's editing state to the given path (the store chooses it and makes it durable)."""
@@ -173,27 +172,6 @@ class Chat:
     answer: str
     batch_id: int | None  # the last batch in effect when it was asked; None: the base model
     created_at: str
-
-
-@dataclass(frozen=True)
-class ProjectSummary:
-    """An open project as the app shows it: where it is, what it edits, with which settings."""
-
-    folder: str
-    name: str
-    base_model: str | None  # the source of the model the project edits
-    settings: Mapping[str, object]  # the editing settings in effect (NseHyperParams.to_dict()); before
-    # the model's preparation, only those known: the method and the settings chosen at creation
-    prepared: bool = True  # the model is prepared for editing (settings derived, key statistics loaded)
-
-    @property
-    def method(self) -> str:
-        return str(self.settings.get("method", "nse"))
-
-    @property
-    def switches(self) -> dict[str, bool]:
-        """The boolean settings any method can use (NAS, ENCORE), on or off."""
-        return {key: bool(self.settings.get(key)) for key in SWITCH_NAMES}
 
 
 @dataclass(frozen=True)

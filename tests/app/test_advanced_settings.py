@@ -16,7 +16,7 @@ from nse_engine.editing.hparams import (
     setting_scope,
 )
 from nse_engine.editing.settings import parse_setting
-from nse_engine.store.records import ProjectSummary
+from nse_engine.project_summary import ProjectSummary
 
 from app.conftest import set_setting, wait_idle
 
@@ -24,14 +24,14 @@ from nse_app.session import Session
 from nse_app.views.queue_view import QueueView
 from nse_app.views.settings_panel import FIELDS, SECTION_TITLES
 
-SETTINGS = {
-    "layers": [2, 3, 4], "method": "nse", "alpha": 53.93, "upper_bound": 539.28, "v_lr": 1.513,
-    "nullspace_threshold": 0.001, "refresh_drifted": True, "encore": False, "verify_passes": 3,
-    "context_prefixes": 2, "source": "derived",
-    "notes": {"alpha_upper_bound": "0.5 and 5 × median ‖z − h‖ 107.86 of 12 probe edits",
-              "refresh_drifted": "on: earlier edits that later rounds moved away are pulled back"},
-}
-PROJECT = ProjectSummary("/data/capitals", "capitals", "default", SETTINGS)
+SETTINGS = NseHyperParams.flat(
+    layers=(2, 3, 4), method="nse", alpha=53.93, upper_bound=539.28, v_lr=1.513, v_num_grad_steps=20,
+    mom2_update_weight=15000.0, neuron_threshold=0.8, nullspace_threshold=0.001, refresh_drifted=True, encore=False,
+    verify_passes=3, context_prefixes=2, source="derived",
+    notes={"alpha_upper_bound": "0.5 and 5 × median ‖z − h‖ 107.86 of 12 probe edits",
+           "refresh_drifted": "on: earlier edits that later rounds moved away are pulled back"},
+)
+PROJECT = ProjectSummary("/data/capitals", "capitals", "default", "nse", SETTINGS)
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_only_what_a_batch_may_change_is_editable_and_an_old_projects_setting_is
     settings = NseHyperParams.flat(layers=(2, 3), v_lr=0.5, v_num_grad_steps=5, alpha=1.0, upper_bound=10.0,
                                    mom2_update_weight=1.0, neuron_threshold=1.0, method="memit").to_dict()
     settings["v_loss_layer"] = 3  # recorded by an earlier version; the batch would refuse it as unknown
-    session.project_changed.emit(ProjectSummary("/data/old", "old", "default", settings))
+    queue.settings_panel.show_settings(settings)
     editors = queue.settings_panel.editors
     editable = {k for k, e in editors.items() if type(e) is not QLabel}
     assert editable == set(editable_settings())
@@ -145,9 +145,9 @@ def test_settings_are_grouped_under_their_sections_and_editors_stop_where_the_en
     assert at["setting_layers"] < at["setting_v_lr"] < at["setting_nullspace_threshold"] < at["setting_alpha"]
     passes = queue.findChild(QSpinBox, "setting_verify_passes")
     assert passes.minimum() == 0  # Range(0) on the engine's field
-    session.project_changed.emit(ProjectSummary("/data/x", "x", "default", NseHyperParams.flat(
+    session.project_changed.emit(ProjectSummary("/data/x", "x", "default", "nse", NseHyperParams.flat(
         layers=(2, 3), v_lr=0.5, v_num_grad_steps=5, alpha=1.0, upper_bound=10.0, mom2_update_weight=1.0,
-        neuron_threshold=0.8).to_dict()))
+        neuron_threshold=0.8)))
     assert queue.findChild(QSpinBox, "setting_max_iterations").minimum() == 1
     share = queue.findChild(QDoubleSpinBox, "setting_neuron_threshold")
     assert (share.minimum(), share.maximum()) == (0.0, 1.0)

@@ -10,14 +10,14 @@ from PySide6.QtWidgets import QApplication, QLabel
 
 from nse_engine.fact_files.validation import MAX_CHARACTERS
 from nse_engine.facts import EditRequest
-from nse_engine.store.records import ProjectSummary
+from nse_engine.project_summary import ProjectSummary
 
 from nse_app.session import Session
 from nse_app.views.edit_form import EditForm
 
 from app.conftest import load, wait_idle
 
-PROJECT = ProjectSummary("/data/capitals", "capitals", "default", {"method": "nse"})
+PROJECT = ProjectSummary("/data/capitals", "capitals", "default", "nse")
 NARROWEST = 1024  # px: the narrowest screen the window must fit
 
 

@@ -93,5 +93,5 @@ def test_preparation_runs_in_the_background_and_cancel_keeps_the_project(qtbot, 
     assert batch.args[0].applied_fact_ids or batch.args[0].failed
     wait_idle(qtbot, session)
     assert session.preparation is None and session.project_info.prepared and not card.isVisible()
-    assert session.project_info.settings.get("layers"), "the derived settings reach the views"
+    assert session.project_info.settings.layers, "the derived settings reach the views"
     assert not error_dialogs()

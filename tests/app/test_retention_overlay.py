@@ -7,7 +7,7 @@ import pytest
 
 from nse_engine.store import Project
 from nse_engine.store.log_rows import RetentionRow
-from nse_engine.store.records import ProjectSummary
+from nse_engine.project_summary import ProjectSummary
 
 from nse_app.recent_projects import remember_project
 from nse_app.session import Session
@@ -74,7 +74,7 @@ def test_the_says_new_line_has_a_point_for_each_batch_that_checked_its_facts(qtb
 
 def _open(session: Session, folder) -> None:
     """As opening a project does, as far as the Retention screen sees it."""
-    session.project_info = ProjectSummary(str(folder), folder.name, "default", {})
+    session.project_info = ProjectSummary(str(folder), folder.name, "default", "nse")
     session.project_changed.emit(session.project_info)
 
 

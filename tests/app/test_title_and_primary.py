@@ -7,7 +7,7 @@ import pytest
 
 from nse_engine.facts import EditRequest
 from nse_engine.model.summary import ModelSummary
-from nse_engine.store.records import ProjectSummary
+from nse_engine.project_summary import ProjectSummary
 
 from app.conftest import wait_idle
 
@@ -18,7 +18,7 @@ MODEL = ModelSummary("tiny-gpt2", "/m", "GPT2LMHeadModel", "gpt2", 4, 1, "float3
 
 
 def _project(name: str) -> ProjectSummary:
-    return ProjectSummary(f"/data/{name}", name, "default", {"layers": [1], "source": "derived"})
+    return ProjectSummary(f"/data/{name}", name, "default", "nse", chosen={"layers": [1]}, prepared=False)
 
 
 @pytest.fixture

@@ -9,12 +9,14 @@ import time
 import pytest
 from PySide6.QtWidgets import QPushButton
 
+from nse_engine.editing.hparams import NseHyperParams
 from nse_engine.fact_files.validation import FactProblem
 from nse_engine.facts import EditRequest, NeighborhoodCheck
 from nse_engine.model.summary import ModelSummary
 from nse_engine.progress import Progress
+from nse_engine.project_summary import ProjectSummary
 from nse_engine.store.log_rows import BatchChanges, LogRow, RetentionRow
-from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, ProjectSummary, Retry, ScheduleStep
+from nse_engine.store.records import Batch, FilePreview, FileRow, ImportSummary, Retry, ScheduleStep
 
 from nse_app import jobs
 from nse_app.main_window import MainWindow
@@ -30,7 +32,9 @@ from nse_app.views.written import BatchResult
 
 from app.conftest import error_dialogs, wait_idle
 
-PROJECT = ProjectSummary("/data/capitals", "capitals", "default", {"layers": [2, 3, 4], "alpha": 0.5, "source": "derived"})
+PROJECT = ProjectSummary("/data/capitals", "capitals", "default", "nse", NseHyperParams.flat(
+    layers=(2, 3, 4), v_lr=0.5, v_num_grad_steps=5, alpha=0.5, upper_bound=10.0, mom2_update_weight=1.0,
+    neuron_threshold=0.8, source="derived"))
 
 
 def request(fact_id: int, subject: str = "Danielle Darrieux") -> EditRequest:
@@ -193,7 +197,8 @@ def test_queue_view_advanced_panel_hands_over_what_the_user_changed(qtbot, sessi
     view = QueueView(session)
     qtbot.addWidget(view)
     session.project_changed.emit(PROJECT)
-    assert sorted(view.settings_panel.editors) == ["alpha", "layers"]  # not where the settings came from
+    assert {"alpha", "layers"} <= set(view.settings_panel.editors)
+    assert "source" not in view.settings_panel.editors  # not where the settings came from
     assert view.settings_panel.editors["layers"].text() == "2, 3, 4"
     view.advanced.setChecked(True)
     assert view.overrides() == {}
@@ -263,7 +268,7 @@ def test_model_view_shows_the_model_and_the_projects_layers(qtbot, session):
     assert view.info_labels["edit_layers"].text() == "2, 3, 4"
     assert "capitals" in view.project_label.text()
     assert view.method_label.text() == "Method: NSE"
-    view.show_project(ProjectSummary("/data/a", "a", "default", {"method": "alphaedit", "norm_anchoring": True}))
+    view.show_project(ProjectSummary("/data/a", "a", "default", "alphaedit", chosen={"norm_anchoring": True}, prepared=False))
     assert view.method_label.text() == "Method: AlphaEdit + NAS"
     wait_idle(qtbot, session)  # the recent models' list is read by the worker
 

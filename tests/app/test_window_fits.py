@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from nse_engine.model.summary import ModelSummary
 from nse_engine.progress import Progress
-from nse_engine.store.records import ProjectSummary
+from nse_engine.project_summary import ProjectSummary
 
 from app.conftest import load
 
@@ -39,7 +39,7 @@ def test_long_values_do_not_widen_the_window(qtbot, window):
     summary = ModelSummary("M" * 300, "/models/" + "x" * 300, "LlamaForCausalLM", "llama", 30, 134_515_008,
                            "float32", "cpu", "model.layers.<i>.mlp.down_proj", 1536, 576, LONG_PLAN)
     window.model_view.show_model(summary)
-    window.model_view.show_project(ProjectSummary("/data/" + "p" * 300, "p" * 300, "default", {"method": "nse"}))
+    window.model_view.show_project(ProjectSummary("/data/" + "p" * 300, "p" * 300, "default", "nse"))
     window.edit_form.subject.setText("S" * 200)
     window.session.progress.emit(Progress("target states", 40, 100, "round 2 of 5 · " + "fact " * 80, elapsed_s=75.0))
     window.status_label.setText("status " * 100)
