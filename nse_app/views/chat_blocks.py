@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QScrollArea,
     QSizePolicy,
     QTextBrowser,
@@ -23,6 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from nse_engine.facts import EditRequest
+
+from nse_app.views.wiring import push_button
 
 MARKDOWN = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
 
@@ -86,10 +87,7 @@ class ReplyMessage(QFrame):
         self.complete = False
         name = QLabel(speaker)
         name.setObjectName("speaker")
-        self.copy_button = QPushButton("Copy")
-        self.copy_button.setObjectName("copyReply")
-        self.copy_button.setToolTip("Copy this reply's text")
-        self.copy_button.clicked.connect(self.copy)
+        self.copy_button = push_button("Copy", self.copy, tooltip="Copy this reply's text", name="copyReply")
         self.body = ReplyText()
         self.body.selectionChanged.connect(lambda: self.selection_changed.emit(self))
         top = QHBoxLayout()

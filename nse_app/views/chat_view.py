@@ -10,7 +10,6 @@ of the model that wrote it, with Copy, shown as Markdown once complete."""
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -19,7 +18,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
-    QPushButton,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -34,6 +32,7 @@ from nse_app import jobs
 from nse_app.diagnostics import show_error
 from nse_app.session import Session
 from nse_app.views.chat_blocks import ChatPane, ReplyMessage
+from nse_app.views.wiring import menu_action, push_button, show_job_result
 from nse_app.worker import Job
 
 PANES = ("edited", "original")
@@ -67,14 +66,12 @@ class ChatView(QWidget):
         self.fact_box = QComboBox()
         self.fact_box.setMinimumWidth(280)
         self.fact_box.setPlaceholderText("Ask about an edited fact…")
-        self.ask_button = QPushButton("Ask")
-        self.ask_button.clicked.connect(lambda: self._ask_index(self.fact_box.currentIndex()))
+        self.ask_button = push_button("Ask", lambda: self._ask_index(self.fact_box.currentIndex()))
         self.max_tokens = QSpinBox(minimum=1, maximum=2048, value=96)
         self.max_tokens.setPrefix("up to ")
         self.max_tokens.setSuffix(" tokens")
         self.max_tokens.setToolTip("Longest reply")
-        clear = QPushButton("New conversation")
-        clear.clicked.connect(self.clear)
+        clear = push_button("New conversation", self.clear)
         top = QHBoxLayout()
         top.addWidget(self.compare)
         top.addWidget(self.max_tokens)
@@ -98,16 +95,10 @@ class ChatView(QWidget):
 
         self.input = QLineEdit(placeholderText="Ask the model something… (Enter to send)")
         self.input.returnPressed.connect(self.send)
-        self.send_button = QPushButton("Send")
-        self.send_button.setObjectName("primary")
-        self.send_button.clicked.connect(self.send)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop the reply (Esc)")
-        self.stop_button.clicked.connect(self.stop)
-        self.correct_button = QPushButton("Correct this…")
-        self.correct_button.clicked.connect(self.correct)
-        self.correct_action = QAction("Correct this…", self)
-        self.correct_action.triggered.connect(self.correct)
+        self.send_button = push_button("Send", self.send, name="primary")
+        self.stop_button = push_button("Stop", self.stop, tooltip="Stop the reply (Esc)")
+        self.correct_button = push_button("Correct this…", self.correct)
+        self.correct_action = menu_action("Correct this…", self.correct, self)
         self.hint = QLabel()
         self.hint.setObjectName("hint")
         bottom = QHBoxLayout()
@@ -234,10 +225,7 @@ class ChatView(QWidget):
         self._update()
 
     def refresh_facts(self) -> None:
-        self._session.start(self._refresh_facts())
-
-    async def _refresh_facts(self) -> None:
-        self._show_facts(await self._session.job(jobs.applied_facts))
+        show_job_result(self._session, jobs.applied_facts, self._show_facts)
 
     def apply_changes(self, changes: BatchChanges) -> None:
         """A batch's or an undo's record says which facts are applied now: they join the quick

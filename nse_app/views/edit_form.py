@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -35,6 +34,7 @@ from nse_engine.fact_files.validation import (
 
 from nse_app import jobs
 from nse_app.session import Session
+from nse_app.views.wiring import push_button
 from nse_app.worker import Job
 
 _PREVIEW_DELAY_MS = 600
@@ -117,14 +117,10 @@ class EditForm(QWidget):
         preview_box = QGroupBox("What the model answers now")
         QVBoxLayout(preview_box).addWidget(self.preview_label)
 
-        self.add_button = QPushButton("Add to queue")
-        self.add_button.setObjectName("primary")
-        self.add_button.clicked.connect(self.submit)
-        self.cancel_edit_button = QPushButton("Stop editing")
-        self.cancel_edit_button.clicked.connect(self.clear)
+        self.add_button = push_button("Add to queue", self.submit, name="primary")
+        self.cancel_edit_button = push_button("Stop editing", self.clear)
         self.cancel_edit_button.hide()
-        clear_button = QPushButton("Clear")
-        clear_button.clicked.connect(self.clear)
+        clear_button = push_button("Clear", self.clear)
         buttons = QHBoxLayout()
         buttons.addStretch()
         buttons.addWidget(clear_button)

@@ -11,7 +11,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -27,6 +26,7 @@ from nse_app import jobs
 from nse_app.diagnostics import show_error
 from nse_app.session import Session
 from nse_app.views import file_dialogs
+from nse_app.views.wiring import push_button
 
 _COLUMNS = ("line", *FIELDS, "problems")
 _TITLES = {  # by column key: a field the engine adds without a title here fails at once, not a column off
@@ -53,14 +53,10 @@ class ImportView(QWidget):
         self._rejected: list[FileRow] = []
         self.setAcceptDrops(True)
 
-        open_button = QPushButton("Open file…")
-        open_button.setToolTip("Ctrl+I — or drop a CSV/JSON file anywhere on this screen")
-        open_button.clicked.connect(self.choose_file)
-        self.import_button = QPushButton("Import valid rows")
-        self.import_button.setObjectName("primary")
-        self.import_button.clicked.connect(self.import_valid)
-        self.export_button = QPushButton("Export rejected rows…")
-        self.export_button.clicked.connect(self.export_rejected)
+        open_button = push_button("Open file…", self.choose_file,
+                                  tooltip="Ctrl+I — or drop a CSV/JSON file anywhere on this screen")
+        self.import_button = push_button("Import valid rows", self.import_valid, name="primary")
+        self.export_button = push_button("Export rejected rows…", self.export_rejected)
         buttons = QHBoxLayout()
         buttons.addWidget(open_button)
         buttons.addStretch()

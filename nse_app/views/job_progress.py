@@ -4,12 +4,13 @@ counts and time left, and its Cancel button."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QWidget
 
 from nse_engine.progress import Progress
 
 from nse_app.session import WAITING_FOR_PREPARATION, QueueRun, Session
 from nse_app.views.elided_label import ElidedLabel
+from nse_app.views.wiring import push_button
 
 
 def format_eta(seconds: float | None) -> str:
@@ -49,9 +50,7 @@ class JobProgress(QWidget):
         self.bar.setMaximumHeight(14)
         self.label = ElidedLabel("Idle", mode=Qt.TextElideMode.ElideRight)
         self.label.setObjectName("progressLabel")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Cancel the running job (Esc)")
-        self.cancel_button.clicked.connect(session.cancel)
+        self.cancel_button = push_button("Cancel", session.cancel, tooltip="Cancel the running job (Esc)")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.bar, 1)

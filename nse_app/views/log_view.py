@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QBrush, QColor
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QPushButton,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -30,6 +29,7 @@ from nse_engine.store.records import Batch
 from nse_app import jobs
 from nse_app.session import Session
 from nse_app.views.queue_view import fact_cells
+from nse_app.views.wiring import menu_action, push_button
 from nse_app.views.written import NOT_HELD_COLOR, STATUS_COLORS, verdict_color, written_html
 
 FACT_COLUMNS = (
@@ -90,16 +90,12 @@ class LogView(QWidget):
         self.status.addItem("All statuses", None)
         for status in FACT_STATUSES:
             self.status.addItem(status.capitalize(), status)
-        self.ask_button = QPushButton("Ask the model about this fact")
-        self.ask_button.clicked.connect(self._ask_selected)
-        self.retry_button = QPushButton("Retry facts that did not hold")
-        self.retry_button.setToolTip("Queue again the applied facts of the selected batch (of every batch when "
-                                     "none is selected) that the model did not say, for the next run")
-        self.retry_button.clicked.connect(self.retry_not_held)
-        self.queue_again_button = QPushButton("Queue again")
-        self.queue_again_button.clicked.connect(self.queue_again)
-        self.queue_again_action = QAction("Queue again", self)
-        self.queue_again_action.triggered.connect(self.queue_again)
+        self.ask_button = push_button("Ask the model about this fact", self._ask_selected)
+        self.retry_button = push_button("Retry facts that did not hold", self.retry_not_held,
+                                        tooltip="Queue again the applied facts of the selected batch (of every batch "
+                                                "when none is selected) that the model did not say, for the next run")
+        self.queue_again_button = push_button("Queue again", self.queue_again)
+        self.queue_again_action = menu_action("Queue again", self.queue_again, self)
         self.count_label = QLabel()
         filters = QHBoxLayout()
         filters.addWidget(self.search, 2)

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -31,6 +30,7 @@ from nse_app.views import file_dialogs
 from nse_app.views.elided_label import ElidedLabel
 from nse_app.views.new_project_dialog import NewProjectDialog
 from nse_app.views.preparation_card import PreparationCard
+from nse_app.views.wiring import push_button, show_job_result
 
 _FIELDS = (
     ("name", "Name"),
@@ -60,19 +60,15 @@ class ModelView(QWidget):
         super().__init__(parent)
         self._session = session
 
-        self.default_button = QPushButton(f"Load the built-in model ({DEFAULT_MODEL_NAME})")
-        self.default_button.setObjectName("primary")
-        self.default_button.clicked.connect(lambda: self.load("default"))
-        folder_button = QPushButton("Open model folder…")
-        folder_button.clicked.connect(self.choose_folder)
-        gguf_button = QPushButton("Open .gguf file…")
-        gguf_button.clicked.connect(self.choose_gguf)
+        self.default_button = push_button(f"Load the built-in model ({DEFAULT_MODEL_NAME})",
+                                          lambda: self.load("default"), name="primary")
+        folder_button = push_button("Open model folder…", self.choose_folder)
+        gguf_button = push_button("Open .gguf file…", self.choose_gguf)
         self.builtin_buttons = {
-            key: QPushButton(f"Load {model.name}") for key, model in BUILTIN_MODELS.items() if key != "default"
+            key: push_button(f"Load {model.name}", lambda _checked=False, key=key: self.load(key),
+                             tooltip=model.description)
+            for key, model in BUILTIN_MODELS.items() if key != "default"
         }
-        for key, button in self.builtin_buttons.items():
-            button.setToolTip(BUILTIN_MODELS[key].description)
-            button.clicked.connect(lambda _checked=False, key=key: self.load(key))
         self._load_buttons = (self.default_button, *self.builtin_buttons.values(), folder_button, gguf_button)
         self.recent_list = QListWidget()
         self.recent_list.setToolTip("Double-click to load")
@@ -98,9 +94,8 @@ class ModelView(QWidget):
             self.info_labels[key] = label
             if key == "memory":
                 self.memory_details = ""
-                self.memory_button = QPushButton("Details…")
+                self.memory_button = push_button("Details…", self.show_memory_details)
                 self.memory_button.setEnabled(False)
-                self.memory_button.clicked.connect(self.show_memory_details)
                 row = QHBoxLayout()
                 row.addWidget(label, 1)
                 row.addWidget(self.memory_button)
@@ -117,10 +112,8 @@ class ModelView(QWidget):
         self.method_label.setToolTip("The editing method is fixed per project; NAS and ENCORE can be changed per batch "
                                      "in the Queue's Advanced panel")
         self.new_project_dialog: NewProjectDialog | None = None
-        self.new_project_button = QPushButton("New project…")
-        self.new_project_button.clicked.connect(self.choose_new_project)
-        self.open_project_button = QPushButton("Open project…")
-        self.open_project_button.clicked.connect(self.choose_project)
+        self.new_project_button = push_button("New project…", self.choose_new_project)
+        self.open_project_button = push_button("Open project…", self.choose_project)
         self.recent_projects = QListWidget()
         self.recent_projects.setToolTip("Double-click to open")
         self.recent_projects.itemActivated.connect(lambda item: self.open_project(item.text()))
@@ -195,10 +188,7 @@ class ModelView(QWidget):
         """The recent projects now, and the recent models once the worker has read their list."""
         self.recent_projects.clear()
         self.recent_projects.addItems(recent_projects())
-        self._session.start(self._refresh_recent_models())
-
-    async def _refresh_recent_models(self) -> None:
-        self.show_recent_models(await self._session.job(jobs.recent_models))
+        show_job_result(self._session, jobs.recent_models, self.show_recent_models)
 
     def show_recent_models(self, models: list[RecentModel]) -> None:
         self.recent_list.clear()

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
     QRadioButton,
     QVBoxLayout,
     QWidget,
@@ -28,6 +27,7 @@ from nse_engine.method_names import METHOD_NAMES, METHODS, SWITCH_NAMES
 from nse_engine.paths import holds_project
 
 from nse_app.views import file_dialogs
+from nse_app.views.wiring import push_button
 
 METHOD_HELP = {
     "nse": "updates only the neurons that carry each fact, keeping earlier edits in place (recommended)",
@@ -63,8 +63,7 @@ class NewProjectDialog(QDialog):
         self.folder_note.setObjectName("folderNote")
         self.folder_note.setWordWrap(True)
         self._start_folder = start_folder
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
+        browse = push_button("Browse…", self._browse)
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.folder, 1)
         folder_row.addWidget(browse)

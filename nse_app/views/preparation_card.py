@@ -5,11 +5,12 @@ The project is open meanwhile; the card says what waits for the preparation and 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from nse_app.session import WAITING_FOR_PREPARATION, Session
 from nse_app.views.elided_label import ElidedLabel
 from nse_app.views.job_progress import describe_progress
+from nse_app.views.wiring import push_button
 
 ABOUT = ("One-time for this model, then cached: NSE derives its editing settings and measures the key "
          "statistics of its edited layers over general text (minutes on a CPU).")
@@ -43,12 +44,9 @@ class PreparationCard(QFrame):
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.note.setObjectName("hint")
-        self.cancel_button = QPushButton("Cancel preparation")
-        self.cancel_button.setToolTip("Stop preparing; the project stays open")
-        self.cancel_button.clicked.connect(session.cancel_preparation)
-        self.prepare_button = QPushButton("Prepare now")
-        self.prepare_button.setObjectName("primary")
-        self.prepare_button.clicked.connect(session.prepare_model)
+        self.cancel_button = push_button("Cancel preparation", session.cancel_preparation,
+                                         tooltip="Stop preparing; the project stays open")
+        self.prepare_button = push_button("Prepare now", session.prepare_model, name="primary")
         row = QHBoxLayout()
         row.addWidget(self.bar, 2)
         row.addWidget(self.status, 3)

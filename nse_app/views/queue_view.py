@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QPushButton,
     QScrollArea,
     QSpinBox,
     QTableWidget,
@@ -40,6 +39,7 @@ from nse_engine.store.records import ScheduleStep
 from nse_app import jobs
 from nse_app.session import Session
 from nse_app.views.settings_panel import AdvancedSettings
+from nse_app.views.wiring import menu_action, push_button, show_job_result
 from nse_app.views.written import BatchResult
 
 COLUMNS = (("id", "#"), ("subject", "Subject"), ("text", "Prompt"), ("target_new", "New object"),
@@ -93,19 +93,14 @@ class QueueView(QWidget):
         self.table.doubleClicked.connect(self.edit_selected)
         self.count_label = QLabel()
 
-        self.edit_button = QPushButton("Edit")
-        self.edit_button.clicked.connect(self.edit_selected)
-        self.remove_button = QPushButton("Remove")
-        self.remove_button.clicked.connect(self.remove_selected)
-        remove_action = QAction("Remove", self.table)
+        self.edit_button = push_button("Edit", self.edit_selected)
+        self.remove_button = push_button("Remove", self.remove_selected)
+        remove_action = menu_action("Remove", self.remove_selected, self.table)
         remove_action.setShortcut(QKeySequence.StandardKey.Delete)
         remove_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
-        remove_action.triggered.connect(self.remove_selected)
         self.table.addAction(remove_action)
-        self.up_button = QPushButton("Move up")
-        self.up_button.clicked.connect(lambda: self.move_selected(-1))
-        self.down_button = QPushButton("Move down")
-        self.down_button.clicked.connect(lambda: self.move_selected(+1))
+        self.up_button = push_button("Move up", lambda: self.move_selected(-1))
+        self.down_button = push_button("Move down", lambda: self.move_selected(+1))
         row_buttons = QHBoxLayout()
         for button in (self.edit_button, self.remove_button, self.up_button, self.down_button):
             row_buttons.addWidget(button)
@@ -131,8 +126,7 @@ class QueueView(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.settings_panel)
-        reset = QPushButton("Reset to defaults")
-        reset.clicked.connect(self._reset_settings)
+        reset = push_button("Reset to defaults", self._reset_settings)
         self.schedule_label = QLabel()
         self.schedule_label.setObjectName("schedule")
         self.schedule_label.setWordWrap(True)
@@ -145,10 +139,7 @@ class QueueView(QWidget):
             widget.hide()
         self.advanced.toggled.connect(lambda _on: self.refresh_schedule())
 
-        self.run_button = QPushButton("Run queued edits")
-        self.run_button.setObjectName("primary")
-        self.run_button.setToolTip("Ctrl+R")
-        self.run_button.clicked.connect(self.run_queue)
+        self.run_button = push_button("Run queued edits", self.run_queue, tooltip="Ctrl+R", name="primary")
         self.result = BatchResult(session)
         run_box = QHBoxLayout()  # progress and Cancel: the window's one progress area, in the status bar
         run_box.addWidget(self.run_button)
@@ -185,10 +176,7 @@ class QueueView(QWidget):
     # ---- display -----------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        self._session.start(self._refresh())
-
-    async def _refresh(self) -> None:
-        self.show_facts(await self._session.job(jobs.queued_facts))
+        show_job_result(self._session, jobs.queued_facts, self.show_facts)
 
     def apply_changes(self, changes: BatchChanges) -> None:
         """A batch took its facts out of the queue (an undo puts none back, and ends the last

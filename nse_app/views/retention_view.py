@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import pyqtgraph as pg
 from PySide6.QtWidgets import (
-    QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
+    QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget,
 )
 
 from nse_engine.bench_curves import RunCurves, read_run_curves
@@ -27,6 +27,7 @@ from nse_app.session import Session
 from nse_app.views import file_dialogs
 from nse_app.views.elided_label import ElidedLabel
 from nse_app.views.run_curves import RunCurvesOverlay
+from nse_app.views.wiring import push_button, show_job_result
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
 
@@ -175,23 +176,18 @@ class RetentionView(QWidget):
 
         self.summary = QLabel("Run a batch of edits to see how earlier edits hold up.")
         self.summary.setObjectName("retentionSummary")
-        save = QPushButton("Save chart as PNG…")
-        save.clicked.connect(self.save_png)
+        save = push_button("Save chart as PNG…", self.save_png)
         self.overlay_picker = QComboBox()
         self.overlay_picker.setToolTip("Overlay another project's retention curves (in grey)")
         self.overlay_picker.activated.connect(self._picked)
-        browse = QPushButton("Browse…")
-        browse.setToolTip("Overlay the curves of a project in another folder")
-        browse.clicked.connect(self.browse_overlay)
-        self.clear_overlay_button = QPushButton("Clear overlay")
-        self.clear_overlay_button.clicked.connect(self.clear_overlay)
+        browse = push_button("Browse…", self.browse_overlay, tooltip="Overlay the curves of a project in another folder")
+        self.clear_overlay_button = push_button("Clear overlay", self.clear_overlay)
         self.overlay_label = QLabel()
         self.overlay_label.setObjectName("overlayLabel")
-        load_run = QPushButton("Load run…")
-        load_run.setToolTip("Draw the checkpoint curves of an `nse bench --checkpoint-every N` result (dotted)")
-        load_run.clicked.connect(self.browse_run)
-        self.clear_run_button = QPushButton("Clear run")
-        self.clear_run_button.clicked.connect(lambda: self.show_run(None))
+        load_run = push_button(
+            "Load run…", self.browse_run,
+            tooltip="Draw the checkpoint curves of an `nse bench --checkpoint-every N` result (dotted)")
+        self.clear_run_button = push_button("Clear run", lambda: self.show_run(None))
         self.run_label = ElidedLabel()
         self.run_label.setObjectName("runLabel")
         top = QHBoxLayout()
@@ -221,10 +217,7 @@ class RetentionView(QWidget):
         self.show_run(None)
 
     def refresh(self) -> None:
-        self._session.start(self._refresh())
-
-    async def _refresh(self) -> None:
-        self.show_series(await self._session.job(jobs.retention_points))
+        show_job_result(self._session, jobs.retention_points, self.show_series)
 
     def apply_changes(self, changes: BatchChanges) -> None:
         """A batch adds its point, an undo takes it away (only the newest batch is ever undone)."""

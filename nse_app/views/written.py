@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QTextBrowser, QVBoxLayout, QWidget
 
 from nse_engine.answers import answer_span, says
 from nse_engine.store.log_rows import LogRow, held_count
 
 from nse_app.session import Session
+from nse_app.views.wiring import push_button
 
 STATUS_COLORS = {"applied": "#1b7f3b", "failed": "#b3261e", "undone": "#7a7a7a", "queued": "#1f5fa8"}
 HELD_COLOR, NOT_HELD_COLOR = STATUS_COLORS["applied"], STATUS_COLORS["failed"]
@@ -61,9 +62,8 @@ class BatchResult(QGroupBox):
         self.summary = QLabel()
         self.facts = QTextBrowser()
         self.facts.setMaximumHeight(140)
-        self.retry_button = QPushButton("Retry facts that did not hold")
-        self.retry_button.setToolTip("Queue them again, so that the next run edits them again")
-        self.retry_button.clicked.connect(self.retry)
+        self.retry_button = push_button("Retry facts that did not hold", self.retry,
+                                        tooltip="Queue them again, so that the next run edits them again")
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
         top.addWidget(self.retry_button)
