@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from nse_engine.atomic import atomic_path
 from nse_engine.chat import is_chat_model
 from nse_engine.editing.hparams import PRESETS, NseHyperParams, preset_name, relative_depth_layers
 from nse_engine.editing.methods import method_for
@@ -93,7 +94,8 @@ def default_hparams(
     hparams = derive_hparams(loaded, points, control, method)
     cache_file = _cache_file(loaded, method)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    cache_file.write_text(json.dumps(hparams.to_dict(), indent=2), encoding="utf-8")
+    with atomic_path(cache_file) as tmp:  # another process reading the cache never sees half a file
+        tmp.write_text(json.dumps(hparams.to_dict(), indent=2), encoding="utf-8")
     return hparams
 
 
