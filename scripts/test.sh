@@ -3,4 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest "$@"
+# One pytest-xdist worker per core (at most 4), each with one torch thread (tests/conftest.py); the
+# workers share one folder for what a run measures once (the built-in model's conversion, statistics).
+workers=${NSE_TEST_WORKERS:-$(nproc)}
+[ "$workers" -le 4 ] || workers=4
+exec .venv/bin/python -m pytest -n "$workers" "$@"

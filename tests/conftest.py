@@ -50,11 +50,22 @@ def _models_on_test_device():
 
 
 @pytest.fixture(scope="session")
-def _shared_cache(tmp_path_factory) -> Path:
-    """One statistics and derived-settings cache for the whole session, for the tests that use it: the
+def _shared_root(tmp_path_factory) -> Path:
+    """A folder all workers of one run share (scripts/test.sh runs pytest-xdist workers), so what
+    is measured once per run (the built-in model's conversion, its statistics) is measured once."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def _shared_cache(_shared_root) -> Path:
+    """One statistics and derived-settings cache for the whole run, for the tests that use it: the
     integration tests on the real models, and the app and reliability tests on the tiny model on disk.
-    Its entries are keyed by the model's weights and the text sample, so each model is measured once."""
-    return tmp_path_factory.mktemp("nse-cache")
+    Its entries are keyed by the model's weights and the text sample, so each model is measured once
+    (two workers may measure the same entry at the same time; both write it atomically)."""
+    path = _shared_root / "nse-cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture(autouse=True)
@@ -83,14 +94,18 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def default_model_path(tmp_path_factory):
-    """The built-in default model, converted once per test session into a temporary folder."""
+def default_model_path(_shared_root):
+    """The built-in default model, converted once per run into a temporary folder (one worker
+    converts while the others wait for it)."""
+    from filelock import FileLock
+
     from nse_engine.model.default_model import ensure_builtin_model
 
     previous = os.environ.get("NSE_DATA_DIR")
-    os.environ["NSE_DATA_DIR"] = str(tmp_path_factory.mktemp("default-model"))
+    os.environ["NSE_DATA_DIR"] = str(_shared_root / "default-model")
     try:
-        return ensure_builtin_model("default")
+        with FileLock(_shared_root / "default-model.lock"):
+            return ensure_builtin_model("default")
     finally:
         if previous is None:
             del os.environ["NSE_DATA_DIR"]

@@ -27,13 +27,10 @@ def test_encore_early_stop_ends_once_the_new_object_is_top1_on_every_prompt(load
     facts = dev_facts(3)
     session = EditingSession(loaded, SMOLLM2)
     session.prepare(JobControl())
-    with torch.enable_grad():
-        plain = compute_target_states(loaded.model, loaded.tokenizer, session.points, facts, SMOLLM2,
-                                      session.prefixes, JobControl(), stop_nll=-1.0)
+    with torch.enable_grad():  # without a stop every state takes all its steps (v_num_grad_steps − 1)
         early = compute_target_states(loaded.model, loaded.tokenizer, session.points, facts, SMOLLM2,
                                       session.prefixes, JobControl(), stop_nll=-1.0, stop_margin=0.0)
-    assert (plain.steps == SMOLLM2.target.v_num_grad_steps - 1).all()
-    assert (early.steps < plain.steps).all()
+    assert (early.steps < SMOLLM2.target.v_num_grad_steps - 1).all()
 
 
 @pytest.mark.integration
