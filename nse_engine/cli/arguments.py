@@ -20,7 +20,7 @@ def non_negative_int(text: str) -> int:
 
 def setting(text: str) -> tuple[str, Any]:
     """NAME=VALUE of an editing setting, typed and checked (see nse_engine.editing.settings)."""
-    from nse_engine.editing.settings import parse_setting  # imports transformers: only when --set is given
+    from nse_engine.editing.settings import parse_setting  # imports torch: only when --set is given
 
     name, sep, value = text.partition("=")
     if not sep or not name.strip():

@@ -1,7 +1,7 @@
 """NSE hyper-parameters, grouped by what they configure, and the paper's presets for its three models.
 
     NseHyperParams                 layers, method, provenance, and one section per concern:
-      .target   TargetStates       how each fact's target state is computed (target_state.py)
+      .target   TargetSettings     how each fact's target state is computed (target_state.py)
       .solve    Solve              the layer solve and its λ/β schedule (update.py, schedule.py)
       .passes   Passes             which facts a round edits, in how many passes (nse_round.py)
       .switches Switches           NAS and ENCORE, which work with any method
@@ -75,7 +75,7 @@ def setting(default: Any = dataclasses.MISSING, *, scope: str = ROUND, values: R
 
 
 @dataclass(frozen=True)
-class TargetStates:
+class TargetSettings:
     """How each fact's target state z is computed (target_state.py)."""
 
     v_lr: float  # Adam learning rate of the target-state delta
@@ -139,7 +139,7 @@ class Preparation:
 
 
 # NseHyperParams' sections, by attribute, in the order the Advanced panel shows them.
-SECTIONS: dict[str, type] = {"target": TargetStates, "solve": Solve, "passes": Passes, "switches": Switches,
+SECTIONS: dict[str, type] = {"target": TargetSettings, "solve": Solve, "passes": Passes, "switches": Switches,
                              "preparation": Preparation}
 # The flat names in the order projects, caches and results have stored them since before the
 # sections: `to_dict` keeps it, so what is written stays byte-identical.
@@ -159,7 +159,7 @@ class NseHyperParams:
     """Every knob of one NSE edit round; `editable_settings()` names those a batch may change."""
 
     layers: tuple[int, ...] = setting(scope=PROJECT)  # consecutive blocks whose MLP output projections are edited
-    target: TargetStates
+    target: TargetSettings
     solve: Solve
     passes: Passes
     switches: Switches = field(default_factory=Switches)

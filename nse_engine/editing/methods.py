@@ -70,7 +70,7 @@ class Method(Protocol):
                      prepared: dict[int, torch.Tensor]) -> LayerSolver:
         """The update of one layer."""
 
-    def resident_memory(self, n_layers: int, d_ff: int) -> list[tuple[str, int]]:
+    def resident_memory(self, n_edited_layers: int, d_ff: int) -> list[tuple[str, int]]:
         """(what, bytes) the method holds beside C and Kp while a project is open."""
 
 
@@ -116,7 +116,7 @@ class Nse:
             )
         return solve_least_squares
 
-    def resident_memory(self, n_layers: int, d_ff: int) -> list[tuple[str, int]]:
+    def resident_memory(self, n_edited_layers: int, d_ff: int) -> list[tuple[str, int]]:
         return []
 
 
@@ -182,8 +182,8 @@ class AlphaEdit(MemitSeq):
                                           kp=kp[layer], update_norm_weight=norm_weight)
         return solve_projected
 
-    def resident_memory(self, n_layers: int, d_ff: int) -> list[tuple[str, int]]:
-        return [("AlphaEdit projections (float64)", n_layers * d_ff * d_ff * 8)]
+    def resident_memory(self, n_edited_layers: int, d_ff: int) -> list[tuple[str, int]]:
+        return [("AlphaEdit projections (float64)", n_edited_layers * d_ff * d_ff * 8)]
 
 
 _METHODS: dict[str, Method] = {m.key: m for m in (Nse(), MemitSeq(), AlphaEdit())}  # in METHODS' order

@@ -162,9 +162,9 @@ class EditingSession:
                 per_pass = self.placement.stats_layers_per_pass or len(missing)
                 for start in range(0, len(missing), per_pass):  # each pass's moments stored before the next
                     stats = layer_stats(self.loaded, self.points, missing[start : start + per_pass], spec, control)
-                    for l, layer in stats.items():
-                        self.second_moments[l] = layer.moment.to(self.ledger.solve_device, self.placement.state_dtype)
-                    del stats
+                    self.second_moments.update({
+                        l: s.moment.to(self.ledger.solve_device, self.placement.state_dtype) for l, s in stats.items()})
+                    del stats  # the CPU float64 copies go before the next pass
         if not self._method_prepared():
             moments = {l: self.second_moments[l] for l in self.layers}
             self.projections = self.method.prepare(self.hparams, moments, self.ledger.solve_device)

@@ -1,6 +1,5 @@
 """The peer methods on the real default model (SmolLM2-135M): each applies edits that show."""
 
-
 import pytest
 import torch
 

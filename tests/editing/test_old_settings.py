@@ -2,12 +2,13 @@
 batch records of old projects name v_loss_layer, a setting that nothing ever read and is gone, and
 the flat JSON settings are stored as did not change when they were grouped in sections."""
 
+import dataclasses
 import json
 import re
 
 import pytest
 
-from nse_engine.editing.hparams import NseHyperParams
+from nse_engine.editing.hparams import SECTIONS, STORED_ORDER, NseHyperParams
 from nse_engine.editing.settings import parse_setting
 from nse_engine.errors import SettingsError
 from tiny import tiny_hparams
@@ -49,6 +50,13 @@ def test_grouped_settings_store_the_same_flat_json_and_take_the_same_flat_names(
     assert changed.value("v_lr") == 0.25 and changed.replace(v_lr=0.5).source == "derived+user"
     with pytest.raises(ValueError, match="unknown NSE setting"):
         tiny_hparams().replace(v_loss_layer=3)
+
+
+def test_every_setting_is_stored():
+    # a field left out of STORED_ORDER would be dropped from files, validation and --set without a word
+    fields = [f.name for f in dataclasses.fields(NseHyperParams) if f.name not in SECTIONS]
+    fields += [f.name for kind in SECTIONS.values() for f in dataclasses.fields(kind)]
+    assert sorted(STORED_ORDER) == sorted(fields)
 
 
 @pytest.mark.parametrize("name, value, says", [
