@@ -137,6 +137,17 @@ def setting_text(value: Any) -> str:
     return str(value)
 
 
+def _read_only_text(key: str, value: Any) -> str:
+    """A fixed setting as the panel's narrow value column shows it: consecutive edited layers as
+    a range, 2–8, where a wrapped list pushed a block out of sight."""
+    if key == "method":
+        return METHOD_NAMES.get(str(value), str(value))
+    if key == "layers" and isinstance(value, (list, tuple)) and len(value) > 2 \
+            and list(value) == list(range(value[0], value[-1] + 1)):
+        return f"{value[0]}–{value[-1]}"
+    return setting_text(value)
+
+
 def _field(key: str, value: Any) -> Field:
     """The field of `key`; a setting this table does not know yet is shown by its value's type."""
     if key in FIELDS:
@@ -295,7 +306,7 @@ class AdvancedSettings(QWidget):
             spin = NumberBox(low, max(high, float(value)))
             spin.setValue(float(value))
         else:
-            label = QLabel(METHOD_NAMES.get(str(value), str(value)) if key == "method" else setting_text(value))
+            label = QLabel(_read_only_text(key, value))
             label.setWordWrap(True)
             return label
         spin.setKeyboardTracking(False)  # a typed value counts once it is entered, not per keystroke

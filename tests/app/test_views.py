@@ -199,7 +199,7 @@ def test_queue_view_advanced_panel_hands_over_what_the_user_changed(qtbot, sessi
     session.project_changed.emit(PROJECT)
     assert {"alpha", "layers"} <= set(view.settings_panel.editors)
     assert "source" not in view.settings_panel.editors  # not where the settings came from
-    assert view.settings_panel.editors["layers"].text() == "2, 3, 4"
+    assert view.settings_panel.editors["layers"].text() == "2–4"
     view.advanced.setChecked(True)
     assert view.overrides() == {}
     view.settings_panel.editors["alpha"].setValue(2.5)
