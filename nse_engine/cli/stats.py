@@ -7,6 +7,7 @@ import argparse
 from nse_engine.cli.models import add_model_options
 from nse_engine.cli.progress_bar import progress_bar_control
 from nse_engine.errors import NseError
+from nse_engine.stats.precision import STATS_PRECISIONS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", default="default", help="'default' (bundled Wikipedia lead paragraphs) or a .txt / .jsonl file")
     p.add_argument("--seq-len", type=int, help="tokens per sequence, BOS included (default 128)")
     p.add_argument("--batch-size", type=int, help="sequences per forward pass (default 16)")
+    p.add_argument("--precision", choices=STATS_PRECISIONS,
+                   help="the pass's matrix products (default as derived settings choose: bfloat16 where this "
+                        "device multiplies it at least twice as fast as float32)")
     p.add_argument("--nullspace-threshold", type=float, default=0.02,
                    help="also show how many eigen-directions of C lie below this (AlphaEdit's free space; paper 0.02)")
     add_model_options(p)
@@ -39,7 +43,7 @@ def parse_layers(text: str) -> list[int]:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    from nse_engine.editing.derive import STATS_TOKENS
+    from nse_engine.editing.derive import STATS_TOKENS, stats_precision_for
     from nse_engine.editing.hparams import default_layers
     from nse_engine.model.architecture import find_edit_points
     from nse_engine.model.loading import load_model
@@ -50,10 +54,13 @@ def run_stats(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, args.device, args.dtype, args.trust_remote_code, control, args.device_map)
     points = find_edit_points(loaded.model)
     layers = parse_layers(args.layers) if args.layers else list(default_layers(loaded.model, points.n_layers))
-    given = {"n_tokens": args.tokens or STATS_TOKENS, "seq_len": args.seq_len, "batch_size": args.batch_size}
+    precision = args.precision or stats_precision_for(loaded.device)[0]
+    given = {"n_tokens": args.tokens or STATS_TOKENS, "seq_len": args.seq_len, "batch_size": args.batch_size,
+             "precision": precision}
     spec = StatsSpec(corpus=args.corpus, **{name: value for name, value in given.items() if value is not None})
     stats = layer_stats(loaded, points, layers, spec, control)
-    print(f"{loaded.name}: E[kkᵀ] of {points.blocks_path}.<i>.{points.mlp_out_path} inputs (d_ff {points.d_ff}), corpus {args.corpus}")
+    print(f"{loaded.name}: E[kkᵀ] of {points.blocks_path}.<i>.{points.mlp_out_path} inputs (d_ff {points.d_ff}), "
+          f"corpus {args.corpus}, {precision} products")
     threshold = args.nullspace_threshold
     print(f"{'layer':>5}  {'tokens':>9}  {'seconds':>8}  {'trace':>11}  {f'free < {threshold:g}':>16}  cache")
     for layer, s in stats.items():

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nse_engine.method_names import METHODS
+from nse_engine.stats.precision import STATS_PRECISIONS
 
 if TYPE_CHECKING:  # the app reads the settings' scopes and must not import transformers
     from transformers import PreTrainedModel
@@ -136,6 +137,7 @@ class Preparation:
     context_prefixes: int = setting(5, scope=PREPARED)  # generated text prefixes in front of each prompt (plus the bare prompt)
     context_prefix_tokens: int = setting(8, scope=PREPARED)  # length of each generated prefix
     stats_tokens: int = setting(0, scope=PREPARED)  # token positions for C; 0 = the statistics module's default
+    stats_precision: str = setting("float32", scope=PREPARED, choices=STATS_PRECISIONS)  # C's matrix products (derived)
 
 
 # NseHyperParams' sections, by attribute, in the order the Advanced panel shows them.
@@ -150,7 +152,7 @@ STORED_ORDER = (
     "chat_subject_weight", "max_iterations", "refresh_drifted", "verify_passes", "chat_passes",
     "schedule_ramp_edits", "schedule_start", "context_prefixes", "context_prefix_tokens", "stats_tokens", "method",
     "nullspace_threshold", "update_norm_weight", "norm_anchoring", "norm_anchor", "encore", "encore_norm_weight",
-    "source", "notes",
+    "stats_precision", "source", "notes",
 )
 
 

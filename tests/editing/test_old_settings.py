@@ -38,10 +38,14 @@ STORED = ('{"layers": [1, 2], "v_lr": 0.5, "v_num_grad_steps": 6, "alpha": 0.0, 
           '"encore_norm_weight": 0.0, "source": "derived", "notes": {}}')
 
 
+# The same settings as written since stats_precision (2026-12-08): one key more, the rest unchanged.
+STORED_NOW = STORED.replace('"source"', '"stats_precision": "float32", "source"')
+
+
 def test_grouped_settings_store_the_same_flat_json_and_take_the_same_flat_names():
-    assert json.dumps(tiny_hparams().to_dict()) == STORED
-    read = NseHyperParams.from_dict(json.loads(STORED))
-    assert read == tiny_hparams() and json.dumps(read.to_dict()) == STORED
+    assert json.dumps(tiny_hparams().to_dict()) == STORED_NOW
+    read = NseHyperParams.from_dict(json.loads(STORED))  # a file from before stats_precision: float32, as it was
+    assert read == tiny_hparams() and json.dumps(read.to_dict()) == STORED_NOW
     older = {k: v for k, v in json.loads(STORED).items() if k not in ("chat_passes", "target_stop_top1")}
     assert NseHyperParams.from_dict(older) == tiny_hparams()  # settings added since take their defaults
     changed = tiny_hparams().with_overrides(v_lr=0.25, alpha=1.0, encore=True, stats_tokens=64)

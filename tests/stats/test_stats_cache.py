@@ -1,11 +1,14 @@
 """The statistics cache: hits reuse the file, anything that changes the keys or damages the file recomputes."""
 
+import hashlib
+import json
 import logging
 import shutil
 
 import pytest
 import torch
 
+from nse_engine.stats.cache import StatsKey
 from nse_engine.stats.second_moment import StatsSpec, layer_stats
 
 
@@ -65,6 +68,22 @@ def test_key_covers_the_sample(loaded_factory, txt_corpus, changes):
     base = layer_stats(loaded, points, [1], spec_for(txt_corpus))[1]
     other = layer_stats(loaded, points, [1], spec_for(txt_corpus, **changes))[1]
     assert not other.cached and other.path != base.path
+
+
+def test_key_covers_the_precision_and_float32_keeps_the_name_it_had(loaded_factory, txt_corpus):
+    from nse_engine.stats.cache import FORMAT
+
+    loaded, points = loaded_factory("llama")
+    full = layer_stats(loaded, points, [1], spec_for(txt_corpus))[1]
+    low = layer_stats(loaded, points, [1], spec_for(txt_corpus, precision="bfloat16"))[1]
+    assert not low.cached and low.path != full.path
+    assert layer_stats(loaded, points, [1], spec_for(txt_corpus, precision="bfloat16"))[1].cached
+    # a float32 file is named by the fields it had before precision was one: caches made then stay valid
+    key = StatsKey(fingerprint="f", layer=1, module="m", corpus="c", n_tokens=1, seq_len=2, seed=0, tokenization="t")
+    digest = hashlib.sha256(json.dumps({"format": FORMAT, **{name: str(value) for name, value in [
+        ("fingerprint", "f"), ("layer", 1), ("module", "m"), ("corpus", "c"), ("n_tokens", 1), ("seq_len", 2),
+        ("seed", 0), ("tokenization", "t")]}}, sort_keys=True).encode()).hexdigest()
+    assert key.path.name == f"layer001-{digest[:32]}.safetensors"
 
 
 def test_key_covers_corpus_content_and_bos(loaded_factory, txt_corpus, tmp_path):
@@ -137,3 +156,31 @@ def test_a_projects_statistics_sample_is_a_setting_each_size_cached_apart():
             recorded.append(int(f.metadata()["n_tokens"]))
     assert sorted(recorded) == [512] * 2 + [1024] * 2  # two edited layers, each size apart
     assert not torch.equal(moments[512], moments[1024])
+
+
+def test_a_projects_statistics_precision_is_a_setting_recorded_in_the_cache():
+    """`stats_precision` (derived: bf16 where the device multiplies it fast) picks the pass's products;
+    the file records it, and the two precisions never share a file."""
+    from safetensors import safe_open
+
+    from nse_engine.editing.derive import BF16_SPEEDUP, stats_precision_for
+    from nse_engine.editing.session import EditingSession
+    from nse_engine.paths import cache_dir
+    from nse_engine.progress import JobControl
+    from tiny import tiny_hparams, tiny_loaded
+
+    loaded = tiny_loaded("llama")
+    moments = {}
+    for precision in ("float32", "bfloat16"):
+        session = EditingSession(loaded, tiny_hparams(stats_precision=precision))
+        session.prepare(JobControl())
+        moments[precision] = session.second_moments[session.layers[-1]]
+    recorded = []
+    for path in (cache_dir() / "stats").glob("*.safetensors"):
+        with safe_open(path, "pt") as f:
+            recorded.append(f.metadata().get("precision", "float32"))
+    assert sorted(recorded) == ["bfloat16"] * 2 + ["float32"] * 2  # two edited layers, each precision apart
+    assert not torch.equal(moments["float32"], moments["bfloat16"])
+    assert torch.allclose(moments["float32"], moments["bfloat16"], rtol=0.05, atol=0.02 * moments["float32"].abs().max())
+    precision, speedup = stats_precision_for(torch.device("cpu"))
+    assert speedup >= 0 and (precision == "bfloat16") == (speedup >= BF16_SPEEDUP)

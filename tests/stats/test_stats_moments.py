@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nse_engine.errors import Cancelled
+from nse_engine.errors import Cancelled, NseError
 from nse_engine.paths import cache_dir
 from nse_engine.progress import JobControl, silent
 from nse_engine.stats.corpus import load_corpus, token_sequences
@@ -37,6 +37,29 @@ def test_streaming_equals_direct(loaded_factory, txt_corpus, kind):
         got = stats[layer].moment
         assert got.dtype == torch.float64 and got.device.type == "cpu" and got.shape == (points.d_ff, points.d_ff)
         assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6 * expected.abs().max().item())
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2", "gpt_neox"])
+def test_bf16_products_give_the_float32_moment_within_bf16_rounding(loaded_factory, txt_corpus, kind):
+    """The bf16 pass (bf16 forward, bf16 kᵀk summed in float32) lands within a few bf16 roundings
+    (2⁻⁸ each) of the exact moment, and still returns float64."""
+    loaded, points = loaded_factory(kind)
+    spec = StatsSpec(corpus=str(txt_corpus), n_tokens=300, seq_len=24, batch_size=3, precision="bfloat16")
+    stats = layer_stats(loaded, points, [1, 2], spec)
+    sequences = token_sequences(load_corpus(txt_corpus), loaded.tokenizer, 300, 24, 0, silent(), PHASE)
+    for layer in (1, 2):
+        expected, _ = direct_moment(loaded, points, layer, sequences)
+        got = stats[layer].moment
+        assert got.dtype == torch.float64 and got.shape == (points.d_ff, points.d_ff)
+        assert torch.equal(got, got.T)
+        error = float((got - expected).norm() / expected.norm())
+        assert 0 < error < 0.02, error
+
+
+def test_an_unknown_precision_is_refused(loaded_factory, txt_corpus):
+    loaded, points = loaded_factory("llama")
+    with pytest.raises(NseError, match="precision must be one of float32, bfloat16, not 'float16'"):
+        layer_stats(loaded, points, [1], StatsSpec(corpus=str(txt_corpus), n_tokens=300, precision="float16"))
 
 
 def test_sequences_start_with_one_bos_and_count_exactly(loaded_factory, txt_corpus):
