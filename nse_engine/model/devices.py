@@ -66,7 +66,7 @@ def pick_dtype(device: torch.device, preference: str | None = None) -> torch.dty
 
 def bf16_speedup(device: torch.device) -> float:
     """How many times faster `device` multiplies in bf16 than in float32 (a (256, 1536) @ (1536, 1536)
-    product, best of three): well above 1 on bf16 matrix units (AMX, tensor cores), below 1 where
+    product, the best of four): well above 1 on bf16 matrix units (AMX, tensor cores), below 1 where
     bf16 is emulated; 0 where bf16 products fail."""
     try:
         return _product_seconds(device, torch.float32) / _product_seconds(device, torch.bfloat16)
@@ -78,7 +78,7 @@ def _product_seconds(device: torch.device, dtype: torch.dtype) -> float:
     a = torch.randn(256, 1536, device=device).to(dtype)
     b = torch.randn(1536, 1536, device=device).to(dtype)
     best = math.inf
-    for _ in range(4):  # the first warms up
+    for _ in range(4):  # the first also warms up
         _synchronize(device)
         start = time.perf_counter()
         a @ b
