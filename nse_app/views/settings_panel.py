@@ -107,7 +107,7 @@ FIELDS: dict[str, Field] = {
     "stats_tokens": Field("Statistics tokens", "Token positions the key statistics are computed on (0: the "
                           "statistics module's default).", "int"),
     "stats_precision": Field("Statistics precision", "The key statistics' matrix products: bfloat16 where this "
-                             "computer multiplies it at least twice as fast as float32 (C within 0.6 %).", "text"),
+                             "computer multiplies it at least three times as fast as float32 (C within 0.6 %).", "text"),
     "nullspace_threshold": Field("Null-space threshold (AlphaEdit)", "AlphaEdit: directions of C with an "
                                  "eigenvalue below this are free to change (above 0).", "float"),
     "update_norm_weight": Field("Update size weight (L2)", "Weight of ‖ΔW‖² in the solve (AlphaEdit's L2; 0 "

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="sequences per forward pass (default 16)")
     p.add_argument("--precision", choices=STATS_PRECISIONS,
                    help="the pass's matrix products (default as derived settings choose: bfloat16 where this "
-                        "device multiplies it at least twice as fast as float32)")
+                        "device multiplies it at least three times as fast as float32)")
     p.add_argument("--nullspace-threshold", type=float, default=0.02,
                    help="also show how many eigen-directions of C lie below this (AlphaEdit's free space; paper 0.02)")
     add_model_options(p)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,13 +150,15 @@ def key_product_sums(
     The hooks are on during a batch's pass only, so at the pause point between batches other work
     (a chat reply) uses the model as it is, and its passes add nothing to the sums.
 
-    precision "bfloat16" runs the forward pass under bf16 autocast and each kᵀk of _BF16_GEMM_ROWS
-    rows in bf16 (float32 accumulation inside the product, rounded once): faster on bf16 matrix
-    units (AMX, GPUs), C within 0.6 % of float32's (precision.py).
+    precision "bfloat16" runs each kᵀk of _BF16_GEMM_ROWS rows in bf16 (float32 accumulation inside
+    the product, rounded once) and, for float32 weights, the forward pass under bf16 autocast (weights
+    already in half precision run as they are): faster on bf16 matrix units (AMX, GPUs), C within
+    0.6 % of float32's on SmolLM2 (precision.py).
     """
-    low = precision == "bfloat16"
     device = points.embeddings.weight.device  # where the token ids go (a sharded model may spread its blocks)
     last = max(layers)
+    low = precision == "bfloat16"
+    autocast_forward = low and points.weight(last).dtype == torch.float32
     totals = {layer: torch.zeros(points.d_ff, points.d_ff, dtype=torch.float64) for layer in layers}
     partial = {
         layer: torch.zeros(points.d_ff, points.d_ff, dtype=torch.float32, device=points.weight(layer).device)
@@ -205,7 +208,8 @@ def key_product_sums(
             seen.clear()
             model.eval()
             handles = [points.mlp_out(layer).register_forward_pre_hook(hook_for(layer)) for layer in layers]
-            with removing_hooks(handles), torch.autocast(device.type, torch.bfloat16, enabled=low):
+            forward = torch.autocast(device.type, torch.bfloat16) if autocast_forward else nullcontext()
+            with removing_hooks(handles), forward:
                 run_until_stopped(lambda: model(input_ids=ids, attention_mask=mask, use_cache=False))
             assert seen == set(layers), f"the forward pass never reached the projections of layers {set(layers) - seen}"
             n = sum(len(s) for s in batch)
