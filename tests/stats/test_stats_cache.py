@@ -134,9 +134,9 @@ def test_file_of_another_model_is_not_used(loaded_factory, txt_corpus, caplog):
     assert not torch.allclose(again.moment, a.moment)
 
 
-def test_a_projects_statistics_sample_is_a_setting_each_size_cached_apart():
-    """`stats_tokens` picks the sample C is estimated from; a smaller sample is its own cache entry,
-    never mistaken for (or overwriting) the full one."""
+def prepared_with_each(setting, values, recorded_as):
+    """A tiny project prepared once per value of `setting`: its last edited layer's C per value, and
+    what every statistics cache file records (`recorded_as` reads a file's metadata), sorted."""
     from safetensors import safe_open
 
     from nse_engine.editing.session import EditingSession
@@ -146,39 +146,31 @@ def test_a_projects_statistics_sample_is_a_setting_each_size_cached_apart():
 
     loaded = tiny_loaded("llama")
     moments = {}
-    for tokens in (512, 1024):
-        session = EditingSession(loaded, tiny_hparams(stats_tokens=tokens))
+    for value in values:
+        session = EditingSession(loaded, tiny_hparams(**{setting: value}))
         session.prepare(JobControl())
-        moments[tokens] = session.second_moments[session.layers[-1]]
+        moments[value] = session.second_moments[session.layers[-1]]
     recorded = []
     for path in (cache_dir() / "stats").glob("*.safetensors"):
         with safe_open(path, "pt") as f:
-            recorded.append(int(f.metadata()["n_tokens"]))
-    assert sorted(recorded) == [512] * 2 + [1024] * 2  # two edited layers, each size apart
+            recorded.append(recorded_as(f.metadata()))
+    return moments, sorted(recorded)
+
+
+def test_a_projects_statistics_sample_is_a_setting_each_size_cached_apart():
+    """`stats_tokens` picks the sample C is estimated from; a smaller sample is its own cache entry,
+    never mistaken for (or overwriting) the full one."""
+    moments, recorded = prepared_with_each("stats_tokens", (512, 1024), lambda meta: int(meta["n_tokens"]))
+    assert recorded == [512] * 2 + [1024] * 2  # two edited layers, each size apart
     assert not torch.equal(moments[512], moments[1024])
 
 
 def test_a_projects_statistics_precision_is_a_setting_recorded_in_the_cache():
     """`stats_precision` (derived: bf16 where the device multiplies it fast) picks the pass's products;
     the file records it, and the two precisions never share a file."""
-    from safetensors import safe_open
-
-    from nse_engine.editing.session import EditingSession
-    from nse_engine.paths import cache_dir
-    from nse_engine.progress import JobControl
-    from tiny import tiny_hparams, tiny_loaded
-
-    loaded = tiny_loaded("llama")
-    moments = {}
-    for precision in ("float32", "bfloat16"):
-        session = EditingSession(loaded, tiny_hparams(stats_precision=precision))
-        session.prepare(JobControl())
-        moments[precision] = session.second_moments[session.layers[-1]]
-    recorded = []
-    for path in (cache_dir() / "stats").glob("*.safetensors"):
-        with safe_open(path, "pt") as f:
-            recorded.append(f.metadata().get("precision", "float32"))
-    assert sorted(recorded) == ["bfloat16"] * 2 + ["float32"] * 2  # two edited layers, each precision apart
+    moments, recorded = prepared_with_each("stats_precision", ("float32", "bfloat16"),
+                                           lambda meta: meta.get("precision", "float32"))
+    assert recorded == ["bfloat16"] * 2 + ["float32"] * 2  # two edited layers, each precision apart
     assert not torch.equal(moments["float32"], moments["bfloat16"])
     assert torch.allclose(moments["float32"], moments["bfloat16"], rtol=0.05, atol=0.02 * moments["float32"].abs().max())
 
